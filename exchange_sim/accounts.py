@@ -1,0 +1,103 @@
+"""Accounts, positions and fill settlement, in integers.
+
+A position keeps its signed quantity (lots) and its signed **cost**: the sum
+of ``price_ticks * lots`` of the fills that opened it, minus the share taken
+out by fills that reduced it. Then, exactly,
+
+    unrealized PnL = (qty * mark - cost) * value        (settlement minor units)
+
+and every fill changes ``balance + unrealized PnL`` of each side by the same
+amount whatever the rounding of the cost share removed on a partial close,
+so money is conserved to the last minor unit. The cost share removed is
+rounded *up* (toward +inf), which makes the realized PnL of a partial close
+round against the account; a full close removes the cost exactly.
+"""
+
+from __future__ import annotations
+
+from protocol.messages import MarginMode
+
+
+class Position:
+    __slots__ = ("symbol", "qty", "cost")
+
+    def __init__(self, symbol: str):
+        self.symbol = symbol
+        self.qty = 0  # lots; + long, - short
+        self.cost = 0  # Σ price_ticks × lots, same sign as qty
+
+    def entry_price(self) -> float:
+        """Average entry price in ticks (0.0 when flat)."""
+        return self.cost / self.qty if self.qty else 0.0
+
+    def apply_fill(self, signed_qty: int, price: int) -> int:
+        """Add a fill of ``signed_qty`` lots at ``price`` ticks.
+
+        Returns the realized PnL in ticks×lots (multiply by the instrument's
+        ``value`` for minor units). O(1).
+        """
+        qty = self.qty
+        if qty == 0 or (qty > 0) == (signed_qty > 0):
+            self.qty = qty + signed_qty
+            self.cost += signed_qty * price
+            return 0
+        size = qty if qty > 0 else -qty
+        trade = signed_qty if signed_qty > 0 else -signed_qty
+        closed = trade if trade < size else size
+        # cost share of the closed lots, rounded up: realized rounds against us
+        share = -((-self.cost * closed) // size)
+        closed_signed = closed if qty > 0 else -closed
+        realized = closed_signed * price - share
+        self.qty = qty - closed_signed
+        self.cost -= share
+        if trade > closed:  # the fill flips the position
+            rest = signed_qty + closed_signed
+            self.qty = rest
+            self.cost = rest * price
+        return realized
+
+
+class Account:
+    """One trading account: wallet, positions, open orders and margin caches."""
+
+    __slots__ = (
+        "id", "balances", "positions", "orders", "by_cid", "open_totals",
+        "margin_mode", "cache_epoch", "collateral", "upnl", "mm", "im_by_symbol",
+        "im_total", "reduce_only_orders",
+    )
+
+    def __init__(self, account_id: int):
+        self.id = account_id
+        self.balances: dict[str, int] = {}
+        self.positions: dict[str, Position] = {}
+        self.orders: dict = {}  # order_id -> book Order or StopOrder
+        self.by_cid: dict = {}  # client_order_id -> order
+        #: per symbol [buy lots, Σ buy price×lots, sell lots, Σ sell price×lots]
+        #: of resting orders: the pre-trade check reads these, never rescans
+        self.open_totals: dict[str, list[int]] = {}
+        self.margin_mode = MarginMode.CROSS
+        self.reduce_only_orders = 0
+        # Margin caches, valid while cache_epoch == venue epoch (see risk.margin)
+        self.cache_epoch = -1
+        self.collateral = 0.0
+        self.upnl = 0
+        self.mm = 0.0
+        self.im_by_symbol: dict[str, float] = {}
+        self.im_total = 0.0
+
+    def position(self, symbol: str) -> Position:
+        pos = self.positions.get(symbol)
+        if pos is None:
+            pos = self.positions[symbol] = Position(symbol)
+        return pos
+
+    def position_qty(self, symbol: str) -> int:
+        pos = self.positions.get(symbol)
+        return pos.qty if pos is not None else 0
+
+    def credit(self, asset: str, amount: int) -> int:
+        """Add ``amount`` (may be negative) and return the new balance."""
+        bal = self.balances.get(asset, 0) + amount
+        self.balances[asset] = bal
+        self.cache_epoch = -1
+        return bal

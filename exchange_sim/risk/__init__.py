@@ -1,0 +1,1 @@
+"""Risk: what collateral is worth and what positions require."""

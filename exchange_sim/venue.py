@@ -1,0 +1,914 @@
+"""The venue core: one sequenced command in, the events it caused out.
+
+Contract (the LMAX / exchange-core idea):
+
+- single-threaded, no clock, no randomness, no I/O: time is what the caller
+  passes as ``ts``; every container iterated here has a defined order;
+- ``apply(command)`` validates completely before it changes anything, so a
+  rejected command leaves the state exactly as it was and returns one
+  :class:`~protocol.messages.Rejected` event;
+- the same commands give the same events, bit for bit.
+
+The life of an order, by function: ``_new_order`` (validation, pre-trade
+margin) → ``_execute`` (matching in :mod:`exchange_sim.book`) → ``_settle``
+(positions, realized PnL, fees; :mod:`exchange_sim.accounts`) → events.
+Margin figures come from :mod:`exchange_sim.risk.margin`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from exchange_sim import config as config_mod
+from exchange_sim.accounts import Account
+from exchange_sim.book import (
+    BUY,
+    SELL,
+    STP_EXPIRE_BOTH,
+    STP_EXPIRE_MAKER,
+    STP_EXPIRE_TAKER,
+    STP_NONE,
+    Order,
+)
+from exchange_sim.config import Config
+from exchange_sim.instruments import Asset, Instrument
+from exchange_sim.risk import margin
+from protocol.messages import (
+    MAX_AMOUNT,
+    MAX_PRICE,
+    PROTOCOL_VERSION,
+    AccountUpdate,
+    AmendOrder,
+    AssetInfo,
+    BalanceChanged,
+    BookDelta,
+    BookSnapshot,
+    CancelAll,
+    CancelCause,
+    CancelOrder,
+    Deposit,
+    Fill,
+    InstrumentInfo,
+    Instruments,
+    Liquidity,
+    MarkPrice,
+    NewOrder,
+    OpenOrders,
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    OrderTriggered,
+    OrderType,
+    OrderView,
+    PositionView,
+    QueryAccount,
+    QueryBook,
+    QueryInstruments,
+    QueryOpenOrders,
+    Rejected,
+    RejectReason,
+    SetIndexPrice,
+    Side,
+    StpMode,
+    TimeInForce,
+    Trade,
+    Withdraw,
+)
+
+R = RejectReason
+_SIDE = {Side.BUY: BUY, Side.SELL: SELL}
+_SIDE_ENUM = {BUY: Side.BUY, SELL: Side.SELL}
+_STP = {
+    StpMode.NONE: STP_NONE,
+    StpMode.EXPIRE_TAKER: STP_EXPIRE_TAKER,
+    StpMode.EXPIRE_MAKER: STP_EXPIRE_MAKER,
+    StpMode.EXPIRE_BOTH: STP_EXPIRE_BOTH,
+}
+_TIF = {t: t for t in TimeInForce}
+_TYPE = {t: t for t in OrderType}
+FLAG_REDUCE_ONLY = 1
+
+
+class StopOrder:
+    """An untriggered stop order: it waits off-book for the mark to cross."""
+
+    __slots__ = ("order_id", "account", "symbol", "side", "stop_price", "cmd", "client_order_id", "qty", "filled")
+
+    def __init__(self, order_id: int, cmd: NewOrder, side: int):
+        self.order_id = order_id
+        self.account = cmd.account
+        self.symbol = cmd.symbol
+        self.side = side
+        self.stop_price = cmd.stop_price
+        self.cmd = cmd
+        self.client_order_id = cmd.client_order_id
+        self.qty = cmd.qty
+        self.filled = 0
+
+
+class _Reject(Exception):
+    """Raised by validation helpers; ``apply`` turns it into a Rejected event."""
+
+    def __init__(self, reason: RejectReason, message: str):
+        self.reason = reason
+        self.message = message
+
+
+def _int_in(value: object, lo: int, hi: int) -> bool:
+    return type(value) is int and lo <= value <= hi
+
+
+class Venue:
+    """The deterministic exchange state machine. See the module docstring."""
+
+    def __init__(self, config: Config | None = None):
+        self.config = config if config is not None else config_mod.default()
+        settle_name = self.config.venue.settlement_asset
+        self.assets: dict[str, Asset] = {a.name: Asset(a) for a in self.config.assets}
+        self.settle = self.assets[settle_name]
+        self.settle_name = settle_name
+        self.instruments: dict[str, Instrument] = {
+            c.symbol: Instrument(c, self.config, self.settle) for c in self.config.instruments
+        }
+        self.by_underlying: dict[str, list[Instrument]] = {}
+        for ins in self.instruments.values():
+            self.by_underlying.setdefault(ins.underlying, []).append(ins)
+            if self.assets[ins.underlying].index:
+                ins.mark = ins.mark_from_index(self.assets[ins.underlying].index)
+        self.accounts: dict[int, Account] = {}
+        self.stops: dict[str, dict[int, StopOrder]] = {s: {} for s in self.instruments}
+        self.max_open_orders = self.config.venue.max_open_orders
+        self.seq = 0  # commands applied
+        self.now = 0  # venue time, as given by the caller (ns)
+        self.epoch = 0  # bumps on every price change: margin caches compare to it
+        self.next_order_id = 1
+        self.next_trade_id = 1
+        # money-conservation ledger, per asset
+        self.deposits: dict[str, int] = {}
+        self.withdrawals: dict[str, int] = {}
+        self.fees_collected: dict[str, int] = {}
+        self._handlers: dict[type, Callable] = {
+            NewOrder: self._new_order,
+            CancelOrder: self._cancel_order,
+            AmendOrder: self._amend_order,
+            CancelAll: self._cancel_all,
+            Deposit: self._deposit,
+            Withdraw: self._withdraw,
+            SetIndexPrice: self._set_index_price,
+            QueryAccount: self._query_account,
+            QueryOpenOrders: self._query_open_orders,
+            QueryBook: self._query_book,
+            QueryInstruments: self._query_instruments,
+        }
+
+    # ------------------------------------------------------------ entry point
+
+    def apply(self, command, ts: int | None = None) -> list:
+        """Apply one command and return the events it caused, in order.
+
+        ``ts`` is the venue time the sequencer stamped on the command (ns);
+        time never moves backwards. Invalid commands return ``[Rejected]``
+        and change nothing.
+        """
+        self.seq += 1
+        if ts is not None and ts > self.now:
+            self.now = ts
+        handler = self._handlers.get(type(command))
+        events: list = []
+        if handler is None:
+            return [Rejected(reason=R.UNKNOWN_MESSAGE, message=f"unknown command {type(command).__name__}")]
+        try:
+            handler(command, events)
+        except _Reject as rej:
+            return [self._rejected(command, rej.reason, rej.message)]
+        return events
+
+    def _rejected(self, cmd, reason: RejectReason, message: str) -> Rejected:
+        return Rejected(
+            reason=reason,
+            message=message,
+            command=type(cmd).__name__,
+            account=getattr(cmd, "account", None) if type(getattr(cmd, "account", None)) is int else None,
+            order_id=getattr(cmd, "order_id", None) if type(getattr(cmd, "order_id", None)) is int else None,
+            client_order_id=getattr(cmd, "client_order_id", None)
+            if type(getattr(cmd, "client_order_id", None)) is str
+            else None,
+        )
+
+    # ------------------------------------------------------------- lookups
+
+    def _account(self, account_id) -> Account:
+        acct = self.accounts.get(account_id) if type(account_id) is int else None
+        if acct is None:
+            raise _Reject(R.UNKNOWN_ACCOUNT, f"account {account_id!r} does not exist (deposit first)")
+        return acct
+
+    def _instrument(self, symbol) -> Instrument:
+        ins = self.instruments.get(symbol) if type(symbol) is str else None
+        if ins is None:
+            raise _Reject(R.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")
+        return ins
+
+    def _asset(self, name) -> Asset:
+        asset = self.assets.get(name) if type(name) is str else None
+        if asset is None:
+            raise _Reject(R.UNKNOWN_ASSET, f"unknown asset {name!r}")
+        return asset
+
+    def _fresh(self, acct: Account) -> Account:
+        if acct.cache_epoch != self.epoch:
+            margin.refresh(acct, self.assets, self.instruments, self.epoch)
+        return acct
+
+    def _find_order(self, acct: Account, cmd):
+        if cmd.order_id is not None:
+            order = acct.orders.get(cmd.order_id)
+        elif cmd.client_order_id is not None:
+            order = acct.by_cid.get(cmd.client_order_id)
+        else:
+            raise _Reject(R.INVALID_FIELD, "give order_id or client_order_id")
+        if order is None:
+            raise _Reject(R.UNKNOWN_ORDER, "no open order with that id on this account")
+        return order
+
+    # ---------------------------------------------------------- new orders
+
+    def _new_order(self, cmd: NewOrder, events: list) -> None:
+        acct = self._account(cmd.account)
+        ins = self._instrument(cmd.symbol)
+        side = _SIDE.get(cmd.side)
+        tif = _TIF.get(cmd.tif)
+        otype = _TYPE.get(cmd.type)
+        stp = _STP.get(cmd.stp)
+        if side is None or tif is None or otype is None or stp is None or type(cmd.reduce_only) is not bool:
+            raise _Reject(R.INVALID_FIELD, "side, type, tif, stp or reduce_only has an unknown value")
+        if ins.paused:
+            raise _Reject(R.SYMBOL_PAUSED, f"{ins.symbol} is paused")
+        qty = cmd.qty
+        if type(qty) is not int or qty <= 0:
+            raise _Reject(R.BAD_LOT, "qty must be a positive whole number of lots")
+        if qty > ins.max_qty:
+            raise _Reject(R.ABOVE_MAX_QTY, f"qty {qty} exceeds the maximum {ins.max_qty} lots")
+        cid = cmd.client_order_id
+        if cid is not None:
+            if type(cid) is not str or not 0 < len(cid) <= 36:
+                raise _Reject(R.INVALID_FIELD, "client_order_id must be 1-36 characters")
+            if cid in acct.by_cid:
+                raise _Reject(R.DUPLICATE_CLIENT_ORDER_ID, f"client order id {cid!r} is already open")
+        if len(acct.orders) >= self.max_open_orders:
+            raise _Reject(R.TOO_MANY_OPEN_ORDERS, f"at most {self.max_open_orders} open orders")
+        if ins.mark == 0:
+            raise _Reject(R.NO_MARK_PRICE, f"{ins.symbol} has no index price yet")
+        if otype is OrderType.STOP_MARKET or otype is OrderType.STOP_LIMIT:
+            self._new_stop(cmd, acct, ins, side, otype, events)
+            return
+        price = cmd.price
+        if otype is OrderType.MARKET:
+            if price is not None:
+                raise _Reject(R.INVALID_FIELD, "a market order takes no price")
+            if tif is TimeInForce.POST_ONLY:
+                raise _Reject(R.INVALID_FIELD, "a market order cannot be post-only")
+        else:
+            if price is None:
+                raise _Reject(R.MISSING_PRICE, "a limit order needs a price")
+            if not _int_in(price, 1, MAX_PRICE):
+                raise _Reject(R.BAD_TICK, "price must be a positive whole number of ticks")
+        self._place(acct, ins, cmd, side, otype, tif, stp, price, qty, events)
+
+    def _place(self, acct, ins, cmd, side, otype, tif, stp, price, qty, events, order_id=None) -> None:
+        """Checks that depend on the book and margin, then accept and execute."""
+        book = ins.book
+        if otype is OrderType.MARKET:
+            limit = ins.market_limit(side == BUY)
+            best = book.best_ask() if side == BUY else book.best_bid()
+            if best is None or (best > limit if side == BUY else best < limit):
+                raise _Reject(R.NO_LIQUIDITY, "no liquidity within the market price band")
+            ref_price = limit
+        else:
+            if not ins.within_limit_band(price):
+                raise _Reject(R.OUTSIDE_PRICE_BAND, f"price {price} is too far from mark {ins.mark}")
+            limit = ref_price = price
+        reduce_only = cmd.reduce_only
+        pos_qty = acct.position_qty(ins.symbol)
+        if reduce_only:
+            # Bybit/Binance: a reduce-only order may only shrink the position;
+            # a quantity above the position (less other reduce-only orders on
+            # the same side) is trimmed to it.
+            room = self._reduce_room(acct, ins.symbol, side, pos_qty)
+            if room <= 0:
+                raise _Reject(R.REDUCE_ONLY_WOULD_INCREASE, "reduce-only order would open or increase a position")
+            qty = qty if qty <= room else room
+        elif ref_price * qty * ins.value < ins.min_notional:
+            raise _Reject(R.BELOW_MIN_NOTIONAL, f"notional below {ins.min_notional_str} {self.settle_name}")
+        if tif is TimeInForce.POST_ONLY and book.would_cross(side, price):
+            raise _Reject(R.POST_ONLY_WOULD_CROSS, "post-only order would take liquidity")
+        if tif is TimeInForce.FOK and not book.fillable(side, limit, qty, acct.id, stp):
+            raise _Reject(R.FOK_NOT_FILLABLE, "fill-or-kill order cannot fill completely now")
+        if not reduce_only:
+            self._check_margin(acct, ins, side, ref_price, qty)
+        # ---- accepted: from here on the state changes
+        if order_id is None:
+            order_id = self.next_order_id
+            self.next_order_id += 1
+            events.append(
+                OrderAccepted(
+                    account=acct.id, order_id=order_id, symbol=ins.symbol, side=cmd.side, type=otype,
+                    tif=tif, qty=qty, price=price, reduce_only=reduce_only,
+                    client_order_id=cmd.client_order_id,
+                )
+            )
+        order = Order(
+            order_id, acct.id, side, limit, qty, stp, cmd.client_order_id, ins.symbol, tif,
+            FLAG_REDUCE_ONLY if reduce_only else 0, self.seq,
+        )
+        self._execute(acct, ins, order, otype, events)
+
+    def _reduce_room(self, acct: Account, symbol: str, side: int, pos_qty: int) -> int:
+        """Lots a new reduce-only order on ``side`` may still close."""
+        if pos_qty == 0 or (pos_qty > 0) == (side > 0):
+            return 0
+        room = pos_qty if pos_qty > 0 else -pos_qty
+        if acct.reduce_only_orders:
+            for o in acct.orders.values():
+                if type(o) is Order and o.flags & FLAG_REDUCE_ONLY and o.symbol == symbol and o.side == side:
+                    room -= o.qty
+        return room
+
+    def _check_margin(self, acct: Account, ins: Instrument, side: int, price: int, qty: int) -> None:
+        """Pre-trade: IM with this order (and the same side's others) ≤ equity.
+
+        An order that does not raise the requirement (it reduces the position,
+        or the other side dominates) always passes. O(1) tier evaluations.
+        """
+        self._fresh(acct)
+        sym = ins.symbol
+        totals = acct.open_totals.get(sym)
+        new = [0, 0, 0, 0] if totals is None else totals.copy()
+        if side == BUY:
+            new[0] += qty
+            new[1] += price * qty
+        else:
+            new[2] += qty
+            new[3] += price * qty
+        pos_qty = acct.position_qty(sym)
+        before = acct.im_by_symbol.get(sym, 0.0)
+        after = margin.symbol_im(ins, pos_qty, new)
+        if after <= before:
+            return
+        im = acct.im_total - before + after
+        eq = margin.equity(acct, self.settle.unit)
+        if im > eq:
+            raise _Reject(
+                R.INSUFFICIENT_MARGIN,
+                f"initial margin {im:.2f} would exceed equity {eq:.2f} {self.settle_name}",
+            )
+
+    def _new_stop(self, cmd, acct, ins, side, otype, events) -> None:
+        stop = cmd.stop_price
+        if stop is None:
+            raise _Reject(R.MISSING_STOP_PRICE, "a stop order needs stop_price")
+        if not _int_in(stop, 1, MAX_PRICE):
+            raise _Reject(R.BAD_TICK, "stop_price must be a positive whole number of ticks")
+        if otype is OrderType.STOP_LIMIT:
+            if cmd.price is None:
+                raise _Reject(R.MISSING_PRICE, "a stop-limit order needs a price")
+            if not _int_in(cmd.price, 1, MAX_PRICE):
+                raise _Reject(R.BAD_TICK, "price must be a positive whole number of ticks")
+        elif cmd.price is not None:
+            raise _Reject(R.INVALID_FIELD, "a stop-market order takes no price")
+        if cmd.tif is TimeInForce.POST_ONLY or cmd.tif is TimeInForce.FOK and otype is OrderType.STOP_MARKET:
+            raise _Reject(R.INVALID_FIELD, f"{cmd.tif} is not allowed on {otype}")
+        if (side == BUY and ins.mark >= stop) or (side == SELL and ins.mark <= stop):
+            # Binance: "Order would immediately trigger" is refused
+            raise _Reject(R.INVALID_FIELD, f"stop price {stop} would trigger immediately at mark {ins.mark}")
+        if cmd.reduce_only and self._reduce_room(acct, ins.symbol, side, acct.position_qty(ins.symbol)) <= 0:
+            raise _Reject(R.REDUCE_ONLY_WOULD_INCREASE, "reduce-only order would open or increase a position")
+        order_id = self.next_order_id
+        self.next_order_id += 1
+        st = StopOrder(order_id, cmd, side)
+        self.stops[ins.symbol][order_id] = st
+        acct.orders[order_id] = st
+        if cmd.client_order_id is not None:
+            acct.by_cid[cmd.client_order_id] = st
+        events.append(
+            OrderAccepted(
+                account=acct.id, order_id=order_id, symbol=ins.symbol, side=cmd.side, type=otype,
+                tif=cmd.tif, qty=cmd.qty, price=cmd.price, stop_price=stop,
+                reduce_only=cmd.reduce_only, client_order_id=cmd.client_order_id,
+            )
+        )
+
+    # ------------------------------------------------------------ matching
+
+    def _execute(self, acct: Account, ins: Instrument, order: Order, otype, events: list) -> None:
+        """Match ``order`` as taker, settle each fill, rest or expire the rest."""
+        book = ins.book
+        limit = order.price
+        taker_side = order.side
+        res = book.match(taker_side, limit, order.qty, acct.id, order.stp)
+        touched: list[Account] = []
+        if res.fills:
+            self._settle_fills(acct, ins, order, res.fills, events, touched)
+        for maker in res.stp_expired:
+            self._forget(maker)
+            events.append(
+                OrderCancelled(
+                    account=maker.account, order_id=maker.order_id, symbol=ins.symbol,
+                    remaining=maker.qty, cause=CancelCause.SELF_TRADE, client_order_id=maker.client_order_id,
+                )
+            )
+        order.qty = res.remaining
+        if res.remaining:
+            if res.taker_expired_by_stp:
+                cause = CancelCause.SELF_TRADE
+            elif otype is OrderType.MARKET:
+                cause = CancelCause.PRICE_BAND
+            elif order.tif is TimeInForce.IOC:
+                cause = CancelCause.IOC
+            elif order.tif is TimeInForce.FOK:
+                cause = CancelCause.FOK  # only reachable through STP-free races; kept for safety
+            else:
+                cause = None
+            if cause is None:
+                book.add(order)
+                self._remember(acct, order)
+            else:
+                events.append(
+                    OrderCancelled(
+                        account=acct.id, order_id=order.order_id, symbol=ins.symbol,
+                        remaining=res.remaining, cause=cause, client_order_id=order.client_order_id,
+                    )
+                )
+        for a in touched:
+            if a.reduce_only_orders:
+                self._trim_reduce_only(a, ins, events)
+        self._book_delta(ins, events)
+        for a in touched:
+            events.append(self._account_update(a))
+
+    def _settle_fills(self, acct, ins, order, fills, events, touched) -> None:
+        sym = ins.symbol
+        value = ins.value
+        settle = self.settle_name
+        taker_side = order.side
+        taker_enum = _SIDE_ENUM[taker_side]
+        maker_enum = _SIDE_ENUM[-taker_side]
+        taker_pos = acct.position(sym)
+        accounts = self.accounts
+        fees = self.fees_collected
+        touched.append(acct)
+        taker_fee_total = 0
+        taker_pnl_total = 0
+        remaining = order.qty
+        for maker, qty, price in fills:
+            trade_id = self.next_trade_id
+            self.next_trade_id += 1
+            notional = price * qty * value
+            # maker side
+            mk = accounts[maker.account]
+            mk_fee = ins.fee(notional, True)
+            mk_pnl = mk.position(sym).apply_fill(-taker_side * qty, price) * value
+            mk.credit(settle, mk_pnl - mk_fee)
+            self._totals_sub(mk, maker, qty)
+            if maker.qty == 0:
+                self._forget(maker)  # its last lots were just taken out above
+            if mk not in touched:
+                touched.append(mk)
+            events.append(
+                Fill(
+                    account=mk.id, order_id=maker.order_id, symbol=sym, side=maker_enum, price=price,
+                    qty=qty, fee=mk_fee, liquidity=Liquidity.MAKER, trade_id=trade_id, remaining=maker.qty,
+                    realized_pnl=mk_pnl, position=mk.positions[sym].qty, client_order_id=maker.client_order_id,
+                )
+            )
+            # taker side
+            tk_fee = ins.fee(notional, False)
+            tk_pnl = taker_pos.apply_fill(taker_side * qty, price) * value
+            taker_fee_total += tk_fee
+            taker_pnl_total += tk_pnl
+            fees[settle] = fees.get(settle, 0) + mk_fee + tk_fee
+            remaining -= qty
+            order.filled += qty
+            events.append(
+                Fill(
+                    account=acct.id, order_id=order.order_id, symbol=sym, side=taker_enum, price=price,
+                    qty=qty, fee=tk_fee, liquidity=Liquidity.TAKER, trade_id=trade_id, remaining=remaining,
+                    realized_pnl=tk_pnl, position=taker_pos.qty, client_order_id=order.client_order_id,
+                )
+            )
+            events.append(Trade(symbol=sym, trade_id=trade_id, price=price, qty=qty, taker_side=taker_enum))
+        acct.credit(settle, taker_pnl_total - taker_fee_total)
+
+    # ------------------------------------------------- open-order bookkeeping
+
+    def _remember(self, acct: Account, order: Order) -> None:
+        """Index a resting order on its account and add it to the IM totals."""
+        acct.orders[order.order_id] = order
+        if order.client_order_id is not None:
+            acct.by_cid[order.client_order_id] = order
+        if order.flags & FLAG_REDUCE_ONLY:
+            acct.reduce_only_orders += 1
+        totals = acct.open_totals.get(order.symbol)
+        if totals is None:
+            totals = acct.open_totals[order.symbol] = [0, 0, 0, 0]
+        if order.side == BUY:
+            totals[0] += order.qty
+            totals[1] += order.price * order.qty
+        else:
+            totals[2] += order.qty
+            totals[3] += order.price * order.qty
+        self._reprice_im(acct, order.symbol)
+
+    def _totals_sub(self, acct: Account, order: Order, qty: int) -> None:
+        """Take ``qty`` lots of ``order`` out of the open-order totals. O(1)."""
+        if not qty:
+            return
+        totals = acct.open_totals[order.symbol]
+        if order.side == BUY:
+            totals[0] -= qty
+            totals[1] -= order.price * qty
+        else:
+            totals[2] -= qty
+            totals[3] -= order.price * qty
+        if totals[0] == 0 and totals[2] == 0:
+            del acct.open_totals[order.symbol]
+        self._reprice_im(acct, order.symbol)
+
+    def _forget(self, order: Order) -> None:
+        """Drop an order that left the book from its account's index, and take
+        its remaining ``qty`` out of the open-order totals. O(1)."""
+        acct = self.accounts[order.account]
+        del acct.orders[order.order_id]
+        if order.client_order_id is not None:
+            acct.by_cid.pop(order.client_order_id, None)
+        if order.flags & FLAG_REDUCE_ONLY:
+            acct.reduce_only_orders -= 1
+        self._totals_sub(acct, order, order.qty)
+
+    def _reprice_im(self, acct: Account, symbol: str) -> None:
+        if acct.cache_epoch != self.epoch:
+            return  # the next _fresh() recomputes everything
+        ins = self.instruments[symbol]
+        value = margin.symbol_im(ins, acct.position_qty(symbol), acct.open_totals.get(symbol))
+        old = acct.im_by_symbol.pop(symbol, 0.0)
+        if value:
+            acct.im_by_symbol[symbol] = value
+        acct.im_total += value - old
+
+    def _trim_reduce_only(self, acct: Account, ins: Instrument, events: list) -> None:
+        """After a position change, shrink or cancel reduce-only orders that
+        would now increase it (oldest keeps its quantity first)."""
+        pos_qty = acct.position_qty(ins.symbol)
+        room = abs(pos_qty)
+        for o in sorted(
+            (o for o in acct.orders.values() if type(o) is Order and o.flags & FLAG_REDUCE_ONLY and o.symbol == ins.symbol),
+            key=lambda o: o.order_id,
+        ):
+            allowed = room if pos_qty and (pos_qty > 0) != (o.side > 0) else 0
+            if o.qty <= allowed:
+                room -= o.qty
+                continue
+            if allowed > 0:
+                self._totals_sub(acct, o, o.qty - allowed)
+                ins.book.reduce(o.order_id, allowed)
+                room -= allowed
+                events.append(
+                    OrderAmended(
+                        account=acct.id, order_id=o.order_id, symbol=ins.symbol, price=o.price, qty=allowed,
+                        priority_kept=True, client_order_id=o.client_order_id,
+                    )
+                )
+            else:
+                self._cancel_resting(o, ins, CancelCause.REDUCE_ONLY, events)
+
+    # ------------------------------------------------------ cancel / amend
+
+    def _cancel_resting(self, order, ins: Instrument, cause: CancelCause, events: list) -> None:
+        if type(order) is StopOrder:
+            del self.stops[ins.symbol][order.order_id]
+            acct = self.accounts[order.account]
+            del acct.orders[order.order_id]
+            if order.client_order_id is not None:
+                acct.by_cid.pop(order.client_order_id, None)
+        else:
+            ins.book.cancel(order.order_id)
+            self._forget(order)
+        events.append(
+            OrderCancelled(
+                account=order.account, order_id=order.order_id, symbol=ins.symbol, remaining=order.qty,
+                cause=cause, client_order_id=order.client_order_id,
+            )
+        )
+
+    def _cancel_order(self, cmd: CancelOrder, events: list) -> None:
+        acct = self._account(cmd.account)
+        order = self._find_order(acct, cmd)
+        ins = self.instruments[order.symbol]
+        self._cancel_resting(order, ins, CancelCause.USER, events)
+        self._book_delta(ins, events)
+
+    def _cancel_all(self, cmd: CancelAll, events: list) -> None:
+        acct = self._account(cmd.account)
+        if cmd.symbol is not None:
+            self._instrument(cmd.symbol)
+        victims = sorted(
+            (o for o in acct.orders.values() if cmd.symbol is None or o.symbol == cmd.symbol),
+            key=lambda o: o.order_id,
+        )
+        for o in victims:
+            self._cancel_resting(o, self.instruments[o.symbol], CancelCause.CANCEL_ALL, events)
+        for sym in sorted({o.symbol for o in victims}):
+            self._book_delta(self.instruments[sym], events)
+
+    def _amend_order(self, cmd: AmendOrder, events: list) -> None:
+        acct = self._account(cmd.account)
+        order = self._find_order(acct, cmd)
+        if type(order) is StopOrder:
+            raise _Reject(R.NOT_ALLOWED, "stop orders cannot be amended; cancel and place again")
+        ins = self.instruments[order.symbol]
+        new_qty = order.qty if cmd.qty is None else cmd.qty
+        new_price = order.price if cmd.price is None else cmd.price
+        if not _int_in(new_qty, 1, ins.max_qty):
+            raise _Reject(R.BAD_LOT, f"qty must be 1..{ins.max_qty} lots")
+        if not _int_in(new_price, 1, MAX_PRICE):
+            raise _Reject(R.BAD_TICK, "price must be a positive whole number of ticks")
+        if new_qty == order.qty and new_price == order.price:
+            raise _Reject(R.NOTHING_TO_AMEND, "the amend changes nothing")
+        if new_price != order.price and not ins.within_limit_band(new_price):
+            raise _Reject(R.OUTSIDE_PRICE_BAND, f"price {new_price} is too far from mark {ins.mark}")
+        reduce_only = order.flags & FLAG_REDUCE_ONLY
+        if reduce_only:
+            room = self._reduce_room(acct, ins.symbol, order.side, acct.position_qty(ins.symbol)) + order.qty
+            if new_qty > room:
+                raise _Reject(R.REDUCE_ONLY_WOULD_INCREASE, f"reduce-only order may hold at most {room} lots")
+        elif new_price * new_qty * ins.value < ins.min_notional:
+            raise _Reject(R.BELOW_MIN_NOTIONAL, f"notional below {ins.min_notional_str} {self.settle_name}")
+        crosses = new_price != order.price and ins.book.would_cross(order.side, new_price)
+        if crosses and order.tif is TimeInForce.POST_ONLY:
+            raise _Reject(R.POST_ONLY_WOULD_CROSS, "post-only order would take liquidity at the new price")
+        if not reduce_only:
+            grows = new_qty * new_price > order.qty * order.price or new_qty > order.qty
+            if grows:
+                self._check_amend_margin(acct, ins, order, new_price, new_qty)
+        # ---- accepted
+        if new_price == order.price and new_qty < order.qty:
+            self._totals_sub(acct, order, order.qty - new_qty)
+            ins.book.reduce(order.order_id, new_qty)
+            events.append(
+                OrderAmended(
+                    account=acct.id, order_id=order.order_id, symbol=ins.symbol, price=new_price, qty=new_qty,
+                    priority_kept=True, client_order_id=order.client_order_id,
+                )
+            )
+            self._book_delta(ins, events)
+            return
+        # Loses priority: out of the book, then in again as a taker (a new
+        # price may cross, as a cancel-replace would on Binance), keeping its id.
+        ins.book.cancel(order.order_id)
+        self._forget(order)
+        order.price = new_price
+        order.qty = new_qty
+        events.append(
+            OrderAmended(
+                account=acct.id, order_id=order.order_id, symbol=ins.symbol, price=new_price, qty=new_qty,
+                priority_kept=False, client_order_id=order.client_order_id,
+            )
+        )
+        self._execute(acct, ins, order, OrderType.LIMIT, events)
+
+    def _check_amend_margin(self, acct, ins, order, new_price, new_qty) -> None:
+        self._fresh(acct)
+        sym = ins.symbol
+        new = acct.open_totals[sym].copy()
+        k = 0 if order.side == BUY else 2
+        new[k] += new_qty - order.qty
+        new[k + 1] += new_price * new_qty - order.price * order.qty
+        before = acct.im_by_symbol.get(sym, 0.0)
+        after = margin.symbol_im(ins, acct.position_qty(sym), new)
+        if after <= before:
+            return
+        im = acct.im_total - before + after
+        eq = margin.equity(acct, self.settle.unit)
+        if im > eq:
+            raise _Reject(R.INSUFFICIENT_MARGIN, f"initial margin {im:.2f} would exceed equity {eq:.2f}")
+
+    # ------------------------------------------------------- wallet (admin)
+
+    def _deposit(self, cmd: Deposit, events: list) -> None:
+        asset = self._asset(cmd.asset)
+        if not _int_in(cmd.account, 0, 2**53):
+            raise _Reject(R.INVALID_FIELD, "account must be a non-negative integer")
+        if not _int_in(cmd.amount, 1, MAX_AMOUNT):
+            raise _Reject(R.INVALID_FIELD, f"amount must be 1..{MAX_AMOUNT} minor units")
+        acct = self.accounts.get(cmd.account)
+        if acct is None:
+            acct = self.accounts[cmd.account] = Account(cmd.account)
+        bal = acct.credit(asset.name, cmd.amount)
+        self.deposits[asset.name] = self.deposits.get(asset.name, 0) + cmd.amount
+        events.append(BalanceChanged(account=acct.id, asset=asset.name, delta=cmd.amount, balance=bal, reason="deposit"))
+        events.append(self._account_update(acct))
+
+    def _withdraw(self, cmd: Withdraw, events: list) -> None:
+        acct = self._account(cmd.account)
+        asset = self._asset(cmd.asset)
+        if not _int_in(cmd.amount, 1, MAX_AMOUNT):
+            raise _Reject(R.INVALID_FIELD, f"amount must be 1..{MAX_AMOUNT} minor units")
+        bal = acct.balances.get(asset.name, 0)
+        if cmd.amount > bal:
+            raise _Reject(R.INSUFFICIENT_BALANCE, f"balance {bal} is below {cmd.amount}")
+        self._fresh(acct)
+        if acct.im_total > 0.0:
+            _, counted_before = margin.counted_value(asset, bal)
+            _, counted_after = margin.counted_value(asset, bal - cmd.amount)
+            eq_after = margin.equity(acct, self.settle.unit) - counted_before + counted_after
+            if acct.im_total > eq_after:
+                raise _Reject(
+                    R.INSUFFICIENT_MARGIN,
+                    f"withdrawal would leave equity {eq_after:.2f} below initial margin {acct.im_total:.2f}",
+                )
+        bal = acct.credit(asset.name, -cmd.amount)
+        self.withdrawals[asset.name] = self.withdrawals.get(asset.name, 0) + cmd.amount
+        events.append(BalanceChanged(account=acct.id, asset=asset.name, delta=-cmd.amount, balance=bal, reason="withdraw"))
+        events.append(self._account_update(acct))
+
+    # --------------------------------------------------------------- prices
+
+    def _set_index_price(self, cmd: SetIndexPrice, events: list) -> None:
+        asset = self._asset(cmd.asset)
+        if not _int_in(cmd.price, 1, MAX_PRICE):
+            raise _Reject(R.INVALID_FIELD, "price must be a positive integer (1e-8 USD units)")
+        if asset is self.settle:
+            raise _Reject(R.NOT_ALLOWED, f"{asset.name} is the settlement asset; its price is 1")
+        asset.index = cmd.price
+        self.epoch += 1
+        for ins in self.by_underlying.get(asset.name, ()):
+            ins.mark = ins.mark_from_index(cmd.price)
+            events.append(MarkPrice(symbol=ins.symbol, mark=ins.mark, index=cmd.price))
+        for ins in self.by_underlying.get(asset.name, ()):
+            self._trigger_stops(ins, events)
+
+    def _trigger_stops(self, ins: Instrument, events: list) -> None:
+        """Stops whose stop price the mark crossed become live orders, oldest first."""
+        stops = self.stops[ins.symbol]
+        if not stops:
+            return
+        mark = ins.mark
+        fired = [s for s in stops.values() if (s.side == BUY and mark >= s.stop_price) or (s.side == SELL and mark <= s.stop_price)]
+        for st in sorted(fired, key=lambda s: s.order_id):
+            del stops[st.order_id]
+            acct = self.accounts[st.account]
+            del acct.orders[st.order_id]
+            if st.client_order_id is not None:
+                acct.by_cid.pop(st.client_order_id, None)
+            events.append(
+                OrderTriggered(account=acct.id, order_id=st.order_id, symbol=ins.symbol, mark=mark, client_order_id=st.client_order_id)
+            )
+            cmd = st.cmd
+            otype = OrderType.MARKET if cmd.type is OrderType.STOP_MARKET else OrderType.LIMIT
+            tif = TimeInForce.IOC if otype is OrderType.MARKET else cmd.tif
+            try:
+                self._place(acct, ins, cmd, st.side, otype, tif, _STP[cmd.stp], cmd.price, cmd.qty, events, order_id=st.order_id)
+            except _Reject as rej:
+                events.append(self._rejected(cmd, rej.reason, f"stop order {st.order_id} triggered but: {rej.message}"))
+                events[-1].order_id = st.order_id
+
+    # -------------------------------------------------------------- queries
+
+    def _query_account(self, cmd: QueryAccount, events: list) -> None:
+        events.append(self._account_update(self._account(cmd.account)))
+
+    def _query_open_orders(self, cmd: QueryOpenOrders, events: list) -> None:
+        acct = self._account(cmd.account)
+        if cmd.symbol is not None:
+            self._instrument(cmd.symbol)
+        views = [
+            self._order_view(o)
+            for o in sorted(acct.orders.values(), key=lambda o: o.order_id)
+            if cmd.symbol is None or o.symbol == cmd.symbol
+        ]
+        events.append(OpenOrders(account=acct.id, orders=views))
+
+    def _order_view(self, o) -> OrderView:
+        if type(o) is StopOrder:
+            c = o.cmd
+            return OrderView(
+                order_id=o.order_id, symbol=o.symbol, side=c.side, type=c.type, tif=c.tif, qty=c.qty, filled=0,
+                price=c.price, stop_price=c.stop_price, reduce_only=c.reduce_only, client_order_id=c.client_order_id,
+            )
+        return OrderView(
+            order_id=o.order_id, symbol=o.symbol, side=_SIDE_ENUM[o.side], type=OrderType.LIMIT, tif=o.tif,
+            qty=o.qty, filled=o.filled, price=o.price, reduce_only=bool(o.flags & FLAG_REDUCE_ONLY),
+            client_order_id=o.client_order_id,
+        )
+
+    def _query_book(self, cmd: QueryBook, events: list) -> None:
+        ins = self._instrument(cmd.symbol)
+        depth = cmd.depth
+        if depth is not None and not _int_in(depth, 1, 10_000):
+            raise _Reject(R.INVALID_FIELD, "depth must be 1..10000")
+        events.append(self.book_snapshot(ins.symbol, depth))
+
+    def book_snapshot(self, symbol: str, depth: int | None = None) -> BookSnapshot:
+        ins = self.instruments[symbol]
+        return BookSnapshot(
+            symbol=symbol, seq=ins.book_seq, bids=ins.book.depth(BUY, depth), asks=ins.book.depth(SELL, depth)
+        )
+
+    def _query_instruments(self, cmd: QueryInstruments, events: list) -> None:
+        events.append(
+            Instruments(
+                protocol_version=PROTOCOL_VERSION,
+                instruments=[
+                    InstrumentInfo(
+                        symbol=i.symbol, underlying=i.underlying, settlement=i.settlement,
+                        tick_size=str(i.tick_size), lot_size=str(i.lot_size), min_notional=i.min_notional_str,
+                        max_qty=i.max_qty, maker_fee=i.maker_fee_str, taker_fee=i.taker_fee_str,
+                    )
+                    for i in self.instruments.values()
+                ],
+                assets=[AssetInfo(name=a.name, decimals=a.decimals, index_price=a.index or None) for a in self.assets.values()],
+            )
+        )
+
+    # --------------------------------------------------------- event helpers
+
+    def _book_delta(self, ins: Instrument, events: list) -> None:
+        changes = ins.book.take_changes()
+        if not changes:
+            return
+        ins.book_seq += 1
+        bids = [(p, q) for s, p, q in changes if s == BUY]
+        asks = [(p, q) for s, p, q in changes if s == SELL]
+        events.append(BookDelta(symbol=ins.symbol, seq=ins.book_seq, bids=bids, asks=asks))
+
+    def _account_update(self, acct: Account) -> AccountUpdate:
+        self._fresh(acct)
+        positions = []
+        for sym in sorted(acct.positions):
+            pos = acct.positions[sym]
+            if not pos.qty:
+                continue
+            ins = self.instruments[sym]
+            notional = abs(pos.qty) * ins.mark * ins.value
+            positions.append(
+                PositionView(
+                    symbol=sym, qty=pos.qty, entry_price=pos.entry_price(), mark=ins.mark, notional=notional,
+                    upnl=(pos.qty * ins.mark - pos.cost) * ins.value,
+                    im=margin.symbol_im(ins, pos.qty, None), mm=margin.position_mm(ins, pos.qty),
+                )
+            )
+        eq = margin.equity(acct, self.settle.unit)
+        return AccountUpdate(
+            account=acct.id, balances=dict(sorted(acct.balances.items())), positions=positions,
+            collateral=acct.collateral, equity=eq, im=acct.im_total, mm=acct.mm,
+            margin_ratio=eq / acct.mm if acct.mm > 0 else None, margin_mode=acct.margin_mode,
+        )
+
+    # ------------------------------------------------------------ invariants
+
+    def _check(self) -> None:
+        """Assert every invariant of the venue (tests call this after each step).
+
+        - each book's own invariants hold;
+        - money is conserved per asset: Σ balances (+ Σ unrealized PnL for the
+          settlement asset) + fees collected = Σ deposits − Σ withdrawals;
+        - positions net to zero per instrument;
+        - every account's open-order index and totals match its resting orders.
+        """
+        for ins in self.instruments.values():
+            ins.book._check()
+        for name in self.assets:
+            total = sum(a.balances.get(name, 0) for a in self.accounts.values())
+            total += self.fees_collected.get(name, 0)
+            if name == self.settle_name:
+                for a in self.accounts.values():
+                    for sym, pos in a.positions.items():
+                        ins = self.instruments[sym]
+                        total += (pos.qty * ins.mark - pos.cost) * ins.value
+            expected = self.deposits.get(name, 0) - self.withdrawals.get(name, 0)
+            assert total == expected, f"{name}: holdings {total} != net deposits {expected}"
+        for sym, ins in self.instruments.items():
+            net = sum(a.position_qty(sym) for a in self.accounts.values())
+            assert net == 0, f"{sym}: positions net to {net}"
+        for acct in self.accounts.values():
+            resting = {}
+            for oid, o in acct.orders.items():
+                assert o.order_id == oid and o.account == acct.id
+                if type(o) is Order:
+                    book_order = self.instruments[o.symbol].book.get(oid)
+                    assert book_order is o, f"order {oid} is indexed but not resting"
+                    t = resting.setdefault(o.symbol, [0, 0, 0, 0])
+                    k = 0 if o.side == BUY else 2
+                    t[k] += o.qty
+                    t[k + 1] += o.price * o.qty
+                else:
+                    assert self.stops[o.symbol].get(oid) is o
+            assert resting == acct.open_totals, f"account {acct.id}: open totals {acct.open_totals} != {resting}"
+            cids = {o.client_order_id: o for o in acct.orders.values() if o.client_order_id is not None}
+            assert cids == acct.by_cid, f"account {acct.id}: client id index out of date"
+            ro = sum(1 for o in acct.orders.values() if type(o) is Order and o.flags & FLAG_REDUCE_ONLY)
+            assert ro == acct.reduce_only_orders
+        for ins in self.instruments.values():
+            for side in (BUY, SELL):
+                for o in ins.book.iter_orders(side):
+                    assert self.accounts[o.account].orders.get(o.order_id) is o, f"book order {o.order_id} not indexed"

@@ -1,0 +1,456 @@
+"""Every message exchange-sim speaks, in one place.
+
+The venue core and every client share these definitions. Each message is a
+``msgspec.Struct`` tagged with its class name in the ``msg`` field, so one
+typed decoder turns a frame into the right class and a ``match`` statement
+dispatches on it (the msgspec key-value-store example's habit).
+
+Units on the wire (integers only; the Python clients convert at the edge):
+
+- prices of an instrument: integer **ticks** of that instrument
+  (``price_ticks * tick_size`` is the human price);
+- quantities: integer **lots** of that instrument;
+- balances, fees, PnL: integers of the asset's **minor unit**
+  (USDT has 6 decimals: 1_000_000 = 1 USDT);
+- index prices of assets: integers of ``1e-8`` USD per whole unit
+  (:data:`PRICE_SCALE`): BTC at $60,000 is ``6_000_000_000_000``;
+- risk figures (equity, IM, MM, ratio) are floats in USDT: they are
+  estimates, never balances.
+
+Evolution rules (from msgspec's schema-evolution notes): new fields are only
+ever added with a default; no field changes type; :data:`PROTOCOL_VERSION`
+goes up when a client must know about a change.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Union
+
+import msgspec
+from msgspec import Meta
+
+PROTOCOL_VERSION = 1
+PRICE_SCALE = 10**8  # index prices: integer 1e-8 USD per whole asset unit
+
+# Bounds that keep numbers sane on the wire; the venue checks them again for
+# in-process callers (msgspec validates on decode, not on construction).
+MAX_QTY = 10**12
+MAX_PRICE = 10**15
+MAX_AMOUNT = 10**18
+
+Qty = Annotated[int, Meta(gt=0, le=MAX_QTY)]
+Price = Annotated[int, Meta(gt=0, le=MAX_PRICE)]
+Amount = Annotated[int, Meta(gt=0, le=MAX_AMOUNT)]
+AccountId = Annotated[int, Meta(ge=0, le=2**53)]
+OrderId = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+Symbol = Annotated[str, Meta(min_length=1, max_length=32)]
+AssetName = Annotated[str, Meta(min_length=1, max_length=16)]
+# Binance's rule for newClientOrderId: ^[.A-Z:/a-z0-9_-]{1,36}$
+ClientOrderId = Annotated[str, Meta(pattern=r"^[.A-Z:/a-z0-9_-]{1,36}$")]
+
+
+class Side(enum.StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(enum.StrEnum):
+    LIMIT = "limit"
+    MARKET = "market"
+    STOP_MARKET = "stop_market"  # becomes a market order when mark crosses stop_price
+    STOP_LIMIT = "stop_limit"  # becomes a limit order when mark crosses stop_price
+
+
+class TimeInForce(enum.StrEnum):
+    GTC = "gtc"  # good till cancelled
+    IOC = "ioc"  # immediate or cancel: the unfilled rest expires
+    FOK = "fok"  # fill or kill: all at once or nothing
+    POST_ONLY = "post_only"  # maker only: rejected if it would take (Binance GTX)
+
+
+class StpMode(enum.StrEnum):
+    """Self-trade prevention, per order; the taker's mode decides (Binance)."""
+
+    NONE = "none"
+    EXPIRE_TAKER = "expire_taker"
+    EXPIRE_MAKER = "expire_maker"
+    EXPIRE_BOTH = "expire_both"
+
+
+class Liquidity(enum.StrEnum):
+    MAKER = "maker"
+    TAKER = "taker"
+
+
+class MarginMode(enum.StrEnum):
+    ISOLATED = "isolated"
+    CROSS = "cross"
+    PORTFOLIO = "portfolio"
+
+
+class RejectReason(enum.StrEnum):
+    """Why a command was refused. A reject never changes venue state."""
+
+    MALFORMED = "malformed"  # undecodable frame or wrong field types
+    UNKNOWN_MESSAGE = "unknown_message"
+    INVALID_FIELD = "invalid_field"  # a value out of range or inconsistent
+    NOT_LOGGED_IN = "not_logged_in"
+    AUTH_FAILED = "auth_failed"
+    NOT_ALLOWED = "not_allowed"  # admin only, or another account's order
+    RATE_LIMITED = "rate_limited"
+    UNKNOWN_ACCOUNT = "unknown_account"
+    UNKNOWN_ASSET = "unknown_asset"
+    UNKNOWN_SYMBOL = "unknown_symbol"
+    SYMBOL_PAUSED = "symbol_paused"
+    BAD_TICK = "bad_tick"  # price not a whole number of ticks (human units)
+    BAD_LOT = "bad_lot"  # quantity not a whole number of lots, or not positive
+    BELOW_MIN_NOTIONAL = "below_min_notional"
+    ABOVE_MAX_QTY = "above_max_qty"
+    OUTSIDE_PRICE_BAND = "outside_price_band"
+    NO_MARK_PRICE = "no_mark_price"  # the instrument has no index price yet
+    MISSING_PRICE = "missing_price"
+    MISSING_STOP_PRICE = "missing_stop_price"
+    INSUFFICIENT_MARGIN = "insufficient_margin"
+    INSUFFICIENT_BALANCE = "insufficient_balance"
+    POST_ONLY_WOULD_CROSS = "post_only_would_cross"
+    FOK_NOT_FILLABLE = "fok_not_fillable"
+    REDUCE_ONLY_WOULD_INCREASE = "reduce_only_would_increase"
+    NO_LIQUIDITY = "no_liquidity"  # a market order found nothing to take
+    UNKNOWN_ORDER = "unknown_order"
+    DUPLICATE_CLIENT_ORDER_ID = "duplicate_client_order_id"
+    TOO_MANY_OPEN_ORDERS = "too_many_open_orders"
+    SELF_TRADE_PREVENTED = "self_trade_prevented"
+    NOTHING_TO_AMEND = "nothing_to_amend"
+    REDUCE_ONLY_MODE = "reduce_only_mode"  # the account may only reduce risk
+    MARGIN_MODE_CHANGE_DENIED = "margin_mode_change_denied"
+    ACCOUNT_EXISTS = "account_exists"
+
+
+class CancelCause(enum.StrEnum):
+    USER = "user"
+    CANCEL_ALL = "cancel_all"
+    IOC = "ioc"  # the unfilled rest of an IOC, market or triggered order
+    FOK = "fok"
+    PRICE_BAND = "price_band"  # a market order stopped at the band edge
+    SELF_TRADE = "self_trade"
+    REDUCE_ONLY = "reduce_only"  # nothing left to reduce
+    LIQUIDATION = "liquidation"
+    DISCONNECT = "disconnect"  # cancel-on-disconnect
+    ADMIN = "admin"
+
+
+class _Msg(msgspec.Struct, tag_field="msg", tag=True, kw_only=True, omit_defaults=True):
+    """Base of every message: tagged by class name in the ``msg`` field."""
+
+
+# ---------------------------------------------------------------- commands
+
+
+class Deposit(_Msg):
+    """Admin faucet: credit ``amount`` minor units of ``asset``."""
+
+    account: AccountId
+    asset: AssetName
+    amount: Amount
+
+
+class Withdraw(_Msg):
+    """Debit ``amount``; refused if it would leave the account below IM."""
+
+    account: AccountId
+    asset: AssetName
+    amount: Amount
+
+
+class SetIndexPrice(_Msg):
+    """Admin: set an asset's USD index price (``PRICE_SCALE`` units)."""
+
+    asset: AssetName
+    price: Price
+
+
+class NewOrder(_Msg):
+    account: AccountId
+    symbol: Symbol
+    side: Side
+    qty: Qty
+    price: Price | None = None  # required for limit and stop-limit
+    type: OrderType = OrderType.LIMIT
+    tif: TimeInForce = TimeInForce.GTC
+    reduce_only: bool = False
+    stop_price: Price | None = None  # mark price that triggers a stop order
+    stp: StpMode = StpMode.EXPIRE_TAKER
+    client_order_id: ClientOrderId | None = None
+
+
+class CancelOrder(_Msg):
+    """Cancel by venue ``order_id`` or by ``client_order_id``."""
+
+    account: AccountId
+    order_id: OrderId | None = None
+    client_order_id: ClientOrderId | None = None
+
+
+class AmendOrder(_Msg):
+    """Change price and/or remaining quantity of a resting order.
+
+    ``qty`` is the new *remaining* quantity. Lowering it keeps time priority;
+    a new price or a larger quantity sends the order to the back of its
+    level (as on Binance and CME).
+    """
+
+    account: AccountId
+    order_id: OrderId | None = None
+    client_order_id: ClientOrderId | None = None
+    qty: Qty | None = None
+    price: Price | None = None
+
+
+class CancelAll(_Msg):
+    account: AccountId
+    symbol: Symbol | None = None
+
+
+class QueryAccount(_Msg):
+    account: AccountId
+
+
+class QueryOpenOrders(_Msg):
+    account: AccountId
+    symbol: Symbol | None = None
+
+
+class QueryBook(_Msg):
+    symbol: Symbol
+    depth: Annotated[int, Meta(gt=0, le=10_000)] | None = None
+
+
+class QueryInstruments(_Msg):
+    """Instrument and asset metadata a client needs to convert units."""
+
+
+Command = Union[
+    Deposit,
+    Withdraw,
+    SetIndexPrice,
+    NewOrder,
+    CancelOrder,
+    AmendOrder,
+    CancelAll,
+    QueryAccount,
+    QueryOpenOrders,
+    QueryBook,
+    QueryInstruments,
+]
+
+# ------------------------------------------------------------------ events
+
+
+class Rejected(_Msg):
+    """A command was refused; nothing changed. ``reason`` is machine-readable,
+    ``message`` is for the person reading the log."""
+
+    reason: RejectReason
+    message: str
+    command: str = ""  # the refused command's tag, e.g. "NewOrder"
+    account: int | None = None
+    order_id: int | None = None
+    client_order_id: str | None = None
+
+
+class OrderAccepted(_Msg):
+    account: int
+    order_id: int
+    symbol: str
+    side: Side
+    type: OrderType
+    tif: TimeInForce
+    qty: int
+    price: int | None = None
+    stop_price: int | None = None
+    reduce_only: bool = False
+    client_order_id: str | None = None
+
+
+class OrderTriggered(_Msg):
+    """A stop order's stop price was crossed by the mark; it now works."""
+
+    account: int
+    order_id: int
+    symbol: str
+    mark: int
+    client_order_id: str | None = None
+
+
+class Fill(_Msg):
+    """One side of one trade, sent privately to the account that traded."""
+
+    account: int
+    order_id: int
+    symbol: str
+    side: Side
+    price: int
+    qty: int
+    fee: int  # settlement-asset minor units, rounded up (against the account)
+    liquidity: Liquidity
+    trade_id: int
+    remaining: int  # the order's open quantity after this fill
+    realized_pnl: int = 0  # settlement minor units credited by this fill
+    position: int = 0  # the account's net position after this fill, lots
+    client_order_id: str | None = None
+    liquidation: bool = False
+
+
+class OrderCancelled(_Msg):
+    """An order left the book without filling completely (also: expired)."""
+
+    account: int
+    order_id: int
+    symbol: str
+    remaining: int
+    cause: CancelCause
+    client_order_id: str | None = None
+
+
+class OrderAmended(_Msg):
+    account: int
+    order_id: int
+    symbol: str
+    price: int | None
+    qty: int
+    priority_kept: bool
+    client_order_id: str | None = None
+
+
+class Trade(_Msg):
+    """Public trade print."""
+
+    symbol: str
+    trade_id: int
+    price: int
+    qty: int
+    taker_side: Side
+    liquidation: bool = False
+
+
+class BookDelta(_Msg):
+    """Changed L2 levels: absolute lots per price, 0 = level removed.
+
+    ``seq`` increases by exactly one per delta of this symbol; a gap means a
+    message was lost and the book must be re-synced from a snapshot.
+    """
+
+    symbol: str
+    seq: int
+    bids: list[tuple[int, int]]
+    asks: list[tuple[int, int]]
+
+
+class BookSnapshot(_Msg):
+    """L2 levels best-first and the delta ``seq`` they reflect."""
+
+    symbol: str
+    seq: int
+    bids: list[tuple[int, int]]
+    asks: list[tuple[int, int]]
+
+
+class MarkPrice(_Msg):
+    symbol: str
+    mark: int  # ticks
+    index: int  # PRICE_SCALE units
+
+
+class PositionView(_Msg):
+    symbol: str
+    qty: int  # lots, + long / - short
+    entry_price: float  # average entry, ticks
+    mark: int  # ticks
+    notional: int  # |qty| * mark, settlement minor units
+    upnl: int  # settlement minor units
+    im: float
+    mm: float
+
+
+class AccountUpdate(_Msg):
+    """An account's whole state: sent on change and as the query reply."""
+
+    account: int
+    balances: dict[str, int]
+    positions: list[PositionView]
+    collateral: float  # wallet value after haircuts, USDT
+    equity: float  # collateral + unrealized PnL, USDT
+    im: float  # initial margin incl. open orders, USDT
+    mm: float  # maintenance margin, USDT
+    margin_ratio: float | None  # equity / mm; None when mm is 0 (no risk)
+    margin_mode: MarginMode = MarginMode.CROSS
+
+
+class BalanceChanged(_Msg):
+    account: int
+    asset: str
+    delta: int
+    balance: int
+    reason: str  # "deposit", "withdraw", "funding", ...
+
+
+class OrderView(_Msg):
+    order_id: int
+    symbol: str
+    side: Side
+    type: OrderType
+    tif: TimeInForce
+    qty: int  # remaining
+    filled: int
+    price: int | None = None
+    stop_price: int | None = None
+    reduce_only: bool = False
+    client_order_id: str | None = None
+
+
+class OpenOrders(_Msg):
+    account: int
+    orders: list[OrderView]
+
+
+class InstrumentInfo(_Msg):
+    symbol: str
+    underlying: str
+    settlement: str
+    tick_size: str  # decimal string, human units
+    lot_size: str
+    min_notional: str
+    max_qty: int  # lots
+    maker_fee: str  # rate, decimal string
+    taker_fee: str
+
+
+class AssetInfo(_Msg):
+    name: str
+    decimals: int
+    index_price: int | None  # PRICE_SCALE units
+
+
+class Instruments(_Msg):
+    protocol_version: int
+    instruments: list[InstrumentInfo]
+    assets: list[AssetInfo]
+
+
+Event = Union[
+    Rejected,
+    OrderAccepted,
+    OrderTriggered,
+    Fill,
+    OrderCancelled,
+    OrderAmended,
+    Trade,
+    BookDelta,
+    BookSnapshot,
+    MarkPrice,
+    AccountUpdate,
+    BalanceChanged,
+    OpenOrders,
+    Instruments,
+]
