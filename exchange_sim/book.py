@@ -182,6 +182,9 @@ class _Level:
         self.total = 0
 
 
+# object.__new__ bound once: creates a _Level without running __init__.
+_new_object = object.__new__
+
 # tuple.__new__ bound once: building a tuple subclass this way costs about half
 # of a __slots__ class __init__ call (measured ~0.24 vs ~0.47 us here).
 _new_tuple = tuple.__new__
@@ -367,20 +370,28 @@ class OrderBook:
         levels = self._levels[side]
         lvl = levels.get(key)
         if lvl is None:
-            lvl = levels[key] = _Level(price)
+            # New level built inline (object.__new__ + slot stores, no
+            # __init__ frame and no self-link then relink): measurably cheaper
+            # on the add/cancel churn at the touch.
+            lvl = levels[key] = _new_object(_Level)
+            lvl.price = price
+            lvl.total = qty
+            lvl._next = lvl._prev = order
+            order._prev = order._next = lvl
             keys = self._keys[side]
             # Fast path: a new best (or the first) level is an append.
             if not keys or key > keys[-1]:
                 keys.append(key)
             else:
                 insort(keys, key)
-        tail = lvl._prev
-        order._prev = tail
-        order._next = lvl
+        else:
+            tail = lvl._prev
+            order._prev = tail
+            order._next = lvl
+            tail._next = order
+            lvl._prev = order
+            lvl.total += qty
         order._level = lvl
-        tail._next = order
-        lvl._prev = order
-        lvl.total += qty
         orders[oid] = order
         self._changed[side].add(key)
 
@@ -534,9 +545,10 @@ class OrderBook:
                     break
             # Every removal above happened at the head: relink once.
             if o is lvl:
+                # Level emptied (always the best one): O(1) pop.  No cycle to
+                # break: the dead orders it still points to have cleared links.
                 keys.pop()
                 del levels[key]
-                lvl._prev = lvl._next = None  # break the sentinel cycle
                 changed.add(key)
             elif total != old_total:
                 lvl._next = o

@@ -37,6 +37,8 @@ from protocol.messages import (
     MAX_AMOUNT,
     MAX_PRICE,
     PROTOCOL_VERSION,
+    AccountClosed,
+    AccountOpened,
     AccountUpdate,
     AmendOrder,
     AssetInfo,
@@ -46,6 +48,7 @@ from protocol.messages import (
     CancelAll,
     CancelCause,
     CancelOrder,
+    CloseAccount,
     Deposit,
     Fill,
     InstrumentInfo,
@@ -53,6 +56,7 @@ from protocol.messages import (
     Liquidity,
     MarkPrice,
     NewOrder,
+    OpenAccount,
     OpenOrders,
     OrderAccepted,
     OrderAmended,
@@ -60,6 +64,7 @@ from protocol.messages import (
     OrderTriggered,
     OrderType,
     OrderView,
+    PauseSymbol,
     PositionView,
     QueryAccount,
     QueryBook,
@@ -68,8 +73,10 @@ from protocol.messages import (
     Rejected,
     RejectReason,
     SetIndexPrice,
+    ShockPrice,
     Side,
     StpMode,
+    SymbolStatus,
     TimeInForce,
     Trade,
     Withdraw,
@@ -155,6 +162,10 @@ class Venue:
             Deposit: self._deposit,
             Withdraw: self._withdraw,
             SetIndexPrice: self._set_index_price,
+            ShockPrice: self._shock_price,
+            PauseSymbol: self._pause_symbol,
+            OpenAccount: self._open_account,
+            CloseAccount: self._close_account,
             QueryAccount: self._query_account,
             QueryOpenOrders: self._query_open_orders,
             QueryBook: self._query_book,
@@ -626,6 +637,8 @@ class Venue:
         if type(order) is StopOrder:
             raise _Reject(R.NOT_ALLOWED, "stop orders cannot be amended; cancel and place again")
         ins = self.instruments[order.symbol]
+        if ins.paused:
+            raise _Reject(R.SYMBOL_PAUSED, f"{ins.symbol} is paused")
         new_qty = order.qty if cmd.qty is None else cmd.qty
         new_price = order.price if cmd.price is None else cmd.price
         if not _int_in(new_qty, 1, ins.max_qty):
@@ -746,6 +759,40 @@ class Venue:
             events.append(MarkPrice(symbol=ins.symbol, mark=ins.mark, index=cmd.price))
         for ins in self.by_underlying.get(asset.name, ()):
             self._trigger_stops(ins, events)
+
+    def _shock_price(self, cmd: ShockPrice, events: list) -> None:
+        asset = self._asset(cmd.asset)
+        if not _int_in(cmd.change_bps, -9_999, 1_000_000):
+            raise _Reject(R.INVALID_FIELD, "change_bps must be in -9999..1000000")
+        if asset.index == 0:
+            raise _Reject(R.NO_MARK_PRICE, f"{asset.name} has no index price to shock")
+        price = max(1, asset.index * (10_000 + cmd.change_bps) // 10_000)
+        self._set_index_price(SetIndexPrice(asset=asset.name, price=price), events)
+
+    def _pause_symbol(self, cmd: PauseSymbol, events: list) -> None:
+        ins = self._instrument(cmd.symbol)
+        if type(cmd.paused) is not bool:
+            raise _Reject(R.INVALID_FIELD, "paused must be true or false")
+        ins.paused = cmd.paused
+        events.append(SymbolStatus(symbol=ins.symbol, paused=ins.paused))
+
+    def _open_account(self, cmd: OpenAccount, events: list) -> None:
+        if not _int_in(cmd.account, 0, 2**53):
+            raise _Reject(R.INVALID_FIELD, "account must be a non-negative integer")
+        if cmd.account in self.accounts:
+            raise _Reject(R.ACCOUNT_EXISTS, f"account {cmd.account} already exists")
+        self.accounts[cmd.account] = Account(cmd.account)
+        events.append(AccountOpened(account=cmd.account))
+
+    def _close_account(self, cmd: CloseAccount, events: list) -> None:
+        acct = self._account(cmd.account)
+        if any(p.qty for p in acct.positions.values()):
+            raise _Reject(R.NOT_ALLOWED, "close the account's positions first")
+        if any(acct.balances.values()):
+            raise _Reject(R.NOT_ALLOWED, "withdraw the account's balances first")
+        self._cancel_all(CancelAll(account=acct.id), events)
+        del self.accounts[acct.id]
+        events.append(AccountClosed(account=acct.id))
 
     def _trigger_stops(self, ins: Instrument, events: list) -> None:
         """Stops whose stop price the mark crossed become live orders, oldest first."""

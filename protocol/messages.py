@@ -212,6 +212,34 @@ class CancelAll(_Msg):
     symbol: Symbol | None = None
 
 
+class ShockPrice(_Msg):
+    """Admin: move an asset's index by ``change_bps`` basis points
+    (-3000 = a 30% crash) in one step."""
+
+    asset: AssetName
+    change_bps: Annotated[int, Meta(gt=-10_000, le=1_000_000)]
+
+
+class PauseSymbol(_Msg):
+    """Admin: pause (no new orders or amends; cancels still work) or resume."""
+
+    symbol: Symbol
+    paused: bool = True
+
+
+class OpenAccount(_Msg):
+    """Admin: create an empty account (a deposit also creates one)."""
+
+    account: AccountId
+
+
+class CloseAccount(_Msg):
+    """Admin: remove an account. Refused while it holds a position or a
+    non-zero balance; its open orders are cancelled."""
+
+    account: AccountId
+
+
 class QueryAccount(_Msg):
     account: AccountId
 
@@ -234,6 +262,10 @@ Command = Union[
     Deposit,
     Withdraw,
     SetIndexPrice,
+    ShockPrice,
+    PauseSymbol,
+    OpenAccount,
+    CloseAccount,
     NewOrder,
     CancelOrder,
     AmendOrder,
@@ -387,6 +419,19 @@ class AccountUpdate(_Msg):
     margin_mode: MarginMode = MarginMode.CROSS
 
 
+class SymbolStatus(_Msg):
+    symbol: str
+    paused: bool
+
+
+class AccountOpened(_Msg):
+    account: int
+
+
+class AccountClosed(_Msg):
+    account: int
+
+
 class BalanceChanged(_Msg):
     account: int
     asset: str
@@ -453,4 +498,7 @@ Event = Union[
     BalanceChanged,
     OpenOrders,
     Instruments,
+    SymbolStatus,
+    AccountOpened,
+    AccountClosed,
 ]
