@@ -62,11 +62,11 @@ class Account:
 
     __slots__ = (
         "id", "balances", "positions", "orders", "by_cid", "open_totals",
-        "margin_mode", "cache_epoch", "collateral", "upnl", "mm", "im_by_symbol",
-        "im_total", "reduce_only_orders",
+        "margin_mode", "cache_epoch", "collateral", "upnl", "mm", "hyp",
+        "im_total", "reduce_only_orders", "isolated", "col",
     )
 
-    def __init__(self, account_id: int):
+    def __init__(self, account_id: int, margin_mode: MarginMode = MarginMode.CROSS):
         self.id = account_id
         self.balances: dict[str, int] = {}
         self.positions: dict[str, Position] = {}
@@ -75,14 +75,19 @@ class Account:
         #: per symbol [buy lots, Σ buy price×lots, sell lots, Σ sell price×lots]
         #: of resting orders: the pre-trade check reads these, never rescans
         self.open_totals: dict[str, list[int]] = {}
-        self.margin_mode = MarginMode.CROSS
+        self.margin_mode = margin_mode
         self.reduce_only_orders = 0
-        # Margin caches, valid while cache_epoch == venue epoch (see risk.margin)
+        #: isolated mode: settlement minor units allocated per symbol
+        self.isolated: dict[str, int] = {}
+        #: column of this account in the risk sweep's arrays
+        self.col = -1
+        # Margin caches, valid while cache_epoch == the engine's epoch (risk.margin)
         self.cache_epoch = -1
         self.collateral = 0.0
         self.upnl = 0
         self.mm = 0.0
-        self.im_by_symbol: dict[str, float] = {}
+        #: per symbol, signed USD exposure if the worse side of its orders filled
+        self.hyp: dict[str, float] = {}
         self.im_total = 0.0
 
     def position(self, symbol: str) -> Position:

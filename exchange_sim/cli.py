@@ -3,6 +3,7 @@
     exchange-sim            a short in-process session: orders, fills, book, account
     exchange-sim run        the same, explicitly
     exchange-sim schema     the JSON Schema of every protocol message
+    exchange-sim explain    every margin figure of an account (the article's example by default)
 """
 
 from __future__ import annotations
@@ -30,6 +31,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from exchange_sim import scenario
+    from exchange_sim.risk.explain import render
+
+    cfg = config_mod.load(args.config) if args.config else config_mod.default()
+    if args.profile:
+        if args.profile not in cfg.risk.profiles:
+            raise ValueError(f"unknown profile {args.profile!r}; the config has {sorted(cfg.risk.profiles)}")
+        cfg = msgspec.structs.replace(cfg, risk=msgspec.structs.replace(cfg.risk, profile=args.profile))
+    venue = scenario.build(cfg, scenario.load(args.scenario))
+    ex = venue.explain(scenario.ACCOUNT)
+    if args.json:
+        sys.stdout.write(msgspec.json.encode(ex).decode() + "\n")
+    else:
+        print(render(ex))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="exchange-sim", description="A simulated crypto-derivatives venue.")
     sub = parser.add_subparsers(dest="command")
@@ -38,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.set_defaults(func=_cmd_run)
     p_schema = sub.add_parser("schema", help="print the JSON Schema of the protocol")
     p_schema.set_defaults(func=_cmd_schema)
+    p_explain = sub.add_parser("explain", help="explain an account's margin: haircuts, requirement, scenarios, modes")
+    p_explain.add_argument("scenario", nargs="?", help="scenario TOML (default: the source article's example)")
+    p_explain.add_argument("--config", help="TOML config (default: the embedded one)")
+    p_explain.add_argument("--profile", help="portfolio-margin profile, e.g. stress")
+    p_explain.add_argument("--json", action="store_true", help="print the Explain message as JSON")
+    p_explain.set_defaults(func=_cmd_explain)
     return parser
 
 

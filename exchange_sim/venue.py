@@ -17,7 +17,10 @@ Margin figures come from :mod:`exchange_sim.risk.margin`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+
+import numpy as np
 
 from exchange_sim import config as config_mod
 from exchange_sim.accounts import Account
@@ -32,7 +35,10 @@ from exchange_sim.book import (
 )
 from exchange_sim.config import Config
 from exchange_sim.instruments import Asset, Instrument
-from exchange_sim.risk import margin
+from exchange_sim.funding import FundingRule, payment
+from exchange_sim.risk import explain as explain_mod
+from exchange_sim.risk.margin import ISOLATED, MarginEngine, counted_value
+from exchange_sim.risk.sweep import MODE_CODE, RiskArrays, sweep
 from protocol.messages import (
     MAX_AMOUNT,
     MAX_PRICE,
@@ -40,6 +46,7 @@ from protocol.messages import (
     AccountClosed,
     AccountOpened,
     AccountUpdate,
+    AdjustIsolatedMargin,
     AmendOrder,
     AssetInfo,
     BalanceChanged,
@@ -50,10 +57,17 @@ from protocol.messages import (
     CancelOrder,
     CloseAccount,
     Deposit,
+    Explain,
     Fill,
+    FundingPayment,
+    FundingRate,
     InstrumentInfo,
     Instruments,
+    IsolatedMarginChanged,
     Liquidity,
+    MarginCall,
+    MarginMode,
+    MarginModeChanged,
     MarkPrice,
     NewOrder,
     OpenAccount,
@@ -68,15 +82,19 @@ from protocol.messages import (
     PositionView,
     QueryAccount,
     QueryBook,
+    QueryExplain,
     QueryInstruments,
     QueryOpenOrders,
     Rejected,
     RejectReason,
     SetIndexPrice,
+    SetMarginMode,
+    SettleFunding,
     ShockPrice,
     Side,
     StpMode,
     SymbolStatus,
+    Tick,
     TimeInForce,
     Trade,
     Withdraw,
@@ -94,6 +112,7 @@ _STP = {
 _TIF = {t: t for t in TimeInForce}
 _TYPE = {t: t for t in OrderType}
 FLAG_REDUCE_ONLY = 1
+_LEVEL_NAMES = ("ok", "warning", "reduce_only", "liquidation")
 
 
 class StopOrder:
@@ -142,12 +161,19 @@ class Venue:
             self.by_underlying.setdefault(ins.underlying, []).append(ins)
             if self.assets[ins.underlying].index:
                 ins.mark = ins.mark_from_index(self.assets[ins.underlying].index)
+        self.margin = MarginEngine(self.config, self.assets, self.instruments, self.settle)
+        self.risk = self.config.risk
+        self.default_mode = MarginMode(self.risk.default_mode)
         self.accounts: dict[int, Account] = {}
+        self.arrays = RiskArrays(list(self.instruments), list(self.assets))
+        #: accounts whose wallet or positions changed since the arrays were synced
+        self._dirty: dict[int, Account] = {}
+        self.funding = FundingRule(self.config.funding)
+        self.next_funding: int | None = None  # venue time (ns) of the next settlement
         self.stops: dict[str, dict[int, StopOrder]] = {s: {} for s in self.instruments}
         self.max_open_orders = self.config.venue.max_open_orders
         self.seq = 0  # commands applied
         self.now = 0  # venue time, as given by the caller (ns)
-        self.epoch = 0  # bumps on every price change: margin caches compare to it
         self.next_order_id = 1
         self.next_trade_id = 1
         # money-conservation ledger, per asset
@@ -170,6 +196,11 @@ class Venue:
             QueryOpenOrders: self._query_open_orders,
             QueryBook: self._query_book,
             QueryInstruments: self._query_instruments,
+            QueryExplain: self._query_explain,
+            SetMarginMode: self._set_margin_mode,
+            AdjustIsolatedMargin: self._adjust_isolated,
+            SettleFunding: self._settle_funding_cmd,
+            Tick: self._tick,
         }
 
     # ------------------------------------------------------------ entry point
@@ -182,17 +213,29 @@ class Venue:
         and change nothing.
         """
         self.seq += 1
+        events: list = []
         if ts is not None and ts > self.now:
             self.now = ts
+            self._clock(events)
         handler = self._handlers.get(type(command))
-        events: list = []
         if handler is None:
             return [Rejected(reason=R.UNKNOWN_MESSAGE, message=f"unknown command {type(command).__name__}")]
         try:
             handler(command, events)
         except _Reject as rej:
-            return [self._rejected(command, rej.reason, rej.message)]
+            events.append(self._rejected(command, rej.reason, rej.message))
         return events
+
+    def _clock(self, events: list) -> None:
+        """Time-driven work due at ``self.now``: funding at each interval
+        boundary of venue time (00:00, 08:00, 16:00 UTC with the default 8 h)."""
+        interval = self.funding.interval_ns
+        if self.next_funding is None:
+            self.next_funding = (self.now // interval + 1) * interval
+        elif self.now >= self.next_funding:
+            # one settlement even if several boundaries passed with no command
+            self.next_funding = (self.now // interval + 1) * interval
+            self._settle_funding(None, events)
 
     def _rejected(self, cmd, reason: RejectReason, message: str) -> Rejected:
         return Rejected(
@@ -227,9 +270,7 @@ class Venue:
         return asset
 
     def _fresh(self, acct: Account) -> Account:
-        if acct.cache_epoch != self.epoch:
-            margin.refresh(acct, self.assets, self.instruments, self.epoch)
-        return acct
+        return self.margin.fresh(acct)
 
     def _find_order(self, acct: Account, cmd):
         if cmd.order_id is not None:
@@ -346,32 +387,45 @@ class Venue:
         return room
 
     def _check_margin(self, acct: Account, ins: Instrument, side: int, price: int, qty: int) -> None:
-        """Pre-trade: IM with this order (and the same side's others) ≤ equity.
-
-        An order that does not raise the requirement (it reduces the position,
-        or the other side dominates) always passes. O(1) tier evaluations.
-        """
-        self._fresh(acct)
-        sym = ins.symbol
-        totals = acct.open_totals.get(sym)
+        """Pre-trade: IM with this order (and the same side's others) ≤ equity."""
+        totals = acct.open_totals.get(ins.symbol)
         new = [0, 0, 0, 0] if totals is None else totals.copy()
-        if side == BUY:
-            new[0] += qty
-            new[1] += price * qty
-        else:
-            new[2] += qty
-            new[3] += price * qty
-        pos_qty = acct.position_qty(sym)
-        before = acct.im_by_symbol.get(sym, 0.0)
-        after = margin.symbol_im(ins, pos_qty, new)
+        k = 0 if side == BUY else 2
+        new[k] += qty
+        new[k + 1] += price * qty
+        self._pretrade(acct, ins, new)
+
+    def _pretrade(self, acct: Account, ins: Instrument, new_totals: list[int]) -> None:
+        """Accept a change of one symbol's open orders only if the account still
+        meets initial margin with them; a change that does not raise the
+        requirement (it reduces a position, or the other side dominates)
+        always passes. In reduce-only territory (ratio below
+        ``risk.reduce_only_ratio``) only such changes pass.
+        Cost: one model evaluation over the account's symbols."""
+        m = self.margin
+        m.fresh(acct)
+        if acct.margin_mode is ISOLATED:
+            need = m.isolated_need(acct, ins, new_totals)
+            if need <= m.isolated_need(acct, ins, acct.open_totals.get(ins.symbol)):
+                return
+            free = acct.balances.get(self.settle_name, 0) / self.settle.unit
+            if need > free:
+                raise _Reject(
+                    R.INSUFFICIENT_MARGIN,
+                    f"isolated margin {need:.2f} exceeds the free {self.settle_name} balance {free:.2f}",
+                )
+            return
+        before, after = m.im_after(acct, ins, new_totals)
         if after <= before:
             return
-        im = acct.im_total - before + after
-        eq = margin.equity(acct, self.settle.unit)
-        if im > eq:
+        ratio = m.ratio(acct)
+        if ratio is not None and ratio < self.risk.reduce_only_ratio:
+            raise _Reject(R.REDUCE_ONLY_MODE, f"margin ratio {ratio:.3f} is below {self.risk.reduce_only_ratio}: reduce risk only")
+        eq = m.equity(acct)
+        if after > eq:
             raise _Reject(
                 R.INSUFFICIENT_MARGIN,
-                f"initial margin {im:.2f} would exceed equity {eq:.2f} {self.settle_name}",
+                f"initial margin {after:.2f} would exceed equity {eq:.2f} {self.settle_name}",
             )
 
     def _new_stop(self, cmd, acct, ins, side, otype, events) -> None:
@@ -419,7 +473,11 @@ class Venue:
         res = book.match(taker_side, limit, order.qty, acct.id, order.stp)
         touched: list[Account] = []
         if res.fills:
-            self._settle_fills(acct, ins, order, res.fills, events, touched)
+            olds = self._settle_fills(acct, ins, order, res.fills, events, touched)
+            for a in touched:
+                self._dirty[a.id] = a
+                if a.margin_mode is ISOLATED:
+                    self._rebalance_isolated(a, ins, olds[a.id], events)
         for maker in res.stp_expired:
             self._forget(maker)
             events.append(
@@ -456,6 +514,8 @@ class Venue:
         self._book_delta(ins, events)
         for a in touched:
             events.append(self._account_update(a))
+        for a in touched:
+            self._check_level(a, events)
 
     def _settle_fills(self, acct, ins, order, fills, events, touched) -> None:
         sym = ins.symbol
@@ -468,6 +528,7 @@ class Venue:
         accounts = self.accounts
         fees = self.fees_collected
         touched.append(acct)
+        olds = {acct.id: taker_pos.qty}
         taker_fee_total = 0
         taker_pnl_total = 0
         remaining = order.qty
@@ -477,6 +538,8 @@ class Venue:
             notional = price * qty * value
             # maker side
             mk = accounts[maker.account]
+            if mk.id not in olds:
+                olds[mk.id] = mk.position_qty(sym)
             mk_fee = ins.fee(notional, True)
             mk_pnl = mk.position(sym).apply_fill(-taker_side * qty, price) * value
             mk.credit(settle, mk_pnl - mk_fee)
@@ -509,6 +572,7 @@ class Venue:
             )
             events.append(Trade(symbol=sym, trade_id=trade_id, price=price, qty=qty, taker_side=taker_enum))
         acct.credit(settle, taker_pnl_total - taker_fee_total)
+        return olds
 
     # ------------------------------------------------- open-order bookkeeping
 
@@ -528,7 +592,7 @@ class Venue:
         else:
             totals[2] += order.qty
             totals[3] += order.price * order.qty
-        self._reprice_im(acct, order.symbol)
+        self.margin.update_symbol(acct, self.instruments[order.symbol])
 
     def _totals_sub(self, acct: Account, order: Order, qty: int) -> None:
         """Take ``qty`` lots of ``order`` out of the open-order totals. O(1)."""
@@ -543,7 +607,7 @@ class Venue:
             totals[3] -= order.price * qty
         if totals[0] == 0 and totals[2] == 0:
             del acct.open_totals[order.symbol]
-        self._reprice_im(acct, order.symbol)
+        self.margin.update_symbol(acct, self.instruments[order.symbol])
 
     def _forget(self, order: Order) -> None:
         """Drop an order that left the book from its account's index, and take
@@ -555,16 +619,6 @@ class Venue:
         if order.flags & FLAG_REDUCE_ONLY:
             acct.reduce_only_orders -= 1
         self._totals_sub(acct, order, order.qty)
-
-    def _reprice_im(self, acct: Account, symbol: str) -> None:
-        if acct.cache_epoch != self.epoch:
-            return  # the next _fresh() recomputes everything
-        ins = self.instruments[symbol]
-        value = margin.symbol_im(ins, acct.position_qty(symbol), acct.open_totals.get(symbol))
-        old = acct.im_by_symbol.pop(symbol, 0.0)
-        if value:
-            acct.im_by_symbol[symbol] = value
-        acct.im_total += value - old
 
     def _trim_reduce_only(self, acct: Account, ins: Instrument, events: list) -> None:
         """After a position change, shrink or cancel reduce-only orders that
@@ -690,20 +744,11 @@ class Venue:
         self._execute(acct, ins, order, OrderType.LIMIT, events)
 
     def _check_amend_margin(self, acct, ins, order, new_price, new_qty) -> None:
-        self._fresh(acct)
-        sym = ins.symbol
-        new = acct.open_totals[sym].copy()
+        new = acct.open_totals[ins.symbol].copy()
         k = 0 if order.side == BUY else 2
         new[k] += new_qty - order.qty
         new[k + 1] += new_price * new_qty - order.price * order.qty
-        before = acct.im_by_symbol.get(sym, 0.0)
-        after = margin.symbol_im(ins, acct.position_qty(sym), new)
-        if after <= before:
-            return
-        im = acct.im_total - before + after
-        eq = margin.equity(acct, self.settle.unit)
-        if im > eq:
-            raise _Reject(R.INSUFFICIENT_MARGIN, f"initial margin {im:.2f} would exceed equity {eq:.2f}")
+        self._pretrade(acct, ins, new)
 
     # ------------------------------------------------------- wallet (admin)
 
@@ -715,9 +760,11 @@ class Venue:
             raise _Reject(R.INVALID_FIELD, f"amount must be 1..{MAX_AMOUNT} minor units")
         acct = self.accounts.get(cmd.account)
         if acct is None:
-            acct = self.accounts[cmd.account] = Account(cmd.account)
+            acct = self.accounts[cmd.account] = Account(cmd.account, self.default_mode)
+            self.arrays.add(acct)
         bal = acct.credit(asset.name, cmd.amount)
         self.deposits[asset.name] = self.deposits.get(asset.name, 0) + cmd.amount
+        self._dirty[acct.id] = acct
         events.append(BalanceChanged(account=acct.id, asset=asset.name, delta=cmd.amount, balance=bal, reason="deposit"))
         events.append(self._account_update(acct))
 
@@ -731,9 +778,9 @@ class Venue:
             raise _Reject(R.INSUFFICIENT_BALANCE, f"balance {bal} is below {cmd.amount}")
         self._fresh(acct)
         if acct.im_total > 0.0:
-            _, counted_before = margin.counted_value(asset, bal)
-            _, counted_after = margin.counted_value(asset, bal - cmd.amount)
-            eq_after = margin.equity(acct, self.settle.unit) - counted_before + counted_after
+            _, counted_before = counted_value(asset, bal)
+            _, counted_after = counted_value(asset, bal - cmd.amount)
+            eq_after = self.margin.equity(acct) - counted_before + counted_after
             if acct.im_total > eq_after:
                 raise _Reject(
                     R.INSUFFICIENT_MARGIN,
@@ -741,6 +788,7 @@ class Venue:
                 )
         bal = acct.credit(asset.name, -cmd.amount)
         self.withdrawals[asset.name] = self.withdrawals.get(asset.name, 0) + cmd.amount
+        self._dirty[acct.id] = acct
         events.append(BalanceChanged(account=acct.id, asset=asset.name, delta=-cmd.amount, balance=bal, reason="withdraw"))
         events.append(self._account_update(acct))
 
@@ -753,12 +801,13 @@ class Venue:
         if asset is self.settle:
             raise _Reject(R.NOT_ALLOWED, f"{asset.name} is the settlement asset; its price is 1")
         asset.index = cmd.price
-        self.epoch += 1
+        self.margin.epoch += 1
         for ins in self.by_underlying.get(asset.name, ()):
             ins.mark = ins.mark_from_index(cmd.price)
             events.append(MarkPrice(symbol=ins.symbol, mark=ins.mark, index=cmd.price))
         for ins in self.by_underlying.get(asset.name, ()):
             self._trigger_stops(ins, events)
+        self._sweep_levels(events)
 
     def _shock_price(self, cmd: ShockPrice, events: list) -> None:
         asset = self._asset(cmd.asset)
@@ -781,7 +830,8 @@ class Venue:
             raise _Reject(R.INVALID_FIELD, "account must be a non-negative integer")
         if cmd.account in self.accounts:
             raise _Reject(R.ACCOUNT_EXISTS, f"account {cmd.account} already exists")
-        self.accounts[cmd.account] = Account(cmd.account)
+        self.arrays.add(acct := Account(cmd.account, self.default_mode))
+        self.accounts[cmd.account] = acct
         events.append(AccountOpened(account=cmd.account))
 
     def _close_account(self, cmd: CloseAccount, events: list) -> None:
@@ -791,6 +841,8 @@ class Venue:
         if any(acct.balances.values()):
             raise _Reject(R.NOT_ALLOWED, "withdraw the account's balances first")
         self._cancel_all(CancelAll(account=acct.id), events)
+        self._dirty.pop(acct.id, None)
+        self.arrays.remove(acct, self.accounts)
         del self.accounts[acct.id]
         events.append(AccountClosed(account=acct.id))
 
@@ -818,6 +870,208 @@ class Venue:
             except _Reject as rej:
                 events.append(self._rejected(cmd, rej.reason, f"stop order {st.order_id} triggered but: {rej.message}"))
                 events[-1].order_id = st.order_id
+
+    # ------------------------------------------------------- margin & risk
+
+    def _level(self, ratio: float | None) -> int:
+        if ratio is None:
+            return 0
+        r = self.risk
+        if ratio < r.liquidation_ratio:
+            return 3
+        if ratio < r.reduce_only_ratio:
+            return 2
+        return 1 if ratio < r.warning_ratio else 0
+
+    def _check_level(self, acct: Account, events: list) -> None:
+        """Per-account path (after a fill, funding, a transfer): record the
+        margin-call level and tell the account when it got worse."""
+        ratio = self.margin.ratio(self._fresh(acct))
+        level = self._level(ratio)
+        levels = self.arrays.level
+        if level > levels[acct.col]:
+            events.append(
+                MarginCall(
+                    account=acct.id, level=_LEVEL_NAMES[level], margin_ratio=ratio,
+                    equity=self.margin.equity(acct), mm=acct.mm,
+                )
+            )
+        levels[acct.col] = level
+
+    def risk_sweep(self):
+        """Equity, IM, MM and ratio of every account in one vectorized pass
+        (:mod:`exchange_sim.risk.sweep`)."""
+        arrays = self.arrays
+        for acct in self._dirty.values():
+            arrays.sync(acct)
+        self._dirty.clear()
+        return sweep(arrays, self.margin)
+
+    def _sweep_levels(self, events: list) -> None:
+        """After a price move: re-check every account at once; margin calls go
+        out most under-margined first (ties by account id)."""
+        res = self.risk_sweep()
+        n = len(res.ids)
+        if n == 0:
+            return
+        r = self.risk
+        ratio = res.ratio
+        new = np.where(
+            ratio < r.liquidation_ratio, 3,
+            np.where(ratio < r.reduce_only_ratio, 2, np.where(ratio < r.warning_ratio, 1, 0)),
+        ).astype(np.int8)
+        old = self.arrays.level[:n]
+        worse = np.flatnonzero(new > old)
+        old[:] = new
+        if worse.size == 0:
+            return
+        ids = res.ids
+        for col in sorted(worse.tolist(), key=lambda c: (ratio[c], ids[c])):
+            events.append(
+                MarginCall(
+                    account=ids[col], level=_LEVEL_NAMES[new[col]], margin_ratio=float(ratio[col]),
+                    equity=float(res.equity[col]), mm=float(res.mm[col]),
+                )
+            )
+
+    def _rebalance_isolated(self, acct: Account, ins: Instrument, old_qty: int, events: list) -> None:
+        """Isolated mode: keep each position's allocation in step with its size.
+
+        Growing (or flipping): top the allocation up to the position's IM at
+        mark, moved out of the wallet's settlement balance. Shrinking: release
+        the closed share back to the wallet (rounded down: the position keeps
+        the odd unit). Closed: release all of it.
+        """
+        sym = ins.symbol
+        new_qty = acct.position_qty(sym)
+        alloc = acct.isolated.get(sym, 0)
+        flipped = old_qty != 0 and new_qty != 0 and (old_qty > 0) != (new_qty > 0)
+        if new_qty == 0:
+            target = 0
+        elif flipped or abs(new_qty) > abs(old_qty):
+            im = ins.im_tiers.amount(ins.usd(abs(new_qty) * ins.mark))
+            target = max(0 if flipped else alloc, math.ceil(im * self.settle.unit))
+        else:  # shrank: the closed share goes back to the wallet
+            target = alloc * abs(new_qty) // abs(old_qty)
+        delta = target - alloc
+        if delta == 0:
+            return
+        acct.credit(self.settle_name, -delta)
+        if target:
+            acct.isolated[sym] = target
+        else:
+            acct.isolated.pop(sym, None)
+        events.append(IsolatedMarginChanged(account=acct.id, symbol=sym, delta=delta, allocated=target))
+
+    def _set_margin_mode(self, cmd: SetMarginMode, events: list) -> None:
+        acct = self._account(cmd.account)
+        try:
+            mode = MarginMode(cmd.mode)
+        except ValueError:
+            raise _Reject(R.INVALID_FIELD, f"unknown margin mode {cmd.mode!r}") from None
+        if mode is acct.margin_mode:
+            raise _Reject(R.MARGIN_MODE_CHANGE_DENIED, f"the account is already in {mode} mode")
+        if ISOLATED in (mode, acct.margin_mode) and (
+            any(p.qty for p in acct.positions.values()) or acct.orders
+        ):
+            raise _Reject(
+                R.MARGIN_MODE_CHANGE_DENIED,
+                "switching to or from isolated needs no open positions or orders (as on Binance)",
+            )
+        if mode is not ISOLATED and acct.margin_mode is not ISOLATED:
+            im, _ = self.margin.mode_requirement(acct, mode)
+            eq = self.margin.equity(acct)
+            if im > eq:
+                raise _Reject(
+                    R.MARGIN_MODE_CHANGE_DENIED,
+                    f"{mode} mode would need initial margin {im:.2f} above equity {eq:.2f}",
+                )
+        acct.margin_mode = mode
+        acct.cache_epoch = -1
+        self._dirty[acct.id] = acct
+        events.append(MarginModeChanged(account=acct.id, mode=mode))
+        events.append(self._account_update(acct))
+        self._check_level(acct, events)
+
+    def _adjust_isolated(self, cmd: AdjustIsolatedMargin, events: list) -> None:
+        acct = self._account(cmd.account)
+        ins = self._instrument(cmd.symbol)
+        if acct.margin_mode is not ISOLATED:
+            raise _Reject(R.NOT_ALLOWED, "the account is not in isolated mode")
+        delta = cmd.delta
+        if not _int_in(delta, -MAX_AMOUNT, MAX_AMOUNT) or delta == 0:
+            raise _Reject(R.INVALID_FIELD, "delta must be a non-zero integer of minor units")
+        pos_qty = acct.position_qty(ins.symbol)
+        if pos_qty == 0:
+            raise _Reject(R.NOT_ALLOWED, f"no open {ins.symbol} position to adjust")
+        alloc = acct.isolated.get(ins.symbol, 0)
+        if delta > 0:
+            bal = acct.balances.get(self.settle_name, 0)
+            if delta > bal:
+                raise _Reject(R.INSUFFICIENT_BALANCE, f"{self.settle_name} balance {bal} is below {delta}")
+        else:
+            im = ins.im_tiers.amount(ins.usd(abs(pos_qty) * ins.mark))
+            if (alloc + delta) / self.settle.unit < im:
+                raise _Reject(
+                    R.INSUFFICIENT_MARGIN,
+                    f"allocation would fall below the position's initial margin {im:.2f}",
+                )
+        acct.credit(self.settle_name, -delta)
+        acct.isolated[ins.symbol] = alloc + delta
+        self._dirty[acct.id] = acct
+        events.append(IsolatedMarginChanged(account=acct.id, symbol=ins.symbol, delta=delta, allocated=alloc + delta))
+        events.append(self._account_update(acct))
+        self._check_level(acct, events)
+
+    def _tick(self, cmd: Tick, events: list) -> None:
+        """Time only: ``apply`` already ran what the new time made due."""
+
+    def _settle_funding_cmd(self, cmd: SettleFunding, events: list) -> None:
+        if cmd.symbol is not None:
+            self._instrument(cmd.symbol)
+        self._settle_funding(cmd.symbol, events)
+
+    def _settle_funding(self, symbol: str | None, events: list) -> None:
+        """Longs pay shorts (or the reverse) qty × mark × rate, per instrument,
+        accounts in id order. See :mod:`exchange_sim.funding`."""
+        settle = self.settle_name
+        holders = sorted(self.accounts.values(), key=lambda a: a.id)
+        touched: dict[int, Account] = {}
+        for ins in self.instruments.values():
+            if (symbol is not None and ins.symbol != symbol) or ins.mark == 0:
+                continue
+            premium = self.funding.premium(ins)
+            rate = self.funding.rate_e8(premium)
+            events.append(FundingRate(symbol=ins.symbol, rate_e8=rate, mark=ins.mark, premium=premium))
+            if rate == 0:
+                continue
+            dust = 0
+            for acct in holders:
+                qty = acct.position_qty(ins.symbol)
+                if not qty:
+                    continue
+                amount = payment(qty, ins.mark, ins.value, rate)
+                dust -= amount
+                acct.credit(settle, amount)
+                touched[acct.id] = acct
+                events.append(
+                    FundingPayment(account=acct.id, symbol=ins.symbol, position=qty, rate_e8=rate, amount=amount)
+                )
+            self.fees_collected[settle] = self.fees_collected.get(settle, 0) + dust
+        for acct in touched.values():
+            self._dirty[acct.id] = acct
+            events.append(self._account_update(acct))
+        for acct in touched.values():
+            self._check_level(acct, events)
+
+    def explain(self, account_id: int) -> Explain:
+        """Every margin figure of one account, and the same holdings under each
+        margin mode side by side (see :mod:`exchange_sim.risk.explain`).
+        Raises ``KeyError`` for an unknown account."""
+        return explain_mod.build(self, self.accounts[account_id])
+
+    def _query_explain(self, cmd: QueryExplain, events: list) -> None:
+        events.append(explain_mod.build(self, self._account(cmd.account)))
 
     # -------------------------------------------------------------- queries
 
@@ -901,14 +1155,14 @@ class Venue:
                 PositionView(
                     symbol=sym, qty=pos.qty, entry_price=pos.entry_price(), mark=ins.mark, notional=notional,
                     upnl=(pos.qty * ins.mark - pos.cost) * ins.value,
-                    im=margin.symbol_im(ins, pos.qty, None), mm=margin.position_mm(ins, pos.qty),
+                    im=ins.im_tiers.amount(notional / ins.settle_unit),
+                    mm=ins.mm_tiers.amount(notional / ins.settle_unit),
                 )
             )
-        eq = margin.equity(acct, self.settle.unit)
         return AccountUpdate(
             account=acct.id, balances=dict(sorted(acct.balances.items())), positions=positions,
-            collateral=acct.collateral, equity=eq, im=acct.im_total, mm=acct.mm,
-            margin_ratio=eq / acct.mm if acct.mm > 0 else None, margin_mode=acct.margin_mode,
+            collateral=acct.collateral, equity=self.margin.equity(acct), im=acct.im_total, mm=acct.mm,
+            margin_ratio=self.margin.ratio(acct), margin_mode=acct.margin_mode,
         )
 
     # ------------------------------------------------------------ invariants
@@ -929,6 +1183,7 @@ class Venue:
             total += self.fees_collected.get(name, 0)
             if name == self.settle_name:
                 for a in self.accounts.values():
+                    total += sum(a.isolated.values())
                     for sym, pos in a.positions.items():
                         ins = self.instruments[sym]
                         total += (pos.qty * ins.mark - pos.cost) * ins.value
@@ -937,6 +1192,20 @@ class Venue:
         for sym, ins in self.instruments.items():
             net = sum(a.position_qty(sym) for a in self.accounts.values())
             assert net == 0, f"{sym}: positions net to {net}"
+        arrays = self.arrays
+        assert arrays.n == len(self.accounts) and sorted(arrays.ids) == sorted(self.accounts)
+        for acct in self.accounts.values():
+            assert arrays.ids[acct.col] == acct.id, f"account {acct.id}: wrong sweep column"
+            if acct.id not in self._dirty:  # synced accounts must match their columns
+                col = acct.col
+                for sym, i in arrays.sym_row.items():
+                    pos = acct.positions.get(sym)
+                    assert arrays.qty[i, col] == (pos.qty if pos else 0), f"account {acct.id}: stale qty {sym}"
+                for name, k in arrays.asset_row.items():
+                    assert arrays.bal[k, col] == acct.balances.get(name, 0), f"account {acct.id}: stale {name}"
+                assert arrays.mode[col] == MODE_CODE[acct.margin_mode]
+            for sym, alloc in acct.isolated.items():
+                assert alloc > 0 and acct.position_qty(sym) != 0, f"account {acct.id}: allocation without position"
         for acct in self.accounts.values():
             resting = {}
             for oid, o in acct.orders.items():

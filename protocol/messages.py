@@ -240,6 +240,42 @@ class CloseAccount(_Msg):
     account: AccountId
 
 
+class SetMarginMode(_Msg):
+    """Switch the account's margin mode. Refused (MARGIN_MODE_CHANGE_DENIED)
+    if the account would not meet initial margin under the new mode, or, to or
+    from isolated, while it has open positions or orders (as on Binance)."""
+
+    account: AccountId
+    mode: MarginMode
+
+
+class AdjustIsolatedMargin(_Msg):
+    """Move USDT into (``delta`` > 0) or out of (< 0) an isolated position's
+    allocated margin. Never below the position's initial margin."""
+
+    account: AccountId
+    symbol: Symbol
+    delta: Annotated[int, Meta(ge=-MAX_AMOUNT, le=MAX_AMOUNT)]
+
+
+class SettleFunding(_Msg):
+    """Admin: settle perpetual funding now (it also settles by itself at each
+    funding interval of venue time)."""
+
+    symbol: Symbol | None = None
+
+
+class Tick(_Msg):
+    """Timer: advances venue time only (the server sends it so time-driven
+    work such as funding happens while nobody trades)."""
+
+
+class QueryExplain(_Msg):
+    """The whole margin breakdown of an account (the teaching view)."""
+
+    account: AccountId
+
+
 class QueryAccount(_Msg):
     account: AccountId
 
@@ -266,6 +302,10 @@ Command = Union[
     PauseSymbol,
     OpenAccount,
     CloseAccount,
+    SetMarginMode,
+    AdjustIsolatedMargin,
+    SettleFunding,
+    Tick,
     NewOrder,
     CancelOrder,
     AmendOrder,
@@ -274,6 +314,7 @@ Command = Union[
     QueryOpenOrders,
     QueryBook,
     QueryInstruments,
+    QueryExplain,
 ]
 
 # ------------------------------------------------------------------ events
@@ -432,6 +473,117 @@ class AccountClosed(_Msg):
     account: int
 
 
+class MarginCall(_Msg):
+    """Private: the account's margin ratio fell below a threshold.
+
+    ``level`` is "warning" (below the warning ratio), "reduce_only" (only
+    risk-reducing orders are accepted) or "liquidation" (below 1.0)."""
+
+    account: int
+    level: str
+    margin_ratio: float
+    equity: float
+    mm: float
+    symbol: str | None = None  # set for an isolated position
+
+
+class MarginModeChanged(_Msg):
+    account: int
+    mode: MarginMode
+
+
+class IsolatedMarginChanged(_Msg):
+    account: int
+    symbol: str
+    delta: int
+    allocated: int  # settlement minor units now allocated to the position
+
+
+class FundingRate(_Msg):
+    """Public: the funding rate applied at this settlement (1e-8 units)."""
+
+    symbol: str
+    rate_e8: int  # + longs pay shorts, - shorts pay longs
+    mark: int
+    premium: float
+
+
+class FundingPayment(_Msg):
+    """Private: funding paid (amount < 0) or received (> 0)."""
+
+    account: int
+    symbol: str
+    position: int
+    rate_e8: int
+    amount: int
+
+
+class HaircutSlice(_Msg):
+    up_to: float  # USD bracket upper bound
+    rate: float
+    value_in_bracket: float
+    haircut: float
+
+
+class ExplainAsset(_Msg):
+    asset: str
+    balance: int  # minor units
+    index_price: float  # USD
+    value: float  # USD before haircut
+    haircut: float  # USD taken off
+    counted: float  # USD counted as collateral
+    brackets: list[HaircutSlice]
+
+
+class ExplainPosition(_Msg):
+    symbol: str
+    underlying: str
+    qty: int
+    entry_price: float  # ticks
+    mark: int  # ticks
+    notional: float  # signed USD at mark
+    upnl: float  # USD
+    cross_im: float
+    cross_mm: float
+    impact: float  # MM(portfolio) - MM(portfolio without it), account's mode
+    isolated_margin: float = 0.0  # USD allocated (isolated mode)
+
+
+class ExplainScenario(_Msg):
+    name: str  # e.g. "BTC +", "market -"
+    moves: dict[str, float]  # underlying -> relative price move
+    loss: float  # USD, + = loss
+    worst: bool = False
+
+
+class ModeRequirement(_Msg):
+    """What the same holdings need under one margin mode."""
+
+    mode: MarginMode
+    im: float
+    mm: float
+    usable_collateral: float  # what may back it under this mode
+    free: float  # usable collateral + uPnL - IM: idle capital available for new trades
+    margin_ratio: float | None
+
+
+class Explain(_Msg):
+    account: int
+    mode: MarginMode
+    assets: list[ExplainAsset]
+    positions: list[ExplainPosition]
+    scenarios: list[ExplainScenario]
+    collateral: float
+    upnl: float
+    equity: float
+    im: float
+    mm: float
+    margin_ratio: float | None
+    floor: float  # portfolio floor = floor rate x gross notional
+    compare: list[ModeRequirement]
+    profile: str = "default"
+
+
 class BalanceChanged(_Msg):
     account: int
     asset: str
@@ -501,4 +653,10 @@ Event = Union[
     SymbolStatus,
     AccountOpened,
     AccountClosed,
+    MarginCall,
+    MarginModeChanged,
+    IsolatedMarginChanged,
+    FundingRate,
+    FundingPayment,
+    Explain,
 ]
