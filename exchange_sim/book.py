@@ -109,6 +109,11 @@ STP_EXPIRE_BOTH = 3
 _STP_MODES = (STP_NONE, STP_EXPIRE_TAKER, STP_EXPIRE_MAKER, STP_EXPIRE_BOTH)
 
 
+# Order.flags bits, set by the venue (the book never reads them)
+FLAG_REDUCE_ONLY = 1
+FLAG_LIQUIDATION = 2
+
+
 class Order:
     """One order.  Fields are owned by the venue; the book reads ``order_id``,
     ``account``, ``side``, ``price``, ``qty`` and ``stp``, decrements ``qty``

@@ -197,9 +197,30 @@ class ServerParams(_Frozen, kw_only=True):
                 f"accounts={len(self.accounts)}, curve={self.curve_public_key is not None})")
 
 
+class LiquidationParams(_Frozen, kw_only=True):
+    """The liquidation engine (docs/adr/0005-liquidation-order.md)."""
+
+    #: liquidation stops once the margin ratio is back at or above this
+    target_ratio: Annotated[float, Meta(ge=1.0)] = 1.05
+    #: a slice closes at most this fraction of the position...
+    slice_fraction: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.25
+    #: ...but at least this notional (USD), and never more than the closed form needs
+    min_slice_notional: Annotated[float, Meta(ge=0.0)] = 1_000.0
+    #: fee on closed notional, paid to the insurance fund
+    fee_rate: Rate = 0.005
+    #: collateral sold to repay a USDT debt is priced at index x (1 - penalty)
+    conversion_penalty: Rate = 0.02
+    #: liquidation rounds per command before the cascade is deferred
+    max_rounds: Annotated[int, Meta(gt=0)] = 50
+    #: the insurance fund's account id and its opening balance (settlement units)
+    insurance_account: Annotated[int, Meta(ge=0)] = 1_000_000_000
+    insurance_seed: DecimalStr = "1000000"
+
+
 class Config(_Frozen, kw_only=True):
     venue: VenueParams = VenueParams()
     risk: RiskParams = RiskParams()
+    liquidation: LiquidationParams = LiquidationParams()
     funding: FundingParams = FundingParams()
     server: ServerParams = ServerParams()
     assets: list[AssetConfig]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from decimal import Decimal
 
 import numpy as np
 
@@ -26,6 +27,8 @@ from exchange_sim import config as config_mod
 from exchange_sim.accounts import Account
 from exchange_sim.book import (
     BUY,
+    FLAG_LIQUIDATION,
+    FLAG_REDUCE_ONLY,
     SELL,
     STP_EXPIRE_BOTH,
     STP_EXPIRE_MAKER,
@@ -36,6 +39,7 @@ from exchange_sim.book import (
 from exchange_sim.config import Config
 from exchange_sim.instruments import Asset, Instrument
 from exchange_sim.funding import FundingRule, payment
+from exchange_sim.liquidation import LiquidationEngine
 from exchange_sim.risk import explain as explain_mod
 from exchange_sim.risk.margin import ISOLATED, MarginEngine, counted_value
 from exchange_sim.risk.sweep import MODE_CODE, RiskArrays, sweep
@@ -111,7 +115,6 @@ _STP = {
 }
 _TIF = {t: t for t in TimeInForce}
 _TYPE = {t: t for t in OrderType}
-FLAG_REDUCE_ONLY = 1
 _LEVEL_NAMES = ("ok", "warning", "reduce_only", "liquidation")
 
 
@@ -170,6 +173,7 @@ class Venue:
         self._dirty: dict[int, Account] = {}
         self.funding = FundingRule(self.config.funding)
         self.next_funding: int | None = None  # venue time (ns) of the next settlement
+        self.liq = LiquidationEngine(self)
         self.stops: dict[str, dict[int, StopOrder]] = {s: {} for s in self.instruments}
         self.max_open_orders = self.config.venue.max_open_orders
         self.seq = 0  # commands applied
@@ -180,6 +184,15 @@ class Venue:
         self.deposits: dict[str, int] = {}
         self.withdrawals: dict[str, int] = {}
         self.fees_collected: dict[str, int] = {}
+        # the insurance fund is a real account, opened with its seed balance
+        fund = Account(self.liq.fund_id, MarginMode.CROSS)
+        self.accounts[fund.id] = fund
+        self.arrays.add(fund)
+        seed = int(Decimal(self.config.liquidation.insurance_seed) * self.settle.unit)
+        if seed:
+            fund.credit(settle_name, seed)
+            self.deposits[settle_name] = seed
+            self._dirty[fund.id] = fund
         self._handlers: dict[type, Callable] = {
             NewOrder: self._new_order,
             CancelOrder: self._cancel_order,
@@ -224,6 +237,8 @@ class Venue:
             handler(command, events)
         except _Reject as rej:
             events.append(self._rejected(command, rej.reason, rej.message))
+        if self.liq.pending:
+            self.liq.run(events)
         return events
 
     def _clock(self, events: list) -> None:
@@ -274,8 +289,12 @@ class Venue:
 
     def _find_order(self, acct: Account, cmd):
         if cmd.order_id is not None:
+            if type(cmd.order_id) is not int:
+                raise _Reject(R.INVALID_FIELD, "order_id must be an integer")
             order = acct.orders.get(cmd.order_id)
         elif cmd.client_order_id is not None:
+            if type(cmd.client_order_id) is not str:
+                raise _Reject(R.INVALID_FIELD, "client_order_id must be a string")
             order = acct.by_cid.get(cmd.client_order_id)
         else:
             raise _Reject(R.INVALID_FIELD, "give order_id or client_order_id")
@@ -288,10 +307,11 @@ class Venue:
     def _new_order(self, cmd: NewOrder, events: list) -> None:
         acct = self._account(cmd.account)
         ins = self._instrument(cmd.symbol)
-        side = _SIDE.get(cmd.side)
-        tif = _TIF.get(cmd.tif)
-        otype = _TYPE.get(cmd.type)
-        stp = _STP.get(cmd.stp)
+        # str-typed values only: an unhashable garbage value must reject, not raise
+        side = _SIDE.get(cmd.side) if isinstance(cmd.side, str) else None
+        tif = _TIF.get(cmd.tif) if isinstance(cmd.tif, str) else None
+        otype = _TYPE.get(cmd.type) if isinstance(cmd.type, str) else None
+        stp = _STP.get(cmd.stp) if isinstance(cmd.stp, str) else None
         if side is None or tif is None or otype is None or stp is None or type(cmd.reduce_only) is not bool:
             raise _Reject(R.INVALID_FIELD, "side, type, tif, stp or reduce_only has an unknown value")
         if ins.paused:
@@ -441,7 +461,8 @@ class Venue:
                 raise _Reject(R.BAD_TICK, "price must be a positive whole number of ticks")
         elif cmd.price is not None:
             raise _Reject(R.INVALID_FIELD, "a stop-market order takes no price")
-        if cmd.tif is TimeInForce.POST_ONLY or cmd.tif is TimeInForce.FOK and otype is OrderType.STOP_MARKET:
+        tif = _TIF[cmd.tif]  # normalised: in-process callers may pass plain strings
+        if tif is TimeInForce.POST_ONLY or tif is TimeInForce.FOK and otype is OrderType.STOP_MARKET:
             raise _Reject(R.INVALID_FIELD, f"{cmd.tif} is not allowed on {otype}")
         if (side == BUY and ins.mark >= stop) or (side == SELL and ins.mark <= stop):
             # Binance: "Order would immediately trigger" is refused
@@ -465,7 +486,7 @@ class Venue:
 
     # ------------------------------------------------------------ matching
 
-    def _execute(self, acct: Account, ins: Instrument, order: Order, otype, events: list) -> None:
+    def _execute(self, acct: Account, ins: Instrument, order: Order, otype, events: list, liquidation: bool = False) -> None:
         """Match ``order`` as taker, settle each fill, rest or expire the rest."""
         book = ins.book
         limit = order.price
@@ -491,7 +512,9 @@ class Venue:
             if res.taker_expired_by_stp:
                 cause = CancelCause.SELF_TRADE
             elif otype is OrderType.MARKET:
-                cause = CancelCause.PRICE_BAND
+                # stopped by the band only if liquidity is left beyond it
+                left = book.best_ask() if taker_side == BUY else book.best_bid()
+                cause = CancelCause.PRICE_BAND if left is not None else CancelCause.IOC
             elif order.tif is TimeInForce.IOC:
                 cause = CancelCause.IOC
             elif order.tif is TimeInForce.FOK:
@@ -501,7 +524,7 @@ class Venue:
             if cause is None:
                 book.add(order)
                 self._remember(acct, order)
-            else:
+            elif not liquidation:  # the engine hands a liquidation's rest to the backstop
                 events.append(
                     OrderCancelled(
                         account=acct.id, order_id=order.order_id, symbol=ins.symbol,
@@ -531,6 +554,7 @@ class Venue:
         olds = {acct.id: taker_pos.qty}
         taker_fee_total = 0
         taker_pnl_total = 0
+        liq = bool(order.flags & FLAG_LIQUIDATION)
         remaining = order.qty
         for maker, qty, price in fills:
             trade_id = self.next_trade_id
@@ -568,9 +592,10 @@ class Venue:
                     account=acct.id, order_id=order.order_id, symbol=sym, side=taker_enum, price=price,
                     qty=qty, fee=tk_fee, liquidity=Liquidity.TAKER, trade_id=trade_id, remaining=remaining,
                     realized_pnl=tk_pnl, position=taker_pos.qty, client_order_id=order.client_order_id,
+                    liquidation=liq,
                 )
             )
-            events.append(Trade(symbol=sym, trade_id=trade_id, price=price, qty=qty, taker_side=taker_enum))
+            events.append(Trade(symbol=sym, trade_id=trade_id, price=price, qty=qty, taker_side=taker_enum, liquidation=liq))
         acct.credit(settle, taker_pnl_total - taker_fee_total)
         return olds
 
@@ -777,7 +802,8 @@ class Venue:
         if cmd.amount > bal:
             raise _Reject(R.INSUFFICIENT_BALANCE, f"balance {bal} is below {cmd.amount}")
         self._fresh(acct)
-        if acct.im_total > 0.0:
+        # with no IM, a debt (negative settlement balance) must stay backed too
+        if acct.im_total > 0.0 or any(b < 0 for b in acct.balances.values()):
             _, counted_before = counted_value(asset, bal)
             _, counted_after = counted_value(asset, bal - cmd.amount)
             eq_after = self.margin.equity(acct) - counted_before + counted_after
@@ -863,8 +889,8 @@ class Venue:
                 OrderTriggered(account=acct.id, order_id=st.order_id, symbol=ins.symbol, mark=mark, client_order_id=st.client_order_id)
             )
             cmd = st.cmd
-            otype = OrderType.MARKET if cmd.type is OrderType.STOP_MARKET else OrderType.LIMIT
-            tif = TimeInForce.IOC if otype is OrderType.MARKET else cmd.tif
+            otype = OrderType.MARKET if _TYPE[cmd.type] is OrderType.STOP_MARKET else OrderType.LIMIT
+            tif = TimeInForce.IOC if otype is OrderType.MARKET else _TIF[cmd.tif]
             try:
                 self._place(acct, ins, cmd, st.side, otype, tif, _STP[cmd.stp], cmd.price, cmd.qty, events, order_id=st.order_id)
             except _Reject as rej:
@@ -897,6 +923,8 @@ class Venue:
                 )
             )
         levels[acct.col] = level
+        if level == 3:
+            self.liq.flag(acct)
 
     def risk_sweep(self):
         """Equity, IM, MM and ratio of every account in one vectorized pass
@@ -923,9 +951,11 @@ class Venue:
         old = self.arrays.level[:n]
         worse = np.flatnonzero(new > old)
         old[:] = new
+        ids = res.ids
+        for col in np.flatnonzero(new == 3).tolist():
+            self.liq.flag(self.accounts[ids[col]])
         if worse.size == 0:
             return
-        ids = res.ids
         for col in sorted(worse.tolist(), key=lambda c: (ratio[c], ids[c])):
             events.append(
                 MarginCall(

@@ -487,6 +487,103 @@ class MarginCall(_Msg):
     symbol: str | None = None  # set for an isolated position
 
 
+class LiquidationStarted(_Msg):
+    """Private: the account (or, isolated, one position) fell below MM."""
+
+    account: int
+    margin_ratio: float
+    equity: float
+    mm: float
+    symbol: str | None = None  # isolated: the position being liquidated
+
+
+class LiquidationSlice(_Msg):
+    """Private: one slice of a position closed by the liquidation engine.
+
+    ``impact`` is the margin impact it was ranked by (MM with the position −
+    MM without it); ``book_qty`` filled in the book at prices no worse than
+    ``bankruptcy_price``; ``takeover_qty`` went to the insurance fund or ADL
+    there."""
+
+    account: int
+    symbol: str
+    side: Side
+    qty: int
+    book_qty: int
+    takeover_qty: int
+    bankruptcy_price: int
+    impact: float
+    fee: int
+    margin_ratio_after: float | None
+
+
+class InsuranceTakeover(_Msg):
+    """The insurance fund took over what the book could not absorb."""
+
+    account: int
+    fund: int
+    symbol: str
+    side: Side  # the liquidated account's side (the fund takes the other)
+    qty: int
+    price: int  # the position's bankruptcy price, ticks
+
+
+class AutoDeleverage(_Msg):
+    """A profitable opposite position was closed against a bankrupt one at
+    the bankrupt account's bankruptcy price. ``rank`` = PnL% × effective
+    leverage (BitMEX/Binance): highest goes first."""
+
+    account: int  # the bankrupt account
+    counterparty: int
+    symbol: str
+    qty: int  # lots closed on each side
+    price: int
+    rank: float
+
+
+class CollateralConversion(_Msg):
+    """Collateral sold to the insurance fund at index minus a penalty to repay
+    a negative settlement balance."""
+
+    account: int
+    asset: str
+    amount: int  # minor units of ``asset`` sold
+    proceeds: int  # settlement minor units received
+    price: float  # USD per unit after the penalty
+
+
+class BankruptcyCovered(_Msg):
+    """The insurance fund paid the deficit left after everything was closed."""
+
+    account: int
+    amount: int  # settlement minor units
+
+
+class LiquidationFinished(_Msg):
+    account: int
+    margin_ratio: float | None
+    equity: float
+    mm: float
+    symbol: str | None = None
+
+
+class CascadeBoundHit(_Msg):
+    """The cascade stopped at ``liquidation.max_rounds`` with accounts still
+    below maintenance margin; they are processed on the next command."""
+
+    rounds: int
+    pending: list[int]
+
+
+class LiquidationNotice(_Msg):
+    """Public: a liquidation order traded (Binance's forceOrder stream)."""
+
+    symbol: str
+    side: Side
+    qty: int
+    price: int
+
+
 class MarginModeChanged(_Msg):
     account: int
     mode: MarginMode
@@ -654,6 +751,15 @@ Event = Union[
     AccountOpened,
     AccountClosed,
     MarginCall,
+    LiquidationStarted,
+    LiquidationSlice,
+    InsuranceTakeover,
+    AutoDeleverage,
+    CollateralConversion,
+    BankruptcyCovered,
+    LiquidationFinished,
+    CascadeBoundHit,
+    LiquidationNotice,
     MarginModeChanged,
     IsolatedMarginChanged,
     FundingRate,

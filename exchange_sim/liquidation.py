@@ -1,0 +1,396 @@
+"""The liquidation engine: worst margin impact first, in slices, at bounded prices.
+
+When an account's equity falls below its maintenance margin (an isolated
+position: its allocation + uPnL below its own MM), the venue flags it and,
+at the end of the command, this engine runs (docs/adr/0005-liquidation-order.md):
+
+1. **Order.** Flagged accounts are processed most under-margined first
+   (lowest ratio), ties by account id. Liquidation fills can push their
+   counterparties under too; those are flagged and processed in the next
+   *round*. At most ``max_rounds`` rounds run per command; past that a
+   ``CascadeBoundHit`` event names who is left and the next command goes on.
+2. **Cancel** the account's open orders (cause ``liquidation``), then re-check.
+3. **Rank** positions by margin impact, ``MM(all) − MM(all without it)``,
+   with the account's own model; close the largest first, ties by symbol,
+   and re-rank after every slice. Under portfolio margin a hedge leg has a
+   negative impact (removing it raises MM), so it is never closed while the
+   naked leg that drives the risk is still open.
+4. **Slice** = min(slice_fraction of the position, the closed-form lots that
+   bring the ratio back to ``target_ratio`` at mark), at least
+   ``min_slice_notional``: an IOC order into the book, priced no worse than
+   the position's **bankruptcy price** — the price at which the account's
+   equity would be zero: ``bk = mark − equity / (qty × value)``.
+5. **Fee** ``fee_rate`` × closed notional to the insurance fund, shrunk so it
+   never takes the account below zero equity.
+6. **Backstop.** What the book cannot absorb within the bankruptcy price, the
+   insurance fund (a real account) takes over at that price — if its equity
+   can bear the loss at mark. Otherwise **auto-deleveraging** closes the rest
+   against opposite positions ranked by PnL% × effective leverage (BitMEX,
+   Binance), at the same bankruptcy price.
+7. **Debt.** A negative settlement balance left with no positions (or still
+   below MM) is repaid by selling other collateral to the fund at index minus
+   ``conversion_penalty``, most-haircut asset first; what is still missing
+   after that, the fund pays (``BankruptcyCovered``).
+
+Every step is an event. Nothing here reads a clock or a random source, and
+every iteration order is defined, so the cascade is deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+from exchange_sim.accounts import Account
+from exchange_sim.book import BUY, FLAG_LIQUIDATION, FLAG_REDUCE_ONLY, SELL, STP_NONE, Order
+from exchange_sim.instruments import Instrument
+from exchange_sim.risk.margin import ISOLATED
+from protocol.messages import (
+    PRICE_SCALE,
+    AutoDeleverage,
+    BankruptcyCovered,
+    CancelCause,
+    CascadeBoundHit,
+    CollateralConversion,
+    InsuranceTakeover,
+    LiquidationFinished,
+    LiquidationNotice,
+    LiquidationSlice,
+    LiquidationStarted,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+
+if TYPE_CHECKING:
+    from exchange_sim.venue import Venue
+
+MAX_SLICES = 200  # per liquidation; past it the rest is closed in one go
+_SIDE_ENUM = {BUY: Side.BUY, SELL: Side.SELL}
+
+
+class LiquidationEngine:
+    def __init__(self, venue: Venue):
+        self.v = venue
+        self.p = venue.config.liquidation
+        self.fund_id = self.p.insurance_account
+        pen = Fraction(Decimal(str(self.p.conversion_penalty)))
+        self.keep = (pen.denominator - pen.numerator, pen.denominator)  # 1 - penalty
+        #: accounts flagged below MM, waiting for the next round
+        self.pending: dict[int, Account] = {}
+
+    # ------------------------------------------------------------ rounds
+
+    def flag(self, acct: Account) -> None:
+        if acct.id != self.fund_id:
+            self.pending[acct.id] = acct
+
+    def run(self, events: list) -> None:
+        """Process flagged accounts round by round until none is left."""
+        v = self.v
+        rounds = 0
+        while self.pending:
+            if rounds == self.p.max_rounds:
+                events.append(CascadeBoundHit(rounds=rounds, pending=sorted(self.pending)))
+                return
+            rounds += 1
+            batch, self.pending = self.pending, {}
+            order = sorted(
+                (a for a in batch.values() if v.accounts.get(a.id) is a),
+                key=lambda a: (_ratio_key(v.margin.ratio(v.margin.fresh(a))), a.id),
+            )
+            for acct in order:
+                self.pending.pop(acct.id, None)  # liquidating it now
+                self.liquidate(acct, events)
+
+    # ------------------------------------------------------- one account
+
+    def liquidate(self, acct: Account, events: list) -> None:
+        v = self.v
+        m = v.margin
+        if acct.margin_mode is ISOLATED:
+            for sym in sorted(acct.positions):
+                pos = acct.positions[sym]
+                if pos.qty:
+                    ins = v.instruments[sym]
+                    r = m.isolated_ratio(acct, ins, pos)
+                    if r is not None and r < v.risk.liquidation_ratio:
+                        self._liquidate_isolated(acct, ins, events)
+            self._settle_debt(acct, events)
+            return
+        ratio = m.ratio(m.fresh(acct))
+        if ratio is None or ratio >= v.risk.liquidation_ratio:
+            return
+        events.append(LiquidationStarted(account=acct.id, margin_ratio=ratio, equity=m.equity(acct), mm=acct.mm))
+        self._cancel_orders(acct, None, events)
+        target = self.p.target_ratio
+        for n in range(MAX_SLICES + 1):
+            m.fresh(acct)
+            eq, mm = m.equity(acct), acct.mm
+            if mm <= 0.0 or eq >= target * mm:
+                break
+            exposures = m.exposures(acct)  # by symbol: the tie-break order
+            impacts = m.model(acct).impacts(exposures)
+            k = min(range(len(exposures)), key=lambda j: (-impacts[j], j))
+            ins = exposures[k][0]
+            pos = acct.positions[ins.symbol]
+            size = abs(pos.qty)
+            lots = size if n == MAX_SLICES else self._slice(ins, size, eq, mm, impacts[k])
+            self._close(acct, ins, lots, eq, impacts[k], None, events)
+        self._settle_debt(acct, events)
+        m.fresh(acct)
+        events.append(
+            LiquidationFinished(account=acct.id, margin_ratio=m.ratio(acct), equity=m.equity(acct), mm=acct.mm)
+        )
+
+    def _liquidate_isolated(self, acct: Account, ins: Instrument, events: list) -> None:
+        v = self.v
+        m = v.margin
+        sym = ins.symbol
+        pos = acct.positions[sym]
+        own, mm = self._isolated_figures(acct, ins)
+        events.append(LiquidationStarted(account=acct.id, margin_ratio=own / mm, equity=own, mm=mm, symbol=sym))
+        self._cancel_orders(acct, sym, events)
+        target = self.p.target_ratio
+        for n in range(MAX_SLICES + 1):
+            if not pos.qty:
+                break
+            own, mm = self._isolated_figures(acct, ins)
+            if mm <= 0.0 or own >= target * mm:
+                break
+            size = abs(pos.qty)
+            lots = size if n == MAX_SLICES else self._slice(ins, size, own, mm, mm)
+            self._close(acct, ins, lots, own, mm, own, events)
+        own, mm = self._isolated_figures(acct, ins) if pos.qty else (0.0, 0.0)
+        events.append(
+            LiquidationFinished(
+                account=acct.id, margin_ratio=own / mm if mm > 0 else None, equity=own, mm=mm, symbol=sym
+            )
+        )
+        m.fresh(acct)
+
+    def _isolated_figures(self, acct: Account, ins: Instrument) -> tuple[float, float]:
+        """(own equity, MM) of an isolated position, USD."""
+        pos = acct.positions[ins.symbol]
+        unit = self.v.settle.unit
+        own = (acct.isolated.get(ins.symbol, 0) + (pos.qty * ins.mark - pos.cost) * ins.value) / unit
+        return own, ins.mm_tiers.amount(ins.usd(abs(pos.qty) * ins.mark))
+
+    def _cancel_orders(self, acct: Account, symbol: str | None, events: list) -> None:
+        v = self.v
+        victims = sorted(
+            (o for o in acct.orders.values() if symbol is None or o.symbol == symbol), key=lambda o: o.order_id
+        )
+        for o in victims:
+            v._cancel_resting(o, v.instruments[o.symbol], CancelCause.LIQUIDATION, events)
+        for sym in sorted({o.symbol for o in victims}):
+            v._book_delta(v.instruments[sym], events)
+
+    # ----------------------------------------------------------- slices
+
+    def _slice(self, ins: Instrument, size: int, equity: float, mm: float, impact: float) -> int:
+        """Lots to close next: the smaller of a fixed fraction and the closed
+        form, at least ``min_slice_notional``, at most the position."""
+        if equity <= 0.0:
+            return size  # bankrupt already: close everything at once
+        lots = math.ceil(size * self.p.slice_fraction)
+        if impact > 0.0:
+            # closing x lots relieves ≈ impact/size each; need MM' ≤ E/target
+            needed = math.ceil((mm - equity / self.p.target_ratio) / (impact / size))
+            lots = min(lots, max(needed, 1))
+        lot_usd = ins.usd(ins.mark)
+        if lot_usd > 0:
+            lots = max(lots, math.ceil(self.p.min_slice_notional / lot_usd))
+        return max(1, min(lots, size))
+
+    def bankruptcy_price(self, ins: Instrument, qty: int, equity: float) -> int:
+        """Ticks at which ``equity`` (USD) would be zero with ``qty`` moving
+        alone; rounded so the liquidation never trades worse than it."""
+        bk = ins.mark - equity * self.v.settle.unit / (qty * ins.value)
+        return max(1, math.ceil(bk)) if qty > 0 else max(1, math.floor(bk))
+
+    def _close(self, acct, ins, lots, equity, impact, isolated_own, events) -> None:
+        """Close ``lots`` of the position: IOC into the book at the bankruptcy
+        bound, the rest to the insurance fund or ADL, then the fee."""
+        v = self.v
+        sym = ins.symbol
+        pos = acct.positions[sym]
+        old_qty = pos.qty
+        side = SELL if pos.qty > 0 else BUY
+        bk = self.bankruptcy_price(ins, pos.qty, equity)
+        mark = ins.mark
+        order = Order(
+            v.next_order_id, acct.id, side, bk, lots, STP_NONE, None, sym, TimeInForce.IOC,
+            FLAG_REDUCE_ONLY | FLAG_LIQUIDATION, v.seq,
+        )
+        v.next_order_id += 1
+        before = len(events)
+        v._execute(acct, ins, order, OrderType.LIMIT, events, liquidation=True)
+        rest = order.qty
+        book_qty = lots - rest
+        notional = 0
+        slip = 0  # settlement minor units the fills cost against mark
+        for ev in events[before:]:
+            if type(ev).__name__ == "Fill" and ev.account == acct.id:
+                notional += ev.price * ev.qty * ins.value
+                slip += (ev.price - mark) * ev.qty * ins.value * (1 if side == BUY else -1) * -1
+        if book_qty:
+            avg = round(notional / (book_qty * ins.value))
+            events.append(LiquidationNotice(symbol=sym, side=_SIDE_ENUM[side], qty=book_qty, price=avg))
+        if rest:
+            notional += bk * rest * ins.value
+            slip += (bk - mark) * rest * ins.value * (-1 if side == BUY else 1)
+            before_backstop = pos.qty  # the book fills already rebalanced up to here
+            self._backstop(acct, ins, side, rest, bk, events)
+            if acct.margin_mode is ISOLATED:
+                v._rebalance_isolated(acct, ins, before_backstop, events)
+        fee = self._fee(acct, notional, lots, old_qty, slip, isolated_own)
+        m = v.margin
+        m.fresh(acct)
+        events.append(
+            LiquidationSlice(
+                account=acct.id, symbol=sym, side=_SIDE_ENUM[side], qty=lots, book_qty=book_qty, takeover_qty=rest,
+                bankruptcy_price=bk, impact=impact, fee=fee, margin_ratio_after=m.ratio(acct),
+            )
+        )
+
+    def _fee(self, acct, notional, lots, old_qty, slip, isolated_own) -> int:
+        v = self.v
+        unit = v.settle.unit
+        fee = math.ceil(notional * self.p.fee_rate)
+        m = v.margin
+        if isolated_own is None:
+            cap = math.floor(m.equity(m.fresh(acct)) * unit)
+        else:  # the closed share of the position's own equity, after slippage
+            cap = math.floor(isolated_own * unit * lots / abs(old_qty) + slip)
+        fee = max(0, min(fee, cap))
+        if fee:
+            acct.credit(v.settle_name, -fee)
+            fund = v.accounts[self.fund_id]
+            fund.credit(v.settle_name, fee)
+            v._dirty[acct.id] = acct
+            v._dirty[fund.id] = fund
+        return fee
+
+    # ---------------------------------------------------------- backstop
+
+    def _transfer(self, a: Account, b: Account, ins: Instrument, a_side: int, lots: int, price: int) -> None:
+        """Move ``lots`` between two accounts at ``price``, off-book, no fee:
+        ``a`` trades ``a_side``, ``b`` the other side."""
+        v = self.v
+        settle = v.settle_name
+        for acct, sign in ((a, a_side), (b, -a_side)):
+            pnl = acct.position(ins.symbol).apply_fill(sign * lots, price) * ins.value
+            acct.credit(settle, pnl)
+            v._dirty[acct.id] = acct
+
+    def _backstop(self, acct, ins, side, lots, price, events) -> None:
+        v = self.v
+        m = v.margin
+        fund = v.accounts[self.fund_id]
+        # the fund takes the other side: its loss at mark if the price is off-market
+        fund_side = -side
+        loss = max(0, (price - ins.mark) * lots * ins.value * fund_side) / v.settle.unit
+        if m.equity(m.fresh(fund)) - loss >= 0.0:
+            self._transfer(acct, fund, ins, side, lots, price)
+            events.append(
+                InsuranceTakeover(account=acct.id, fund=fund.id, symbol=ins.symbol, side=_SIDE_ENUM[side], qty=lots, price=price)
+            )
+            events.append(v._account_update(fund))
+            return
+        self._adl(acct, ins, side, lots, price, events)
+
+    def adl_ranking(self, ins: Instrument, bankrupt: Account, side: int) -> list[tuple[float, Account]]:
+        """Opposite positions by rank = PnL% × effective leverage, highest first,
+        ties by account id. ``side`` is the bankrupt account's closing side."""
+        v = self.v
+        m = v.margin
+        ranked = []
+        for a in v.accounts.values():
+            if a is bankrupt:
+                continue
+            pos = a.positions.get(ins.symbol)
+            if pos is None or not pos.qty or (pos.qty > 0) != (side > 0):
+                continue  # the counterparty must hold the opposite of the bankrupt position
+            upnl = (pos.qty * ins.mark - pos.cost) * ins.value
+            entry = abs(pos.cost * ins.value) or 1
+            eq = m.equity(m.fresh(a))
+            lev = abs(pos.qty * ins.mark * ins.value) / v.settle.unit / (eq if eq > 0 else 1e-9)
+            ranked.append((upnl / entry * lev, a))
+        ranked.sort(key=lambda r: (-r[0], r[1].id))
+        return ranked
+
+    def _adl(self, acct, ins, side, lots, price, events) -> None:
+        v = self.v
+        for rank, other in self.adl_ranking(ins, acct, side):
+            if not lots:
+                break
+            old = other.position_qty(ins.symbol)
+            q = min(lots, abs(old))
+            self._transfer(acct, other, ins, side, q, price)
+            lots -= q
+            events.append(
+                AutoDeleverage(account=acct.id, counterparty=other.id, symbol=ins.symbol, qty=q, price=price, rank=rank)
+            )
+            if other.margin_mode is ISOLATED:
+                v._rebalance_isolated(other, ins, old, events)
+            if other.reduce_only_orders:
+                v._trim_reduce_only(other, ins, events)
+            events.append(v._account_update(other))
+        assert lots == 0, "positions net to zero, so opposite positions always cover a bankrupt one"
+
+    # -------------------------------------------------------------- debt
+
+    def _settle_debt(self, acct: Account, events: list) -> None:
+        """Repay a negative settlement balance from other collateral, then the fund."""
+        v = self.v
+        m = v.margin
+        settle = v.settle_name
+        if acct.balances.get(settle, 0) >= 0:
+            return
+        if any(p.qty for p in acct.positions.values()):
+            ratio = m.ratio(m.fresh(acct))
+            if ratio is None or ratio >= v.risk.liquidation_ratio:
+                return
+        fund = v.accounts[self.fund_id]
+        keep_num, keep_den = self.keep
+        # most-haircut asset first (its first bracket's rate), ties by name
+        for name in sorted(
+            (n for n, b in acct.balances.items() if b > 0 and n != settle and v.assets[n].index),
+            key=lambda n: (-v.assets[n].haircut.first_rate(), n),
+        ):
+            debt = -acct.balances[settle]
+            if debt <= 0:
+                break
+            asset = v.assets[name]
+            # proceeds(units) = units × index × (1 − penalty) in settlement minor units, floored
+            num = asset.index * keep_num * v.settle.unit
+            den = PRICE_SCALE * asset.unit * keep_den
+            units = min(acct.balances[name], -((-debt * den) // num))
+            proceeds = units * num // den
+            if units <= 0 or proceeds <= 0:
+                continue
+            acct.credit(name, -units)
+            fund.credit(name, units)
+            fund.credit(settle, -proceeds)
+            acct.credit(settle, proceeds)
+            events.append(
+                CollateralConversion(
+                    account=acct.id, asset=name, amount=units, proceeds=proceeds,
+                    price=asset.index / PRICE_SCALE * keep_num / keep_den,
+                )
+            )
+        debt = -acct.balances.get(settle, 0)
+        if debt > 0 and not any(p.qty for p in acct.positions.values()):
+            fund.credit(settle, -debt)
+            acct.credit(settle, debt)
+            events.append(BankruptcyCovered(account=acct.id, amount=debt))
+        v._dirty[acct.id] = acct
+        v._dirty[fund.id] = fund
+        events.append(v._account_update(acct))
+
+
+def _ratio_key(ratio: float | None) -> float:
+    return math.inf if ratio is None else ratio
