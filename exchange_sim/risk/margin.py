@@ -83,12 +83,14 @@ class MarginEngine:
         """Recompute every cached figure of ``acct``. O(assets + symbols)."""
         assets = self.assets
         cv = 0.0
-        for name, bal in acct.balances.items():
+        for name in sorted(acct.balances):
+            bal = acct.balances[name]
             if bal:
                 cv += counted_value(assets[name], bal)[1]
         upnl = 0
         exposures = []
-        for sym, pos in acct.positions.items():
+        for sym in sorted(acct.positions):
+            pos = acct.positions[sym]
             if pos.qty:
                 ins = self.instruments[sym]
                 upnl += (pos.qty * ins.mark - pos.cost) * ins.value
@@ -108,8 +110,10 @@ class MarginEngine:
         acct.cache_epoch = self.epoch
 
     def _im(self, acct: Account, model: RiskModel) -> float:
+        # by symbol, so the float sum does not depend on the dict's history
+        # (a venue restored from a snapshot must compute the same bits)
         ins = self.instruments
-        return model.im([(ins[s], n) for s, n in acct.hyp.items()])
+        return model.im([(ins[s], acct.hyp[s]) for s in sorted(acct.hyp)])
 
     def exposures(self, acct: Account) -> list[tuple[Instrument, float]]:
         """Positions as (instrument, signed USD notional at mark), by symbol."""
@@ -170,7 +174,7 @@ class MarginEngine:
         else:
             hyp.pop(sym, None)
         inst = self.instruments
-        after = self.model(acct).im([(inst[s], n) for s, n in hyp.items()]) if hyp else 0.0
+        after = self.model(acct).im([(inst[s], hyp[s]) for s in sorted(hyp)]) if hyp else 0.0
         return acct.im_total, after
 
     def isolated_need(self, acct: Account, ins: Instrument, new_totals: list[int]) -> float:
@@ -195,5 +199,5 @@ class MarginEngine:
         inst = self.instruments
         exposures = self.exposures(acct)
         mm = model.mm(exposures) if exposures else 0.0
-        im = model.im([(inst[s], n) for s, n in acct.hyp.items()]) if acct.hyp else 0.0
+        im = model.im([(inst[s], acct.hyp[s]) for s in sorted(acct.hyp)]) if acct.hyp else 0.0
         return im, mm
