@@ -206,8 +206,9 @@ class LiquidationParams(_Frozen, kw_only=True):
     slice_fraction: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.25
     #: ...but at least this notional (USD), and never more than the closed form needs
     min_slice_notional: Annotated[float, Meta(ge=0.0)] = 1_000.0
-    #: fee on closed notional, paid to the insurance fund
-    fee_rate: Rate = 0.005
+    #: fee on closed notional, paid to the insurance fund; keep it below the
+    #: lowest maintenance rate, or a partial liquidation can never restore the ratio
+    fee_rate: Rate = 0.001
     #: collateral sold to repay a USDT debt is priced at index x (1 - penalty)
     conversion_penalty: Rate = 0.02
     #: liquidation rounds per command before the cascade is deferred

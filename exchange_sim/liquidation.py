@@ -196,11 +196,14 @@ class LiquidationEngine:
         if equity <= 0.0:
             return size  # bankrupt already: close everything at once
         lots = math.ceil(size * self.p.slice_fraction)
-        if impact > 0.0:
-            # closing x lots relieves ≈ impact/size each; need MM' ≤ E/target
-            needed = math.ceil((mm - equity / self.p.target_ratio) / (impact / size))
-            lots = min(lots, max(needed, 1))
         lot_usd = ins.usd(ins.mark)
+        # Closed form at mark: each lot closed frees impact/size of MM and
+        # costs the fee on its notional; restore E − fee·x ≥ target·(MM − relief·x).
+        target = self.p.target_ratio
+        net = target * impact / size - self.p.fee_rate * lot_usd
+        if net > 0.0:
+            needed = math.ceil((target * mm - equity) / net)
+            lots = min(lots, max(needed, 1))
         if lot_usd > 0:
             lots = max(lots, math.ceil(self.p.min_slice_notional / lot_usd))
         return max(1, min(lots, size))
