@@ -225,6 +225,8 @@ class Venue:
         time never moves backwards. Invalid commands return ``[Rejected]``
         and change nothing.
         """
+        if ts is not None and type(ts) is not int:  # a sequencer bug, not user input
+            raise TypeError(f"venue time must be an int of nanoseconds, got {type(ts).__name__}")
         self.seq += 1
         events: list = []
         if ts is not None and ts > self.now:
@@ -327,7 +329,11 @@ class Venue:
                 raise _Reject(R.INVALID_FIELD, "client_order_id must be 1-36 characters")
             if cid in acct.by_cid:
                 raise _Reject(R.DUPLICATE_CLIENT_ORDER_ID, f"client order id {cid!r} is already open")
-        if len(acct.orders) >= self.max_open_orders:
+        # the cap counts orders that stay open: IOC, FOK and market orders never rest
+        if len(acct.orders) >= self.max_open_orders and (
+            tif is TimeInForce.GTC or tif is TimeInForce.POST_ONLY or otype is OrderType.STOP_MARKET
+            or otype is OrderType.STOP_LIMIT
+        ) and otype is not OrderType.MARKET:
             raise _Reject(R.TOO_MANY_OPEN_ORDERS, f"at most {self.max_open_orders} open orders")
         if ins.mark == 0:
             raise _Reject(R.NO_MARK_PRICE, f"{ins.symbol} has no index price yet")
@@ -355,7 +361,9 @@ class Venue:
             best = book.best_ask() if side == BUY else book.best_bid()
             if best is None or (best > limit if side == BUY else best < limit):
                 raise _Reject(R.NO_LIQUIDITY, "no liquidity within the market price band")
-            ref_price = limit
+            # margin at the worst price the order may reach: the band edge for a
+            # buy; for a sell the best bid (it fills at or below it) or mark
+            ref_price = limit if side == BUY else max(best, ins.mark)
         else:
             if not ins.within_limit_band(price):
                 raise _Reject(R.OUTSIDE_PRICE_BAND, f"price {price} is too far from mark {ins.mark}")
