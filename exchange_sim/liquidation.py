@@ -7,8 +7,9 @@ at the end of the command, this engine runs (docs/adr/0005-liquidation-order.md)
 1. **Order.** Flagged accounts are processed most under-margined first
    (lowest ratio), ties by account id. Liquidation fills can push their
    counterparties under too; those are flagged and processed in the next
-   *round*. At most ``max_rounds`` rounds run per command; past that a
-   ``CascadeBoundHit`` event names who is left and the next command goes on.
+   *round* (an account back above MM by then is dropped). At most
+   ``max_rounds`` rounds run per command; past that a ``CascadeBoundHit``
+   event names who is still below MM and the next command goes on.
 2. **Cancel** the account's open orders (cause ``liquidation``), then re-check.
 3. **Rank** positions by margin impact, ``MM(all) − MM(all without it)``,
    with the account's own model; close the largest first, ties by symbol,
@@ -39,6 +40,7 @@ every iteration order is defined, so the cascade is deterministic.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, insort
 from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING
@@ -67,7 +69,7 @@ from protocol.messages import (
 if TYPE_CHECKING:
     from exchange_sim.venue import Venue
 
-MAX_SLICES = 200  # per liquidation; past it the rest is closed in one go
+MAX_SLICES = 200  # per liquidation; past it each position left is closed whole
 _SIDE_ENUM = {BUY: Side.BUY, SELL: Side.SELL}
 
 
@@ -76,10 +78,19 @@ class LiquidationEngine:
         self.v = venue
         self.p = venue.config.liquidation
         self.fund_id = self.p.insurance_account
+        fee = Fraction(Decimal(str(self.p.fee_rate)))
+        self.fee_fraction = (fee.numerator, fee.denominator)
         pen = Fraction(Decimal(str(self.p.conversion_penalty)))
         self.keep = (pen.denominator - pen.numerator, pen.denominator)  # 1 - penalty
         #: accounts flagged below MM, waiting for the next round
         self.pending: dict[int, Account] = {}
+        #: the fund's wallet or positions changed during this run
+        self.fund_touched = False
+        # ADL queues of this command: (symbol, side) -> [sorted (-rank, id), id -> key,
+        # how much of _log is applied]; _log lists accounts changed since they were built
+        self._queues: dict[tuple[str, int], list] = {}
+        self._log: list[Account] = []
+        self._stamp = (-1, -1)
 
     # ------------------------------------------------------------ rounds
 
@@ -90,20 +101,33 @@ class LiquidationEngine:
     def run(self, events: list) -> None:
         """Process flagged accounts round by round until none is left."""
         v = self.v
+        m = v.margin
+        limit = v.risk.liquidation_ratio
         rounds = 0
+        self.fund_touched = False
         while self.pending:
-            if rounds == self.p.max_rounds:
-                events.append(CascadeBoundHit(rounds=rounds, pending=sorted(self.pending)))
-                return
-            rounds += 1
             batch, self.pending = self.pending, {}
-            order = sorted(
-                (a for a in batch.values() if v.accounts.get(a.id) is a),
-                key=lambda a: (_ratio_key(v.margin.ratio(v.margin.fresh(a))), a.id),
-            )
-            for acct in order:
+            # Only accounts still below MM wait: one flagged between two of its
+            # own slices, or lifted again by a later fill, is not pending.
+            due = []
+            for a in batch.values():
+                if v.accounts.get(a.id) is a:
+                    r = m.ratio(m.fresh(a))
+                    if r is not None and r < limit:
+                        due.append((r, a.id, a))
+            if not due:
+                break
+            due.sort(key=lambda t: (t[0], t[1]))
+            if rounds == self.p.max_rounds:
+                self.pending = {a.id: a for _, _, a in due}
+                events.append(CascadeBoundHit(rounds=rounds, pending=sorted(self.pending)))
+                break
+            rounds += 1
+            for _, _, acct in due:
                 self.pending.pop(acct.id, None)  # liquidating it now
                 self.liquidate(acct, events)
+        if self.fund_touched:  # fees, takeovers, conversions: the fund's state now
+            events.append(v._account_update(v.accounts[self.fund_id]))
 
     # ------------------------------------------------------- one account
 
@@ -119,6 +143,7 @@ class LiquidationEngine:
                     if r is not None and r < v.risk.liquidation_ratio:
                         self._liquidate_isolated(acct, ins, events)
             self._settle_debt(acct, events)
+            events.append(v._account_update(acct))
             return
         ratio = m.ratio(m.fresh(acct))
         if ratio is None or ratio >= v.risk.liquidation_ratio:
@@ -126,7 +151,8 @@ class LiquidationEngine:
         events.append(LiquidationStarted(account=acct.id, margin_ratio=ratio, equity=m.equity(acct), mm=acct.mm))
         self._cancel_orders(acct, None, events)
         target = self.p.target_ratio
-        for n in range(MAX_SLICES + 1):
+        n = 0
+        while True:  # ends: past MAX_SLICES every slice closes a whole position
             m.fresh(acct)
             eq, mm = m.equity(acct), acct.mm
             if mm <= 0.0 or eq >= target * mm:
@@ -137,10 +163,11 @@ class LiquidationEngine:
             ins = exposures[k][0]
             pos = acct.positions[ins.symbol]
             size = abs(pos.qty)
-            lots = size if n == MAX_SLICES else self._slice(ins, size, eq, mm, impacts[k])
+            lots = size if n >= MAX_SLICES else self._slice(ins, size, eq, mm, impacts[k])
             self._close(acct, ins, lots, eq, impacts[k], None, events)
+            n += 1
         self._settle_debt(acct, events)
-        m.fresh(acct)
+        events.append(v._account_update(acct))  # after the fees and the backstop
         events.append(
             LiquidationFinished(account=acct.id, margin_ratio=m.ratio(acct), equity=m.equity(acct), mm=acct.mm)
         )
@@ -193,8 +220,8 @@ class LiquidationEngine:
     def _slice(self, ins: Instrument, size: int, equity: float, mm: float, impact: float) -> int:
         """Lots to close next: the smaller of a fixed fraction and the closed
         form, at least ``min_slice_notional``, at most the position."""
-        if equity <= 0.0:
-            return size  # bankrupt already: close everything at once
+        if equity * self.v.settle.unit < 1.0:
+            return size  # bankrupt (less than a minor unit left): close it at once
         lots = math.ceil(size * self.p.slice_fraction)
         lot_usd = ins.usd(ins.mark)
         # Closed form at mark: each lot closed frees impact/size of MM and
@@ -235,10 +262,14 @@ class LiquidationEngine:
         book_qty = lots - rest
         notional = 0
         slip = 0  # settlement minor units the fills cost against mark
+        queued = bool(self._queues)
         for ev in events[before:]:
-            if type(ev).__name__ == "Fill" and ev.account == acct.id:
-                notional += ev.price * ev.qty * ins.value
-                slip += (ev.price - mark) * ev.qty * ins.value * (1 if side == BUY else -1) * -1
+            if type(ev).__name__ == "Fill":
+                if queued:
+                    self._log.append(v.accounts[ev.account])
+                if ev.account == acct.id:
+                    notional += ev.price * ev.qty * ins.value
+                    slip += (ev.price - mark) * ev.qty * ins.value * (1 if side == BUY else -1) * -1
         if book_qty:
             avg = round(notional / (book_qty * ins.value))
             events.append(LiquidationNotice(symbol=sym, side=_SIDE_ENUM[side], qty=book_qty, price=avg))
@@ -262,7 +293,8 @@ class LiquidationEngine:
     def _fee(self, acct, notional, lots, old_qty, slip, isolated_own) -> int:
         v = self.v
         unit = v.settle.unit
-        fee = math.ceil(notional * self.p.fee_rate)
+        num, den = self.fee_fraction
+        fee = -((-notional * num) // den)  # exact integer ceiling: rounded against the account
         m = v.margin
         if isolated_own is None:
             cap = math.floor(m.equity(m.fresh(acct)) * unit)
@@ -272,9 +304,12 @@ class LiquidationEngine:
         if fee:
             acct.credit(v.settle_name, -fee)
             fund = v.accounts[self.fund_id]
+            if self._queues:
+                self._log += (acct, fund)
             fund.credit(v.settle_name, fee)
             v._dirty[acct.id] = acct
             v._dirty[fund.id] = fund
+            self.fund_touched = True
         return fee
 
     # ---------------------------------------------------------- backstop
@@ -288,6 +323,8 @@ class LiquidationEngine:
             pnl = acct.position(ins.symbol).apply_fill(sign * lots, price) * ins.value
             acct.credit(settle, pnl)
             v._dirty[acct.id] = acct
+        if self._queues:
+            self._log += (a, b)
 
     def _backstop(self, acct, ins, side, lots, price, events) -> None:
         v = self.v
@@ -298,38 +335,79 @@ class LiquidationEngine:
         loss = max(0, (price - ins.mark) * lots * ins.value * fund_side) / v.settle.unit
         if m.equity(m.fresh(fund)) - loss >= 0.0:
             self._transfer(acct, fund, ins, side, lots, price)
+            self.fund_touched = True
             events.append(
                 InsuranceTakeover(account=acct.id, fund=fund.id, symbol=ins.symbol, side=_SIDE_ENUM[side], qty=lots, price=price)
             )
-            events.append(v._account_update(fund))
-            return
+            return  # the fund's AccountUpdate goes out once, at the end of the run
         self._adl(acct, ins, side, lots, price, events)
 
-    def adl_ranking(self, ins: Instrument, bankrupt: Account, side: int) -> list[tuple[float, Account]]:
+    def adl_ranking(self, ins: Instrument, bankrupt: Account | None, side: int) -> list[tuple[float, Account]]:
         """Opposite positions by rank = PnL% × effective leverage, highest first,
-        ties by account id. ``side`` is the bankrupt account's closing side."""
-        v = self.v
-        m = v.margin
+        ties by account id. ``side`` is the bankrupt account's closing side.
+        O(accounts): the reference; ``_adl`` keeps the same order incrementally."""
         ranked = []
-        for a in v.accounts.values():
+        for a in self.v.accounts.values():
             if a is bankrupt:
                 continue
             pos = a.positions.get(ins.symbol)
             if pos is None or not pos.qty or (pos.qty > 0) != (side > 0):
                 continue  # the counterparty must hold the opposite of the bankrupt position
-            upnl = (pos.qty * ins.mark - pos.cost) * ins.value
-            entry = abs(pos.cost * ins.value) or 1
-            eq = m.equity(m.fresh(a))
-            lev = abs(pos.qty * ins.mark * ins.value) / v.settle.unit / (eq if eq > 0 else 1e-9)
-            ranked.append((upnl / entry * lev, a))
+            ranked.append((self._rank(a, ins, pos), a))
         ranked.sort(key=lambda r: (-r[0], r[1].id))
         return ranked
 
+    def _rank(self, a: Account, ins: Instrument, pos) -> float:
+        v = self.v
+        m = v.margin
+        upnl = (pos.qty * ins.mark - pos.cost) * ins.value
+        entry = abs(pos.cost * ins.value) or 1
+        eq = m.equity(m.fresh(a))
+        lev = abs(pos.qty * ins.mark * ins.value) / v.settle.unit / (eq if eq > 0 else 1e-9)
+        return upnl / entry * lev
+
+    def _adl_queue(self, ins: Instrument, side: int) -> list[tuple[float, int]]:
+        """``adl_ranking`` as sorted (−rank, account id) keys, built once per
+        (symbol, side) per command and then updated only for the accounts
+        changed since (fills, transfers, fees, conversions): ranks depend on
+        positions, equity and marks, and marks do not move inside a cascade.
+        The same order as a full re-ranking, without an O(accounts) scan per
+        bankrupt slice."""
+        v = self.v
+        stamp = (v.seq, v.margin.epoch)
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self._queues = {}
+            self._log = []
+        sym = ins.symbol
+        q = self._queues.get((sym, side))
+        if q is None:
+            keys = [(-r, a.id) for r, a in self.adl_ranking(ins, None, side)]
+            q = self._queues[(sym, side)] = [keys, {k[1]: k for k in keys}, len(self._log)]
+            return keys
+        keys, key_of, seen = q
+        log = self._log
+        if seen < len(log):
+            for a in dict.fromkeys(log[seen:]):  # each changed account once
+                old = key_of.pop(a.id, None)
+                if old is not None:
+                    del keys[bisect_left(keys, old)]
+                pos = a.positions.get(sym)
+                if pos is not None and pos.qty and (pos.qty > 0) == (side > 0):
+                    k = key_of[a.id] = (-self._rank(a, ins, pos), a.id)
+                    insort(keys, k)
+            q[2] = len(log)
+        return keys
+
     def _adl(self, acct, ins, side, lots, price, events) -> None:
         v = self.v
-        for rank, other in self.adl_ranking(ins, acct, side):
+        for neg_rank, other_id in self._adl_queue(ins, side):  # not changed while iterated
             if not lots:
                 break
+            other = v.accounts[other_id]
+            if other is acct:
+                continue
+            rank = -neg_rank
             old = other.position_qty(ins.symbol)
             q = min(lots, abs(old))
             self._transfer(acct, other, ins, side, q, price)
@@ -342,6 +420,8 @@ class LiquidationEngine:
             if other.reduce_only_orders:
                 v._trim_reduce_only(other, ins, events)
             events.append(v._account_update(other))
+            # closed off-market, it may now be below MM: flag it for the next round
+            v._check_level(other, events)
         assert lots == 0, "positions net to zero, so opposite positions always cover a bankrupt one"
 
     # -------------------------------------------------------------- debt
@@ -358,6 +438,8 @@ class LiquidationEngine:
             if ratio is None or ratio >= v.risk.liquidation_ratio:
                 return
         fund = v.accounts[self.fund_id]
+        if self._queues:
+            self._log += (acct, fund)
         keep_num, keep_den = self.keep
         # most-haircut asset first (its first bracket's rate), ties by name
         for name in sorted(
@@ -379,6 +461,7 @@ class LiquidationEngine:
             fund.credit(name, units)
             fund.credit(settle, -proceeds)
             acct.credit(settle, proceeds)
+            self.fund_touched = True
             events.append(
                 CollateralConversion(
                     account=acct.id, asset=name, amount=units, proceeds=proceeds,
@@ -389,11 +472,7 @@ class LiquidationEngine:
         if debt > 0 and not any(p.qty for p in acct.positions.values()):
             fund.credit(settle, -debt)
             acct.credit(settle, debt)
+            self.fund_touched = True
             events.append(BankruptcyCovered(account=acct.id, amount=debt))
         v._dirty[acct.id] = acct
         v._dirty[fund.id] = fund
-        events.append(v._account_update(acct))
-
-
-def _ratio_key(ratio: float | None) -> float:
-    return math.inf if ratio is None else ratio

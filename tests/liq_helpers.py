@@ -1,0 +1,369 @@
+"""Factories for the liquidation tests and benchmarks.
+
+Configs are the embedded default with overrides through
+``msgspec.structs.replace``; venues come with a deep-pocketed house account
+(:data:`HOUSE`) that is the counterparty when a test opens a position, a
+market maker that quotes depth around the index, and funded traders.
+
+Units (default config), so docstrings can show arithmetic by hand:
+
+=========  ===========  ========  ==================  ============
+symbol     tick (USD)   lot       µUSDT per tick×lot  default mark
+=========  ===========  ========  ==================  ============
+BTC-PERP   0.1          0.001     100                 $60,000
+ETH-PERP   0.01         0.001     10                  $3,000
+SOL-PERP   0.001        0.1       100                 $150
+BNB-PERP   0.01         0.01      100                 $600
+MEME-PERP  0.00001      1         10                  $0.25
+=========  ===========  ========  ==================  ============
+
+Margin tiers, marginal like tax brackets (IM rate, MM rate):
+BTC/ETH: ≤$250k 1%/0.5%, ≤$1M 2%/1%; SOL/BNB: ≤$100k 2%/1%, ≤$1M 5%/2.5%;
+MEME: ≤$50k 5%/2.5%, above 20%/10%. Haircuts: MEME 30% up to $50k, BTC/ETH
+5% up to $1M, USDT 0. Liquidation (default): target ratio 1.05, slices of
+25% (at least $1,000), fee 0.1% of closed notional to the insurance fund
+(account :data:`FUND`), conversion penalty 2%, 50 rounds per command.
+:func:`liq_config` pins these (:data:`PINNED`), with a 0.1 % fee.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+
+from exchange_sim import config as config_mod
+from exchange_sim.config import Config
+from exchange_sim.venue import Venue
+from protocol.messages import (
+    PRICE_SCALE,
+    AccountUpdate,
+    Deposit,
+    Fill,
+    LiquidationSlice,
+    NewOrder,
+    QueryAccount,
+    Rejected,
+    SetIndexPrice,
+    SetMarginMode,
+    ShockPrice,
+    Side,
+)
+
+U = 10**6  # µUSDT per USDT
+COIN = 10**8  # minor units of BTC / ETH / SOL / BNB / MEME
+HOUSE = 0  # counterparty with (practically) unlimited USDT
+HOUSE_USDT = 10**12  # whole USDT
+FUND = 1_000_000_000  # the insurance fund's account id (default config)
+BTC, ETH, SOL, BNB, MEME = "BTC-PERP", "ETH-PERP", "SOL-PERP", "BNB-PERP", "MEME-PERP"
+#: ticks per USD per symbol
+TICKS_PER_USD = {BTC: 10, ETH: 100, SOL: 1000, BNB: 100, MEME: 100_000}
+UNDERLYING = {BTC: "BTC", ETH: "ETH", SOL: "SOL", BNB: "BNB", MEME: "MEME"}
+
+
+# ------------------------------------------------------------------ configs
+
+#: the [liquidation] parameters the tests' hand arithmetic assumes, pinned so
+#: a change of the shipped defaults does not silently change the numbers
+PINNED = dict(target_ratio=1.05, slice_fraction=0.25, min_slice_notional=1_000.0, fee_rate=0.001,
+              conversion_penalty=0.02, max_rounds=50, insurance_seed="1000000")
+
+
+def replace(obj, **kw):
+    return msgspec.structs.replace(obj, **kw)
+
+
+def liq_config(*, fees: bool = False, risk: dict | None = None, prices: dict | None = None,
+               instruments: list | None = None, max_open_orders: int = 10_000, **liquidation) -> Config:
+    """The default config with trading fees off (unless ``fees``), the
+    ``[liquidation]`` parameters given as keywords, ``[risk]`` overrides,
+    start-up index prices in USD (``prices={"MEME": "1"}``), extra
+    instrument configs appended, and room for a market maker's quotes
+    (``max_open_orders``)."""
+    cfg = config_mod.default()
+    cfg = replace(cfg, venue=replace(cfg.venue, max_open_orders=max_open_orders))
+    if not fees:
+        cfg = replace(cfg, instruments=[replace(i, maker_fee="0", taker_fee="0") for i in cfg.instruments])
+    cfg = replace(cfg, liquidation=replace(cfg.liquidation, **{**PINNED, **liquidation}))
+    if risk:
+        cfg = replace(cfg, risk=replace(cfg.risk, **risk))
+    if prices:
+        cfg = replace(cfg, assets=[replace(a, index_price=str(prices[a.name])) if a.name in prices else a
+                                   for a in cfg.assets])
+    if instruments:
+        cfg = replace(cfg, instruments=[*cfg.instruments, *instruments])
+    return cfg
+
+
+def new_venue(cfg: Config | None = None, house: bool = True) -> Venue:
+    """A venue (``liq_config()`` by default) with the house account funded."""
+    v = Venue(cfg if cfg is not None else liq_config())
+    if house:
+        v.apply(Deposit(account=HOUSE, asset="USDT", amount=HOUSE_USDT * U))
+    return v
+
+
+# ----------------------------------------------------------------- accounts
+
+
+def deposit(v: Venue, account: int, **amounts) -> None:
+    """Deposit whole units (decimal strings or numbers) per asset."""
+    for asset, whole in amounts.items():
+        minor = Decimal(str(whole)) * v.assets[asset].unit
+        assert minor == minor.to_integral_value(), f"{whole} {asset} is not whole minor units"
+        ev = v.apply(Deposit(account=account, asset=asset, amount=int(minor)))
+        assert not isinstance(ev[0], Rejected), ev
+
+
+def set_mode(v: Venue, account: int, mode: str) -> None:
+    ev = v.apply(SetMarginMode(account=account, mode=mode))
+    assert not isinstance(ev[0], Rejected), ev
+
+
+def trader(v: Venue, account: int, mode: str | None = None, **amounts) -> int:
+    """A funded trader (whole units per asset), optionally in ``mode``."""
+    deposit(v, account, **amounts)
+    if mode is not None and v.accounts[account].margin_mode != mode:
+        set_mode(v, account, mode)
+    return account
+
+
+def open_pos(v: Venue, account: int, symbol: str, lots: int, price: int | None = None,
+             counterparty: int = HOUSE) -> list:
+    """``account`` trades ``lots`` (signed: + buys) of ``symbol`` at ``price``
+    ticks (default: mark) against ``counterparty``, which rests a post-only
+    order that the account takes with an IOC. Asserts the whole fill."""
+    ins = v.instruments[symbol]
+    price = ins.mark if price is None else price
+    buy = lots > 0
+    qty = abs(lots)
+    ev = v.apply(NewOrder(account=counterparty, symbol=symbol, side=Side.SELL if buy else Side.BUY, qty=qty,
+                          price=price, tif="post_only"))
+    assert not isinstance(ev[0], Rejected), ev
+    events = v.apply(NewOrder(account=account, symbol=symbol, side=Side.BUY if buy else Side.SELL, qty=qty,
+                              price=price, tif="ioc"))
+    filled = sum(e.qty for e in events if isinstance(e, Fill) and e.account == account)
+    assert filled == qty, f"not filled: {events}"
+    return events
+
+
+def market_maker(v: Venue, account: int, symbol: str, *, levels: int = 20, step_bps: int = 10,
+                 level_usd: float = 50_000.0, first_bps: int | None = None, center: int | None = None) -> None:
+    """Quote ``levels`` bids and asks around ``center`` ticks (default: the
+    mark): level k (0-based) at center × (1 ± (first + k·step) bps), each
+    ``level_usd`` of notional. The account must be funded (:func:`trader`).
+    Quoting around a price a shock is about to reach gives the book the
+    post-shock depth a real market would have re-quoted to."""
+    ins = v.instruments[symbol]
+    mark = ins.mark if center is None else center
+    first = step_bps if first_bps is None else first_bps
+    lot_usd = ins.usd(mark)
+    qty = max(1, int(level_usd / lot_usd))
+    for k in range(levels):
+        off = mark * (first + k * step_bps) // 10_000
+        for side, price in ((Side.BUY, mark - off), (Side.SELL, mark + off)):
+            if price < 1:
+                continue
+            ev = v.apply(NewOrder(account=account, symbol=symbol, side=side, qty=qty, price=price, tif="post_only"))
+            assert not isinstance(ev[0], Rejected), ev
+
+
+# ------------------------------------------------------------------ prices
+
+
+def set_price(v: Venue, asset: str, usd) -> list:
+    return v.apply(SetIndexPrice(asset=asset, price=int(Decimal(str(usd)) * PRICE_SCALE)))
+
+
+def shock(v: Venue, asset: str, bps: int) -> list:
+    return v.apply(ShockPrice(asset=asset, change_bps=bps))
+
+
+# ------------------------------------------------------------------ events
+
+
+def of(events: list, cls, **match) -> list:
+    return [e for e in events if isinstance(e, cls) and all(getattr(e, k) == val for k, val in match.items())]
+
+
+def one(events: list, cls, **match):
+    found = of(events, cls, **match)
+    assert len(found) == 1, f"expected one {cls.__name__} {match}, got {found}"
+    return found[0]
+
+
+def slices(events: list, account: int | None = None) -> list[LiquidationSlice]:
+    return [e for e in events if isinstance(e, LiquidationSlice) and (account is None or e.account == account)]
+
+
+def view(v: Venue, account: int) -> AccountUpdate:
+    (ev,) = v.apply(QueryAccount(account=account))
+    assert isinstance(ev, AccountUpdate), ev
+    return ev
+
+
+def qty_of(v: Venue, account: int, symbol: str) -> int:
+    return v.accounts[account].position_qty(symbol)
+
+
+def ratio(v: Venue, account: int) -> float | None:
+    """The account's margin ratio now (None = no requirement)."""
+    acct = v.accounts[account]
+    return v.margin.ratio(v.margin.fresh(acct))
+
+
+def under_mm(v: Venue, tol: float = 1e-9) -> list[int]:
+    """Non-fund accounts with an open position whose ratio (isolated: any
+    position's own ratio) is below ``risk.liquidation_ratio``."""
+    out = []
+    m = v.margin
+    limit = v.risk.liquidation_ratio - tol
+    for aid in sorted(v.accounts):
+        acct = v.accounts[aid]
+        if aid == v.liq.fund_id or not any(p.qty for p in acct.positions.values()):
+            continue
+        r = m.ratio(m.fresh(acct))
+        if r is not None and r < limit:
+            out.append(aid)
+    return out
+
+
+def usd_to_minor(usd) -> int:
+    minor = Decimal(str(usd)) * U
+    assert minor == minor.to_integral_value()
+    return int(minor)
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -((-a) // b)
+
+
+
+
+# ------------------------------------------------------------- scenarios
+
+
+def determinism_scenario() -> list[list]:
+    """A small crash with every liquidation path, as the list of each
+    command's events (setup included): twelve accounts in the three modes
+    with USDT, MEME or BTC collateral, leveraged SOL longs, BTC shorts and
+    MEME longs against the house and a thin market maker, a fund of $500
+    (so takeovers run it dry and ADL follows), then SOL −30 %, MEME −50 %,
+    BTC +20 %."""
+    from protocol.messages import Tick  # noqa: PLC0415
+
+    out: list[list] = []
+    v = Venue(liq_config(fees=True, insurance_seed="500"))
+
+    def do(cmd):
+        out.append(v.apply(cmd))
+        return out[-1]
+
+    do(Deposit(account=HOUSE, asset="USDT", amount=HOUSE_USDT * U))
+    do(Deposit(account=9, asset="USDT", amount=50_000_000 * U))
+    modes = ("cross", "portfolio", "isolated")
+    for a in range(1, 13):
+        if a % 3 == 0:
+            do(Deposit(account=a, asset="BTC", amount=5 * COIN // 100))
+        else:
+            do(Deposit(account=a, asset="USDT", amount=(1_500 + 250 * a) * U))
+        if a % 4 == 1:
+            do(Deposit(account=a, asset="MEME", amount=20_000 * COIN))
+        mode = modes[a % 3]
+        if mode != "cross":
+            do(SetMarginMode(account=a, mode=mode))
+    for sym in (SOL, BTC, MEME):
+        ins = v.instruments[sym]
+        mark = ins.mark
+        qty = max(1, int(3_000 / ins.usd(mark)))
+        for k in range(1, 6):
+            off = mark * 20 * k // 10_000
+            do(NewOrder(account=9, symbol=sym, side=Side.BUY, qty=qty, price=mark - off, tif="post_only"))
+            do(NewOrder(account=9, symbol=sym, side=Side.SELL, qty=qty, price=mark + off, tif="post_only"))
+    for a in range(1, 13):
+        plan = ((SOL, 3_000 + 200 * a), (BTC, -(40 + 5 * a)), (MEME, 60_000 + 5_000 * a))
+        for sym, lots in plan:
+            buy = lots > 0
+            price = v.instruments[sym].mark
+            counterparty = a + 1 if a < 12 and sym == MEME else HOUSE
+            do(NewOrder(account=counterparty, symbol=sym, side=Side.SELL if buy else Side.BUY, qty=abs(lots),
+                        price=price, tif="post_only"))
+            do(NewOrder(account=a, symbol=sym, side=Side.BUY if buy else Side.SELL, qty=abs(lots), price=price,
+                        tif="ioc"))
+    do(ShockPrice(asset="SOL", change_bps=-3_000))
+    do(Tick())
+    do(ShockPrice(asset="MEME", change_bps=-5_000))
+    do(ShockPrice(asset="BTC", change_bps=2_000))
+    do(ShockPrice(asset="MEME", change_bps=5_000))
+    v._check()
+    return out
+
+
+def crash_venue(n_accounts: int, seed: int = 1, fund_usd: str = "1000000") -> Venue:
+    """The crash benchmark's venue (``benchmarks/bench_liquidation.py``):
+    ``n_accounts`` traders with $500-$10,000 of USDT, 10 % in portfolio and
+    10 % in isolated mode: 70 % long SOL at 1-4.5x (half of them also long
+    BTC at up to 15x), 17 % short SOL at 0.5-3x, the rest in ETH; all opened
+    against the house at mark. Then a market maker quotes 100 levels a side,
+    10 bps apart, $100k each, around SOL's index *after* a 30 % fall (the
+    book a market that re-quoted during the move would have; the limit band
+    is widened to 50 % so it can rest there), and 100 levels of $200k, 5 bps
+    apart, around BTC and ETH. Deterministic for a seed. A SetIndexPrice to
+    the current SOL price at the end syncs the risk arrays, as a feed tick
+    before the crash would."""
+    import random  # noqa: PLC0415
+
+    from protocol.messages import CancelAll, TimeInForce  # noqa: PLC0415
+
+    cfg = liq_config(fees=True, insurance_seed=fund_usd, max_open_orders=100_000)
+    cfg = replace(cfg, venue=replace(cfg.venue, limit_price_band="0.5"))
+    v = Venue(cfg)
+    rnd = random.Random(seed)
+    maker = 1
+    v.apply(Deposit(account=HOUSE, asset="USDT", amount=HOUSE_USDT * U))
+    v.apply(Deposit(account=maker, asset="USDT", amount=10**10 * U))
+    sol, btc, eth = (v.instruments[s] for s in (SOL, BTC, ETH))
+
+    def open_(a: int, ins, lots: int) -> None:
+        if not lots:
+            return
+        buy = lots > 0
+        v.apply(NewOrder(account=HOUSE, symbol=ins.symbol, side=Side.SELL if buy else Side.BUY, qty=abs(lots),
+                         price=ins.mark, tif=TimeInForce.POST_ONLY))
+        ev = v.apply(NewOrder(account=a, symbol=ins.symbol, side=Side.BUY if buy else Side.SELL, qty=abs(lots),
+                              price=ins.mark, tif=TimeInForce.IOC))
+        if isinstance(ev[0], Rejected):
+            v.apply(CancelAll(account=HOUSE))
+
+    for a in range(10, 10 + n_accounts):
+        c = rnd.choice([500, 1_000, 2_000, 5_000, 10_000])
+        v.apply(Deposit(account=a, asset="USDT", amount=c * U))
+        r = rnd.random()
+        if r < 0.1:
+            v.apply(SetMarginMode(account=a, mode="portfolio"))
+        elif r < 0.2:
+            v.apply(SetMarginMode(account=a, mode="isolated"))
+        kind = rnd.random()
+        if kind < 0.7:
+            open_(a, sol, int(rnd.uniform(1.0, 4.5) * c / sol.usd(sol.mark)))
+            if rnd.random() < 0.5:
+                open_(a, btc, int(rnd.uniform(0, 15) * c / btc.usd(btc.mark)))
+        elif kind < 0.87:
+            open_(a, sol, -int(rnd.uniform(0.5, 3) * c / sol.usd(sol.mark)))
+        else:
+            open_(a, eth, int(rnd.uniform(-5, 5) * c / eth.usd(eth.mark)) or 1)
+
+    def quote(ins, center: int, levels: int, step_bps: int, usd: float) -> None:
+        q = max(1, int(usd / ins.usd(center)))
+        for k in range(1, levels + 1):
+            off = center * step_bps * k // 10_000
+            for side, price in ((Side.BUY, center - off), (Side.SELL, center + off)):
+                ev = v.apply(NewOrder(account=maker, symbol=ins.symbol, side=side, qty=q, price=price,
+                                      tif=TimeInForce.POST_ONLY))
+                assert not isinstance(ev[0], Rejected), ev
+
+    quote(sol, sol.mark * 7_000 // 10_000, 100, 10, 100_000)
+    quote(btc, btc.mark, 100, 5, 200_000)
+    quote(eth, eth.mark, 100, 5, 200_000)
+    v.apply(SetIndexPrice(asset="SOL", price=v.assets["SOL"].index))
+    return v
