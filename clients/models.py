@@ -1,0 +1,375 @@
+"""Human units at the edge: Decimal in, Decimal out.
+
+The wire speaks integers (ticks, lots, minor units, 1e-8 USD; see
+:mod:`protocol.messages`). :class:`Markets` holds the instrument and asset
+metadata a client loads at login (``QueryInstruments``) and converts both
+ways *exactly*: a price that is not a whole number of ticks is refused
+client-side with :class:`~clients.errors.InvalidOrder` (``BAD_TICK``) rather
+than rounded, because silently moving a bot's price is worse than failing.
+
+Worked example, BTC-PERP (tick 0.1, lot 0.001)::
+
+    price Decimal("60000.5") -> 600005 ticks     qty Decimal("0.25") -> 250 lots
+    Fill(price=600005, qty=250, fee=7501) -> price 60000.5, qty 0.250, fee 7.501 USDT
+
+Risk figures (equity, IM, MM) are float estimates on the wire; they are
+given here as Decimals rounded to the settlement asset's decimals.
+
+The dataclasses below are what the clients return. Events without a model
+here (margin calls, funding payments, explain, ...) are passed through as
+the protocol's own structs, in venue units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from clients.errors import InvalidOrder
+from protocol import messages as m
+from protocol.messages import PRICE_SCALE, RejectReason
+
+_E8 = Decimal(PRICE_SCALE)
+
+
+def _dec(value) -> Decimal:
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return Decimal(value)
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentMeta:
+    symbol: str
+    underlying: str
+    settlement: str
+    tick_size: Decimal
+    lot_size: Decimal
+    min_notional: Decimal
+    max_qty: Decimal
+    maker_fee: Decimal
+    taker_fee: Decimal
+
+    def ticks(self, price) -> int:
+        """Price -> ticks, exactly. Raises InvalidOrder(BAD_TICK)."""
+        p = _dec(price)
+        q, r = divmod(p, self.tick_size)
+        if r or p <= 0:
+            raise InvalidOrder(f"{self.symbol}: price {p} is not a positive multiple of the tick {self.tick_size}",
+                               RejectReason.BAD_TICK)
+        return int(q)
+
+    def lots(self, qty) -> int:
+        """Quantity -> lots, exactly. Raises InvalidOrder(BAD_LOT)."""
+        x = _dec(qty)
+        q, r = divmod(x, self.lot_size)
+        if r or x <= 0:
+            raise InvalidOrder(f"{self.symbol}: quantity {x} is not a positive multiple of the lot {self.lot_size}",
+                               RejectReason.BAD_LOT)
+        return int(q)
+
+    def price(self, ticks: int | float | None) -> Decimal | None:
+        if ticks is None:
+            return None
+        if isinstance(ticks, float):
+            if ticks.is_integer():
+                return int(ticks) * self.tick_size
+            # an average (entry price): 4 more digits than the tick
+            return (Decimal(repr(ticks)) * self.tick_size).quantize(self.tick_size.scaleb(-4))
+        return ticks * self.tick_size
+
+    def qty(self, lots: int) -> Decimal:
+        return lots * self.lot_size
+
+
+class Markets:
+    """Instrument and asset metadata from an ``Instruments`` reply."""
+
+    def __init__(self, info: m.Instruments):
+        self.protocol_version = info.protocol_version
+        self.instruments: dict[str, InstrumentMeta] = {
+            i.symbol: InstrumentMeta(
+                symbol=i.symbol, underlying=i.underlying, settlement=i.settlement,
+                tick_size=Decimal(i.tick_size), lot_size=Decimal(i.lot_size),
+                min_notional=Decimal(i.min_notional), max_qty=i.max_qty * Decimal(i.lot_size),
+                maker_fee=Decimal(i.maker_fee), taker_fee=Decimal(i.taker_fee),
+            )
+            for i in info.instruments
+        }
+        self.decimals: dict[str, int] = {a.name: a.decimals for a in info.assets}
+        self.settlement = next(iter(self.instruments.values())).settlement if self.instruments else "USDT"
+
+    def __getitem__(self, symbol: str) -> InstrumentMeta:
+        try:
+            return self.instruments[symbol]
+        except KeyError:
+            raise InvalidOrder(f"unknown symbol {symbol!r}", RejectReason.UNKNOWN_SYMBOL) from None
+
+    def minor(self, asset: str, amount) -> int:
+        """Asset amount -> minor units, exactly. Raises InvalidOrder."""
+        d = self.decimals.get(asset)
+        if d is None:
+            raise InvalidOrder(f"unknown asset {asset!r}", RejectReason.UNKNOWN_ASSET)
+        x = _dec(amount).scaleb(d)
+        if x != x.to_integral_value():
+            raise InvalidOrder(f"{amount} {asset} has more than {d} decimals", RejectReason.INVALID_FIELD)
+        return int(x)
+
+    def amount(self, asset: str, minor: int) -> Decimal:
+        return Decimal(minor).scaleb(-self.decimals.get(asset, 0))
+
+    def settle(self, minor: int) -> Decimal:
+        return self.amount(self.settlement, minor)
+
+    def risk(self, value: float | None) -> Decimal | None:
+        """A float risk figure in settlement units, rounded to its decimals."""
+        if value is None:
+            return None
+        if value != value or value in (float("inf"), float("-inf")):
+            return Decimal(repr(value))
+        return Decimal(repr(value)).quantize(Decimal(1).scaleb(-self.decimals.get(self.settlement, 6)))
+
+    @staticmethod
+    def index_e8(price) -> int:
+        return int((_dec(price) * _E8).to_integral_value())
+
+    @staticmethod
+    def index_usd(e8: int | None) -> Decimal | None:
+        return None if e8 is None else Decimal(e8) / _E8
+
+
+# ----------------------------------------------------------------- models
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    order_id: int
+    client_order_id: str | None
+    symbol: str
+    side: str
+    price: Decimal
+    qty: Decimal
+    fee: Decimal
+    liquidity: str
+    trade_id: int
+    remaining: Decimal
+    realized_pnl: Decimal
+    position: Decimal
+    liquidation: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """An order's life event: ``kind`` is accepted, triggered, amended or cancelled."""
+
+    kind: str
+    order_id: int
+    client_order_id: str | None
+    symbol: str
+    side: str | None = None
+    price: Decimal | None = None
+    qty: Decimal | None = None  # accepted: size; amended: new remaining; cancelled: what was left
+    stop_price: Decimal | None = None
+    cause: str | None = None  # cancelled: user, ioc, cancel_all, disconnect, ...
+    priority_kept: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderResult:
+    """What ``place`` returns: the order's immediate outcome."""
+
+    order_id: int
+    client_order_id: str | None
+    symbol: str
+    side: str
+    type: str
+    status: str  # new, partially_filled, filled, cancelled, untriggered
+    price: Decimal | None
+    qty: Decimal
+    filled: Decimal
+    avg_price: Decimal | None
+    fee: Decimal
+    fills: tuple[Fill, ...] = ()
+    duplicate: bool = False  # a resend answered from the idempotency store
+    cancel_cause: str | None = None
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.qty - self.filled if self.status in ("new", "partially_filled", "untriggered") else Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    symbol: str
+    qty: Decimal
+    entry_price: Decimal
+    mark: Decimal
+    notional: Decimal
+    upnl: Decimal
+    im: Decimal
+    mm: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    account: int
+    balances: dict[str, Decimal]
+    positions: tuple[Position, ...]
+    collateral: Decimal
+    equity: Decimal
+    im: Decimal
+    mm: Decimal
+    margin_ratio: Decimal | None
+    margin_mode: str
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceUpdate:
+    account: int
+    asset: str
+    delta: Decimal
+    balance: Decimal
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOrder:
+    order_id: int
+    client_order_id: str | None
+    symbol: str
+    side: str
+    type: str
+    tif: str
+    price: Decimal | None
+    stop_price: Decimal | None
+    qty: Decimal  # remaining
+    filled: Decimal
+    reduce_only: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Book:
+    symbol: str
+    seq: int
+    bids: list[tuple[Decimal, Decimal]] = field(default_factory=list)  # best first
+    asks: list[tuple[Decimal, Decimal]] = field(default_factory=list)
+
+    @property
+    def best_bid(self) -> tuple[Decimal, Decimal] | None:
+        return self.bids[0] if self.bids else None
+
+    @property
+    def best_ask(self) -> tuple[Decimal, Decimal] | None:
+        return self.asks[0] if self.asks else None
+
+
+# ------------------------------------------------------------- conversion
+
+
+def convert(mk: Markets, ev):
+    """A protocol event in human units (a model above), or the event itself."""
+    t = type(ev)
+    if t is m.Fill:
+        ins = mk[ev.symbol]
+        return Fill(
+            order_id=ev.order_id, client_order_id=ev.client_order_id, symbol=ev.symbol, side=ev.side.value,
+            price=ins.price(ev.price), qty=ins.qty(ev.qty), fee=mk.settle(ev.fee), liquidity=ev.liquidity.value,
+            trade_id=ev.trade_id, remaining=ins.qty(ev.remaining), realized_pnl=mk.settle(ev.realized_pnl),
+            position=ins.qty(ev.position), liquidation=ev.liquidation,
+        )
+    if t is m.OrderAccepted:
+        ins = mk[ev.symbol]
+        return OrderUpdate("accepted", ev.order_id, ev.client_order_id, ev.symbol, side=ev.side.value,
+                           price=ins.price(ev.price), qty=ins.qty(ev.qty), stop_price=ins.price(ev.stop_price))
+    if t is m.OrderCancelled:
+        ins = mk[ev.symbol]
+        return OrderUpdate("cancelled", ev.order_id, ev.client_order_id, ev.symbol, qty=ins.qty(ev.remaining),
+                           cause=ev.cause.value)
+    if t is m.OrderAmended:
+        ins = mk[ev.symbol]
+        return OrderUpdate("amended", ev.order_id, ev.client_order_id, ev.symbol, price=ins.price(ev.price),
+                           qty=ins.qty(ev.qty), priority_kept=ev.priority_kept)
+    if t is m.OrderTriggered:
+        ins = mk[ev.symbol]
+        return OrderUpdate("triggered", ev.order_id, ev.client_order_id, ev.symbol, price=ins.price(ev.mark))
+    if t is m.AccountUpdate:
+        return account_state(mk, ev)
+    if t is m.BalanceChanged:
+        return BalanceUpdate(ev.account, ev.asset, mk.amount(ev.asset, ev.delta), mk.amount(ev.asset, ev.balance),
+                             ev.reason)
+    return ev
+
+
+def account_state(mk: Markets, ev: m.AccountUpdate) -> AccountState:
+    positions = []
+    for p in ev.positions:
+        ins = mk[p.symbol]
+        positions.append(Position(
+            symbol=p.symbol, qty=ins.qty(p.qty), entry_price=ins.price(p.entry_price), mark=ins.price(p.mark),
+            notional=mk.settle(p.notional), upnl=mk.settle(p.upnl), im=mk.risk(p.im), mm=mk.risk(p.mm),
+        ))
+    return AccountState(
+        account=ev.account, balances={a: mk.amount(a, v) for a, v in ev.balances.items()},
+        positions=tuple(positions), collateral=mk.risk(ev.collateral), equity=mk.risk(ev.equity),
+        im=mk.risk(ev.im), mm=mk.risk(ev.mm), margin_ratio=None if ev.margin_ratio is None else Decimal(repr(ev.margin_ratio)),
+        margin_mode=str(getattr(ev.margin_mode, "value", ev.margin_mode)),
+    )
+
+
+def open_order(mk: Markets, o: m.OrderView) -> OpenOrder:
+    ins = mk[o.symbol]
+    return OpenOrder(
+        order_id=o.order_id, client_order_id=o.client_order_id, symbol=o.symbol, side=o.side.value,
+        type=o.type.value, tif=o.tif.value, price=ins.price(o.price), stop_price=ins.price(o.stop_price),
+        qty=ins.qty(o.qty), filled=ins.qty(o.filled), reduce_only=o.reduce_only,
+    )
+
+
+def book(mk: Markets, snap: m.BookSnapshot) -> Book:
+    ins = mk[snap.symbol]
+    return Book(
+        symbol=snap.symbol, seq=snap.seq,
+        bids=[(ins.price(p), ins.qty(q)) for p, q in snap.bids],
+        asks=[(ins.price(p), ins.qty(q)) for p, q in snap.asks],
+    )
+
+
+def order_result(mk: Markets, events: list, duplicate: bool = False) -> OrderResult:
+    """Summarise a NewOrder's reply events (the first must be OrderAccepted)."""
+    acc = events[0]
+    ins = mk[acc.symbol]
+    fills = []
+    filled = 0
+    notional = 0
+    fee = 0
+    cancel_cause = None
+    for ev in events[1:]:
+        t = type(ev)
+        if t is m.Fill and ev.order_id == acc.order_id:
+            fills.append(convert(mk, ev))
+            filled += ev.qty
+            notional += ev.qty * ev.price
+            fee += ev.fee
+        elif t is m.OrderCancelled and ev.order_id == acc.order_id:
+            cancel_cause = ev.cause.value
+    if acc.stop_price is not None and not fills and cancel_cause is None:
+        status = "untriggered"
+    elif cancel_cause is not None:
+        status = "cancelled"
+    elif filled >= acc.qty:
+        status = "filled"
+    elif filled:
+        status = "partially_filled"
+    else:
+        status = "new"
+    avg = None
+    if filled:
+        avg = ins.price(notional // filled if notional % filled == 0 else notional / filled)
+    return OrderResult(
+        order_id=acc.order_id, client_order_id=acc.client_order_id, symbol=acc.symbol, side=acc.side.value,
+        type=acc.type.value, status=status, price=ins.price(acc.price), qty=ins.qty(acc.qty),
+        filled=ins.qty(filled), avg_price=avg, fee=mk.settle(fee), fills=tuple(fills), duplicate=duplicate,
+        cancel_cause=cancel_cause,
+    )

@@ -1,0 +1,91 @@
+"""Where each event goes, and what a bad frame is called.
+
+Events from ``Venue.apply`` are routed by their class (cached once per class):
+
+==========  ===============================================================
+PUBLIC      no ``account`` field: Trade, BookDelta, MarkPrice, SymbolStatus,
+            FundingRate, ... -> the PUB socket, topic ``<symbol>.<channel>``
+PRIVATE     an ``account`` field: acks, fills, cancels, account updates,
+            margin calls, funding payments... -> that account's sessions
+            only (the requester's in its Reply, the others' in a Push)
+REPLY       answers that only the asker gets: BookSnapshot, Instruments
+==========  ===============================================================
+
+Two refinements: a ``Rejected`` goes to the requester only (another session
+of the same account did not ask), and every event a *query* returns goes to
+the requester only (an ``AccountUpdate`` answering ``QueryAccount`` is not
+news for the account's other sessions).
+
+Decode errors become typed rejects by :func:`classify_decode_error`, which
+reads msgspec's messages (stable across its releases; a message it does not
+recognise falls back to MALFORMED, never to a crash).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from protocol.messages import BookSnapshot, Instruments, RejectReason
+from protocol.session import TOPIC_SEP, topic
+
+PUBLIC, PRIVATE, REPLY = 0, 1, 2
+
+_REPLY_ONLY = (BookSnapshot, Instruments)
+#: short channel names for the common public events; others: lowercased class name
+CHANNELS = {
+    "BookDelta": "book",
+    "Trade": "trade",
+    "MarkPrice": "mark",
+    "SymbolStatus": "status",
+    "FundingRate": "funding",
+    "Liquidation": "liquidation",
+    "PublicLiquidation": "liquidation",
+    "LiquidationNotice": "liquidation",
+}
+
+_route_cache: dict[type, int] = {}
+_topic_cache: dict[tuple[type, str | None], bytes] = {}
+
+
+def route(cls: type) -> int:
+    r = _route_cache.get(cls)
+    if r is None:
+        fields = getattr(cls, "__struct_fields__", ())
+        if cls in _REPLY_ONLY:
+            r = REPLY
+        elif "account" in fields:
+            r = PRIVATE
+        else:
+            r = PUBLIC
+        _route_cache[cls] = r
+    return r
+
+
+def topic_prefix(event) -> bytes:
+    """``b"<symbol>.<channel>\\x00"`` for a public event (cached)."""
+    cls = type(event)
+    symbol = getattr(event, "symbol", None)
+    key = (cls, symbol)
+    t = _topic_cache.get(key)
+    if t is None:
+        name = cls.__name__
+        t = _topic_cache[key] = topic(symbol, CHANNELS.get(name, name.lower())) + TOPIC_SEP
+    return t
+
+
+def classify_decode_error(exc: Exception) -> tuple[RejectReason, str]:
+    """A typed reason and a readable message for a frame msgspec refused."""
+    text = str(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return RejectReason.MALFORMED, f"a string is not valid UTF-8: {text}"
+    if not isinstance(exc, msgspec.ValidationError):
+        return RejectReason.MALFORMED, f"not a msgpack message: {text}"
+    if text.startswith("Invalid value") and "`$.msg`" in text:
+        return RejectReason.UNKNOWN_MESSAGE, f"unknown message type ({text})"
+    if "`$.msg`" in text or "missing required field `msg`" in text:
+        return RejectReason.MALFORMED, f"no message type ({text})"
+    if text.startswith(("Expected `int` <", "Expected `int` >", "Expected `str` of length",
+                        "Expected `str` matching", "Expected `array` of length", "Invalid enum value",
+                        "Expected `int` of", "Expected `float` <", "Expected `float` >")):
+        return RejectReason.INVALID_FIELD, text
+    return RejectReason.MALFORMED, text

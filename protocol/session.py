@@ -1,0 +1,252 @@
+"""Session-level messages: what a connection says that never reaches the core.
+
+The venue core (:mod:`exchange_sim.venue`) speaks :data:`~protocol.messages.Command`
+in and :data:`~protocol.messages.Event` out. A connection to the server
+(:mod:`exchange_sim.server`) also needs to log in, keep itself alive, match
+replies to requests and send many commands in one frame. Those messages live
+here, tagged in the same ``msg`` field, so one decoder per socket still turns
+any frame into the right class.
+
+Client → server (one msgpack frame per message on a DEALER socket; REQ sockets
+work too)::
+
+    Login(account, api_key)            -> LoginOk | Rejected(AUTH_FAILED)
+    Request(id, cmd)                   -> Reply(id, events)
+    <bare Command>                     -> Reply(id=None, events)
+    Batch(id, cmds=[...])              -> BatchReply(id, results=[[events] per cmd])
+    Heartbeat()                        (no reply: any frame proves the client alive)
+    Logout()                           -> LoggedOut
+    CheckInvariants() / QueryStats()   -> Invariants / Stats (admin; bare replies)
+
+Server → client on the same connection::
+
+    Reply / BatchReply                 the private outcome of one request, all at once
+    Push(events)                       private events caused by someone else's command
+                                       (a maker's fills, a cancel-on-disconnect...)
+    Heartbeat(ts, seq)                 every heartbeat interval
+    LoggedOut(reason)                  the session ended (logout, heartbeat timeout, shutdown)
+    Rejected                           a frame so broken no request id could be read
+
+Server → subscribers on the PUB socket: one frame per message, ``topic`` bytes,
+a NUL byte, then the msgpack body (see :func:`split_topic`). Topics are
+``<SYMBOL>.book`` (:class:`~protocol.messages.BookDelta` and
+:class:`BookHeartbeat`), ``<SYMBOL>.trade``, ``<SYMBOL>.mark``,
+``<SYMBOL>.status``; other public events use ``<SYMBOL>.<lowercased class
+name>`` or ``venue.<lowercased class name>`` when they carry no symbol. A
+subscriber to ``b"BTC-PERP."`` gets everything about BTC-PERP.
+
+Evolution follows :mod:`protocol.messages`: new fields get defaults. The
+unions below are built from ``Command`` and ``Event`` at import time, so a
+command or event added there is understood here with no edit.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Union, get_args
+
+import msgspec
+from msgspec import Meta
+
+from protocol.messages import AccountId, Command, Event, Rejected, _Msg
+
+RequestId = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+TOPIC_SEP = b"\x00"
+
+
+# ------------------------------------------------------- client -> server
+
+
+class Login(_Msg):
+    """Bind this connection to ``account``. The admin key logs in as admin
+    (any ``account`` number; an admin session may act on every account).
+
+    ``cancel_on_disconnect``: when this session ends without a clean logout
+    (heartbeat timeout) *or* with one, the server cancels every open order of
+    the account, as Deribit's and Bybit's cancel-on-disconnect do.
+    """
+
+    account: AccountId
+    api_key: Annotated[str, Meta(max_length=256)]
+    cancel_on_disconnect: bool = False
+
+
+class Logout(_Msg):
+    """End the session (cancel-on-disconnect applies if it was asked for)."""
+
+
+class Heartbeat(_Msg):
+    """Both ways. Client: "still here" (any frame counts). Server: the venue
+    clock ``ts`` (ns) and the last command sequence number ``seq``."""
+
+    ts: int = 0
+    seq: int = 0
+
+
+class Request(_Msg):
+    """One command with an id the reply will carry."""
+
+    id: RequestId
+    cmd: Command
+
+
+class Batch(_Msg):
+    """Many commands in one frame, applied in order, each answered on its own
+    (a load generator's friend). Rate limits count every command."""
+
+    id: RequestId
+    cmds: list[Command]
+
+
+class CheckInvariants(_Msg):
+    """Admin: run the venue's invariant checks (money conserved, books sane).
+    Answered ``Invariants(ok, message)``."""
+
+
+class QueryStats(_Msg):
+    """Admin: the server's counters (sessions, commands, rejects, drops)."""
+
+
+# ------------------------------------------------------- server -> client
+
+
+class LoginOk(_Msg):
+    account: int
+    admin: bool
+    session: int  # server-side session number, for logs
+    protocol_version: int
+    heartbeat_interval_ms: int  # send something at least this often...
+    heartbeat_timeout_ms: int  # ...or be dropped after this long
+    cancel_on_disconnect: bool = False
+    rate_limit_per_s: int = 0
+    max_batch: int = 0
+
+
+class LoggedOut(_Msg):
+    reason: str
+    cancelled_orders: bool = False
+
+
+class Reply(_Msg):
+    """The private outcome of one request, in the order the venue made it:
+    e.g. ``[OrderAccepted, Fill, Fill, AccountUpdate]`` or ``[Rejected]``.
+    ``duplicate`` marks the stored outcome of an earlier new order with the
+    same client order id (nothing was placed again)."""
+
+    events: list[Event]
+    id: int | None = None
+    duplicate: bool = False
+
+
+class BatchReply(_Msg):
+    id: int
+    results: list[list[Event]]  # one list per command, in order
+    duplicates: list[int] = []  # indexes of commands answered from the idempotency store
+
+
+class Push(_Msg):
+    """Private events this session did not ask for (fills of its resting
+    orders, cancels by cancel-on-disconnect or liquidation, ...)."""
+
+    events: list[Event]
+
+
+class Invariants(_Msg):
+    """The venue's invariant check: ``ok`` or the first broken invariant."""
+
+    seq: int  # commands applied when checked
+    ok: bool
+    message: str = ""
+
+
+class Stats(_Msg):
+    seq: int
+    sessions: int
+    logged_in: int
+    commands: int  # reached the venue
+    frames_in: int
+    rejects: dict[str, int]  # server-side rejects by reason (before the venue)
+    dropped: dict[str, int]  # frames dropped with no reply possible, by cause
+    published: int
+
+
+class BookHeartbeat(_Msg):
+    """PUB, on ``<SYMBOL>.book`` every market-data heartbeat: the last delta
+    ``seq`` of the symbol, so a quiet market still reveals a lost delta."""
+
+    symbol: str
+    seq: int
+
+
+# ------------------------------------------------------------- unions
+
+SessionMessage = Union[Login, Logout, Heartbeat, Request, Batch, CheckInvariants, QueryStats]
+"""Everything a client may send besides a bare command."""
+
+Inbound = Union[get_args(SessionMessage) + get_args(Command)]  # type: ignore[misc]
+"""What the server's ROUTER accepts: a session message or a bare command."""
+
+Outbound = Union[(Reply, BatchReply, Push, LoginOk, LoggedOut, Heartbeat, Invariants, Stats) + get_args(Event)]  # type: ignore[misc]
+"""What a client's DEALER receives."""
+
+MarketData = Union[(BookHeartbeat,) + get_args(Event)]  # type: ignore[misc]
+"""What a SUB socket receives (the body after the topic)."""
+
+
+class RequestIn(_Msg, tag="Request"):
+    """Server side of :class:`Request`: the command stays raw so a bad one is
+    answered with the request's id (decoded in a second step)."""
+
+    id: RequestId
+    cmd: msgspec.Raw
+
+
+class BatchIn(_Msg, tag="Batch"):
+    """Server side of :class:`Batch`: each command decoded on its own, so one
+    bad command is rejected alone."""
+
+    id: RequestId
+    cmds: list[msgspec.Raw]
+
+
+_ServerFirstStage = Union[(Login, Logout, Heartbeat, RequestIn, BatchIn, CheckInvariants, QueryStats) + get_args(Command)]  # type: ignore[misc]
+
+_encoder = msgspec.msgpack.Encoder()
+encode = _encoder.encode
+_inbound = msgspec.msgpack.Decoder(_ServerFirstStage)
+_command = msgspec.msgpack.Decoder(Command)
+_outbound = msgspec.msgpack.Decoder(Outbound)
+_market = msgspec.msgpack.Decoder(MarketData)
+
+decode_inbound = _inbound.decode
+"""Server: frame -> session message or bare command (``RequestIn``/``BatchIn``
+keep their commands raw). Raises ``msgspec.DecodeError``/``ValidationError``."""
+
+decode_command = _command.decode
+decode_outbound = _outbound.decode
+"""Client: ROUTER frame -> Reply, Push, LoginOk, ... or a bare Rejected."""
+
+
+def topic(symbol: str | None, channel: str) -> bytes:
+    """PUB topic bytes, e.g. ``topic("BTC-PERP", "book") == b"BTC-PERP.book"``."""
+    return f"{symbol if symbol is not None else 'venue'}.{channel}".encode()
+
+
+def split_topic(frame: bytes) -> tuple[bytes, bytes]:
+    """Split a PUB frame into ``(topic, body)``."""
+    t, sep, body = frame.partition(TOPIC_SEP)
+    if not sep:
+        raise msgspec.DecodeError("market-data frame has no topic separator")
+    return t, body
+
+
+def decode_market(frame: bytes):
+    """Decode one PUB frame's body (topic stripped) into an event."""
+    return _market.decode(split_topic(frame)[1])
+
+
+__all__ = [
+    "Login", "Logout", "Heartbeat", "Request", "Batch", "CheckInvariants", "QueryStats",
+    "LoginOk", "LoggedOut", "Reply", "BatchReply", "Push", "Invariants", "Stats", "BookHeartbeat",
+    "Rejected", "SessionMessage", "Inbound", "Outbound", "MarketData", "encode", "decode_inbound",
+    "decode_command", "decode_outbound", "decode_market", "topic", "split_topic", "TOPIC_SEP",
+]
