@@ -42,7 +42,9 @@ from protocol.session import (
     QueryStats,
     Reply,
     Request,
+    SnapshotTaken,
     Stats,
+    TakeSnapshot,
     decode_outbound,
     encode,
 )
@@ -313,6 +315,10 @@ class AsyncClient(Core):
 
     async def check_invariants(self) -> Invariants:
         return await self._bare_request(CheckInvariants())
+
+    async def take_snapshot(self) -> SnapshotTaken:
+        """Admin: snapshot the venue now (a server started with --data-dir)."""
+        return await self._bare_request(TakeSnapshot())
 
     async def stats(self) -> Stats:
         return await self._bare_request(QueryStats())

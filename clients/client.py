@@ -51,7 +51,9 @@ from protocol.session import (
     QueryStats,
     Reply,
     Request,
+    SnapshotTaken,
     Stats,
+    TakeSnapshot,
     decode_outbound,
     encode,
 )
@@ -65,6 +67,7 @@ class Client(Core):
 
     def __init__(self, endpoint: str = DEFAULT_ORDERS, account: int | None = None, api_key: str | None = None, *,
                  server_key: str | bytes | None = None, cancel_on_disconnect: bool = False, timeout: float = 5.0,
+                 firehose: bool = False,
                  heartbeat_thread: bool = True, context: zmq.Context | None = None):
         self.endpoint = endpoint
         self.timeout = timeout
@@ -91,7 +94,8 @@ class Client(Core):
         self._hb_thread: threading.Thread | None = None
         self._want_hb_thread = heartbeat_thread
         if api_key is not None:
-            self.login(account if account is not None else 0, api_key, cancel_on_disconnect=cancel_on_disconnect)
+            self.login(account if account is not None else 0, api_key, cancel_on_disconnect=cancel_on_disconnect,
+                       firehose=firehose)
 
     # ------------------------------------------------------------ plumbing
 
@@ -162,12 +166,13 @@ class Client(Core):
 
     # --------------------------------------------------------- sessions
 
-    def login(self, account: int, api_key: str, *, cancel_on_disconnect: bool = False,
+    def login(self, account: int, api_key: str, *, cancel_on_disconnect: bool = False, firehose: bool = False,
               timeout: float | None = None) -> LoginOk:
         """Log in and load instrument metadata. Raises AuthenticationFailed."""
         with self._lock:
             self._bare.clear()
-            self._send(encode(Login(account=account, api_key=api_key, cancel_on_disconnect=cancel_on_disconnect)))
+            self._send(encode(Login(account=account, api_key=api_key, cancel_on_disconnect=cancel_on_disconnect,
+                                    firehose=firehose)))
             ans = self._wait(lambda: self._bare.popleft() if self._bare else None, timeout, "login")
         if type(ans) is Rejected:
             raise error_for(ans)
@@ -344,6 +349,10 @@ class Client(Core):
 
     def stats(self) -> Stats:
         return self._bare_request(QueryStats())
+
+    def take_snapshot(self) -> SnapshotTaken:
+        """Admin: snapshot the venue now (a server started with --data-dir)."""
+        return self._bare_request(TakeSnapshot())
 
     # ------------------------------------------------------------- events
 

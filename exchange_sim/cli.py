@@ -58,11 +58,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     import zmq
 
-    cfg = config_mod.load(args.config) if args.config else config_mod.default()
+    from pathlib import Path
+
+    text = Path(args.config).read_text(encoding="utf-8") if args.config else config_mod.default_text()
+    cfg = config_mod.loads(text)
     feed = args.feed or ("csv" if args.feed_csv else None)
     try:
         return run(cfg, orders=args.orders, market_data=args.market_data, feed=feed, feed_csv=args.feed_csv,
-                   seed=args.seed, speed=args.speed, duration=args.duration)
+                   seed=args.seed, speed=args.speed, duration=args.duration, data_dir=args.data_dir,
+                   config_text=text if args.config or not args.data_dir else config_mod.default_text())
     except zmq.ZMQError as exc:
         raise OSError(f"cannot serve: {exc}") from None
 
@@ -182,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--seed", type=int, help="random-walk seed")
     p_serve.add_argument("--speed", type=float, help="feed: simulated seconds per wall second")
     p_serve.add_argument("--duration", type=float, help="stop by itself after this many seconds")
+    p_serve.add_argument("--data-dir", help="journal + snapshots here; a restart recovers the state exactly")
     p_serve.set_defaults(func=_cmd_serve)
     p_keys = sub.add_parser("keys", help="print a new CURVE key pair for [server]")
     p_keys.set_defaults(func=_cmd_keys)

@@ -218,12 +218,25 @@ class LiquidationParams(_Frozen, kw_only=True):
     insurance_seed: DecimalStr = "1000000"
 
 
+class JournalParams(_Frozen, kw_only=True):
+    """Durability of ``exchange-sim serve --data-dir`` (docs/adr/0006-journal-format.md)."""
+
+    #: "group": records are synced together before each loop turn's replies go
+    #: out; "fsync": every record is synced on its own (slower, same guarantee)
+    policy: str = "group"
+    #: a journal segment rotates past this size
+    segment_bytes: Annotated[int, Meta(ge=4096)] = 64 * 1024 * 1024
+    #: a snapshot every this many commands (0 = only on request and at shutdown)
+    snapshot_every: Annotated[int, Meta(ge=0)] = 100_000
+
+
 class Config(_Frozen, kw_only=True):
     venue: VenueParams = VenueParams()
     risk: RiskParams = RiskParams()
     liquidation: LiquidationParams = LiquidationParams()
     funding: FundingParams = FundingParams()
     server: ServerParams = ServerParams()
+    journal: JournalParams = JournalParams()
     assets: list[AssetConfig]
     instruments: list[InstrumentConfig]
 
@@ -248,6 +261,8 @@ def _validate(cfg: Config) -> Config:
         _check_brackets(ins.symbol, [t[0] for t in ins.margin_tiers])
     for a in cfg.assets:
         _check_brackets(a.name, [b[0] for b in a.haircut])
+    if cfg.journal.policy not in ("group", "fsync"):
+        raise ValueError("journal.policy must be 'group' or 'fsync'")
     risk = cfg.risk
     if risk.profile not in risk.profiles and risk.profile != "default":
         raise ValueError(f"risk.profile {risk.profile!r} is not in risk.profiles")

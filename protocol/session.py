@@ -17,6 +17,7 @@ work too)::
     Heartbeat()                        (no reply: any frame proves the client alive)
     Logout()                           -> LoggedOut
     CheckInvariants() / QueryStats()   -> Invariants / Stats (admin; bare replies)
+    TakeSnapshot()                     -> SnapshotTaken (admin; with serve --data-dir)
 
 Server → client on the same connection::
 
@@ -68,6 +69,9 @@ class Login(_Msg):
     account: AccountId
     api_key: Annotated[str, Meta(max_length=256)]
     cancel_on_disconnect: bool = False
+    #: admin only: also receive every account's private events (as Push) and
+    #: the admin-only events (e.g. CascadeBoundHit): a monitoring view
+    firehose: bool = False
 
 
 class Logout(_Msg):
@@ -102,6 +106,11 @@ class CheckInvariants(_Msg):
     Answered ``Invariants(ok, message)``."""
 
 
+class TakeSnapshot(_Msg):
+    """Admin: write a snapshot of the whole venue now (``serve --data-dir``).
+    Answered ``SnapshotTaken``."""
+
+
 class QueryStats(_Msg):
     """Admin: the server's counters (sessions, commands, rejects, drops)."""
 
@@ -119,6 +128,12 @@ class LoginOk(_Msg):
     cancel_on_disconnect: bool = False
     rate_limit_per_s: int = 0
     max_batch: int = 0
+
+
+class SnapshotTaken(_Msg):
+    seq: int
+    state_hash: str
+    file: str
 
 
 class LoggedOut(_Msg):
@@ -179,13 +194,13 @@ class BookHeartbeat(_Msg):
 
 # ------------------------------------------------------------- unions
 
-SessionMessage = Union[Login, Logout, Heartbeat, Request, Batch, CheckInvariants, QueryStats]
+SessionMessage = Union[Login, Logout, Heartbeat, Request, Batch, CheckInvariants, QueryStats, TakeSnapshot]
 """Everything a client may send besides a bare command."""
 
 Inbound = Union[get_args(SessionMessage) + get_args(Command)]  # type: ignore[misc]
 """What the server's ROUTER accepts: a session message or a bare command."""
 
-Outbound = Union[(Reply, BatchReply, Push, LoginOk, LoggedOut, Heartbeat, Invariants, Stats) + get_args(Event)]  # type: ignore[misc]
+Outbound = Union[(Reply, BatchReply, Push, LoginOk, LoggedOut, Heartbeat, Invariants, Stats, SnapshotTaken) + get_args(Event)]  # type: ignore[misc]
 """What a client's DEALER receives."""
 
 MarketData = Union[(BookHeartbeat,) + get_args(Event)]  # type: ignore[misc]
@@ -208,7 +223,7 @@ class BatchIn(_Msg, tag="Batch"):
     cmds: list[msgspec.Raw]
 
 
-_ServerFirstStage = Union[(Login, Logout, Heartbeat, RequestIn, BatchIn, CheckInvariants, QueryStats) + get_args(Command)]  # type: ignore[misc]
+_ServerFirstStage = Union[(Login, Logout, Heartbeat, RequestIn, BatchIn, CheckInvariants, QueryStats, TakeSnapshot) + get_args(Command)]  # type: ignore[misc]
 
 _encoder = msgspec.msgpack.Encoder()
 encode = _encoder.encode
@@ -245,7 +260,8 @@ def decode_market(frame: bytes):
 
 
 __all__ = [
-    "Login", "Logout", "Heartbeat", "Request", "Batch", "CheckInvariants", "QueryStats",
+    "Login", "Logout", "Heartbeat", "Request", "Batch", "CheckInvariants", "QueryStats", "TakeSnapshot",
+    "SnapshotTaken",
     "LoginOk", "LoggedOut", "Reply", "BatchReply", "Push", "Invariants", "Stats", "BookHeartbeat",
     "Rejected", "SessionMessage", "Inbound", "Outbound", "MarketData", "encode", "decode_inbound",
     "decode_command", "decode_outbound", "decode_market", "topic", "split_topic", "TOPIC_SEP",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import TextIO
 
 from exchange_sim.config import Config
@@ -47,15 +48,66 @@ def make_feed(config: Config, venue, kind: str | None = None, csv_path: str | No
     raise ValueError(f"unknown feed {kind!r}: none, random-walk or csv")
 
 
+def open_data_dir(directory: str | Path, config: Config, config_text: str, out: TextIO):
+    """Recover the venue kept in ``directory`` (or start one there).
+
+    The data dir keeps the config it was created with (``config.toml``): a
+    journal only replays exactly under the config that wrote it, so a later
+    ``--config`` is refused if it differs. Returns (config, venue, journal,
+    fresh) where ``fresh`` means nothing was recovered.
+    """
+    from exchange_sim import config as config_mod
+    from exchange_sim import replay
+    from exchange_sim.journal import Journal
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    saved = d / "config.toml"
+    if saved.exists():
+        kept = config_mod.load(saved)
+        if config_text and kept != config:
+            raise ValueError(f"{d} was created with another config ({saved}); start without --config, "
+                             "or use a new data dir")
+        config = kept
+    else:
+        saved.write_text(config_text, encoding="utf-8")
+    started = time.monotonic()
+    venue, notes, replayed = replay.recover(d, config)
+    for note in notes:
+        print(f"recovery: {note}", file=out)
+    fresh = venue.seq == 0
+    if not fresh:
+        print(f"recovered seq {venue.seq} ({replayed} journaled commands replayed) "
+              f"in {time.monotonic() - started:.2f}s", file=out)
+    j = config.journal
+    return config, venue, Journal(d, policy=j.policy, segment_bytes=j.segment_bytes), fresh
+
+
 def run(config: Config, *, orders: str | None = None, market_data: str | None = None,
         feed: str | None = None, feed_csv: str | None = None, seed: int | None = None,
-        speed: float | None = None, duration: float | None = None, out: TextIO = sys.stdout) -> int:
-    """Build, bind, announce and serve; return an exit status."""
+        speed: float | None = None, duration: float | None = None, out: TextIO = sys.stdout,
+        data_dir: str | None = None, config_text: str = "") -> int:
+    """Build, bind, announce and serve; return an exit status.
+
+    With ``data_dir`` every command is journaled before it is applied, replies
+    leave only once their records are on disk, snapshots are written every
+    ``journal.snapshot_every`` commands and at shutdown, and a restart
+    recovers the state exactly (:mod:`exchange_sim.replay`).
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
-    server = Server(config, orders_endpoint=orders, market_data_endpoint=market_data)
+    venue = journal = None
+    fresh = True
+    if data_dir is not None:
+        config, venue, journal, fresh = open_data_dir(data_dir, config, config_text, out)
+    server = Server(config, orders_endpoint=orders, market_data_endpoint=market_data, venue=venue)
+    if journal is not None:
+        server.journal = journal
+        server.data_dir = Path(data_dir)
+        server.snapshot_every = config.journal.snapshot_every
     server.feed = make_feed(config, server.venue, feed, feed_csv, seed, speed)
-    server.start_up()
+    if fresh:
+        server.start_up()
     orders_ep, md_ep = server.bind()
     p = config.server
     say = lambda text="": print(text, file=out)  # noqa: E731
@@ -65,6 +117,8 @@ def run(config: Config, *, orders: str | None = None, market_data: str | None = 
     say(f"curve:       {'on, server public key ' + p.curve_public_key if p.curve_public_key else 'off'}")
     feed_name = "none" if server.feed is None else type(server.feed).__name__
     say(f"feed:        {feed_name}")
+    say(f"data dir:    {data_dir} (journal {config.journal.policy}, seq {server.venue.seq})" if data_dir
+        else "data dir:    none (state is lost at exit; --data-dir DIR keeps it)")
     say(f"admin key:   {p.admin_key}")
     for a in p.accounts:
         say(f"account {a.account:<4} key {a.api_key}  {a.name}")
@@ -76,6 +130,8 @@ def run(config: Config, *, orders: str | None = None, market_data: str | None = 
         server.serve_forever(duration=duration)
     finally:
         server.close()
+        if journal is not None:
+            journal.close()
     s = server.stats()
     say(f"stopped after {time.monotonic() - started:.1f}s: {s.commands} commands, {s.frames_in} frames, "
         f"{sum(s.rejects.values())} server rejects, {s.published} published")

@@ -54,6 +54,7 @@ import zmq
 from exchange_sim import config as config_mod
 from exchange_sim.config import Config
 from exchange_sim.server.routing import (
+    ADMIN_EV,
     PRIVATE,
     PUBLIC,
     REPLY,
@@ -73,6 +74,8 @@ from protocol.session import (
     BookHeartbeat,
     CheckInvariants,
     Heartbeat,
+    SnapshotTaken,
+    TakeSnapshot,
     Invariants,
     LoggedOut,
     Login,
@@ -123,6 +126,11 @@ class Server:
         self.keys = KeyRing(p.admin_key, {a.account: a.api_key for a in p.accounts})
         self.idem = IdempotencyStore(p.idempotency_window)
         self.sessions: dict[bytes, Session] = {}
+        #: admin sessions watching every account (Login.firehose)
+        self.firehose: list[Session] = []
+        #: ``serve --data-dir``: where snapshots go, and how often (commands)
+        self.data_dir = None
+        self.snapshot_every = 0
         self.by_account: dict[int, list[Session]] = {}
         self._next_sid = 1
         self._rate = float(p.rate_limit_per_s)
@@ -188,12 +196,33 @@ class Server:
             self.journal.append(self.venue.seq + 1, ts, command)
         self.commands += 1
         try:
-            return self.venue.apply(command, ts)
+            events = self.venue.apply(command, ts)
+            if self.snapshot_every and self.venue.seq % self.snapshot_every == 0:
+                self.take_snapshot()
+            return events
         except Exception as exc:  # a venue bug must not take every session down
             log.error("venue raised on %r: %s\n%s", command, exc, traceback.format_exc())
             self._count(self.dropped, "venue_error")
             return [Rejected(reason=R.INVALID_FIELD, message=f"internal error: {type(exc).__name__}: {exc}",
                              command=type(command).__name__)]
+
+    def take_snapshot(self) -> SnapshotTaken | None:
+        """Write the whole venue state to the data dir (journal synced first,
+        so the snapshot never runs ahead of the journal). None without one."""
+        if self.data_dir is None:
+            return None
+        import hashlib
+
+        from exchange_sim import journal as journal_mod
+        from exchange_sim import snapshot
+
+        if self.journal is not None:
+            self.journal.commit()
+        data = snapshot.encode(snapshot.capture(self.venue))
+        digest = hashlib.sha256(data).hexdigest()
+        path = journal_mod.write_snapshot(self.data_dir, self.venue.seq, digest, data)
+        log.info("snapshot at seq %d: %s", self.venue.seq, path.name)
+        return SnapshotTaken(seq=self.venue.seq, state_hash=digest, file=path.name)
 
     def start_up(self) -> None:
         """Open the configured accounts and make their faucet deposits, through
@@ -292,6 +321,8 @@ class Server:
     def _shutdown(self) -> None:
         if self._outbox:
             self._flush_outbox()
+        if self.data_dir is not None:
+            self.take_snapshot()
         self._outbox = None
         bye = encode(LoggedOut(reason="server shutting down"))
         for sess in list(self.sessions.values()):
@@ -338,6 +369,8 @@ class Server:
     def _drop(self, sess: Session, reason: str) -> None:
         """End a session; cancel-on-disconnect sends CancelAll through the door."""
         self.sessions.pop(sess.ident, None)
+        if sess in self.firehose:
+            self.firehose.remove(sess)
         cancelled = False
         if sess.logged_in:
             peers = self.by_account.get(sess.account)
@@ -364,6 +397,12 @@ class Server:
                 self._publish(topic_prefix(ev) + encode(ev))
             elif r == PRIVATE and type(ev) is not Rejected:
                 for peer in self.by_account.get(ev.account, ()):
+                    pushes.setdefault(peer, []).append(ev)
+                for peer in self.firehose:
+                    if peer.account != ev.account:
+                        pushes.setdefault(peer, []).append(ev)
+            elif r == ADMIN_EV:
+                for peer in self.firehose:
                     pushes.setdefault(peer, []).append(ev)
             elif type(ev) is Rejected:
                 self._log_bad(None, f"timer command {type(command).__name__} rejected: {ev.message}")
@@ -459,7 +498,7 @@ class Server:
                 self._drop(sess, "logout")
             else:
                 self._send(sess, encode(LoggedOut(reason="not logged in")))
-        elif t is CheckInvariants or t is QueryStats:
+        elif t is CheckInvariants or t is QueryStats or t is TakeSnapshot:
             self._admin_query(sess, msg)
         else:  # a session message valid on the wire but not accepted inbound
             self._reject_frame(sess, R.UNKNOWN_MESSAGE, f"{t.__name__} is not accepted by the server")
@@ -539,6 +578,12 @@ class Server:
                         reply.append(ev)
                 elif r == REPLY or et is Rejected:
                     reply.append(ev)
+                elif r == ADMIN_EV:
+                    if admin:
+                        reply.append(ev)
+                    for peer in self.firehose:
+                        if peer is not sess:
+                            pushes.setdefault(peer, []).append(ev)
                 else:
                     acct = ev.account
                     if acct == me or admin or acct is None:
@@ -552,6 +597,9 @@ class Server:
                                     pushes[peer] = [ev]
                                 else:
                                     lst.append(ev)
+                    for peer in self.firehose:
+                        if peer is not sess and peer.account != acct:
+                            pushes.setdefault(peer, []).append(ev)
         if cid is not None and reply and type(reply[0]) is OrderAccepted:
             self.idem.put(cmd.account, cid, cmd, reply)
         if reply and type(reply[0]) is Rejected:
@@ -576,10 +624,16 @@ class Server:
         if who is None:
             self._send(sess, encode(self._rej(sess, R.AUTH_FAILED, "unknown account or wrong api key", "Login")))
             return
+        if msg.firehose and who != "admin":
+            self._send(sess, encode(self._rej(sess, R.NOT_ALLOWED, "firehose is for admin sessions", "Login")))
+            return
         sess.logged_in = True
         sess.admin = who == "admin"
         sess.account = msg.account
         sess.cod = msg.cancel_on_disconnect
+        sess.firehose = msg.firehose
+        if msg.firehose:
+            self.firehose.append(sess)
         self.by_account.setdefault(msg.account, []).append(sess)
         p = self.params
         log.info("session %d logged in as %s%s", sess.sid, "admin" if sess.admin else f"account {msg.account}",
@@ -595,7 +649,11 @@ class Server:
         if not sess.admin:
             self._send(sess, encode(self._rej(sess, R.NOT_ALLOWED, f"{name} is an admin command", name)))
             return
-        if type(msg) is CheckInvariants:
+        if type(msg) is TakeSnapshot:
+            snap = self.take_snapshot()
+            out = snap if snap is not None else self._rej(
+                sess, R.NOT_ALLOWED, "this server has no data dir (serve --data-dir DIR)", name)
+        elif type(msg) is CheckInvariants:
             try:
                 self.venue._check()
                 out = Invariants(seq=self.venue.seq, ok=True)

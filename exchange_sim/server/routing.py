@@ -9,7 +9,12 @@ PRIVATE     an ``account`` field: acks, fills, cancels, account updates,
             margin calls, funding payments... -> that account's sessions
             only (the requester's in its Reply, the others' in a Push)
 REPLY       answers that only the asker gets: BookSnapshot, Instruments
+ADMIN_EV    venue-wide events about accounts (CascadeBoundHit names who is
+            still below MM): admin sessions only, never the PUB socket
 ==========  ===============================================================
+
+Admin sessions that log in with ``firehose=True`` also get every private
+event of every account, as pushes: the monitoring view the web page uses.
 
 Two refinements: a ``Rejected`` goes to the requester only (another session
 of the same account did not ask), and every event a *query* returns goes to
@@ -25,12 +30,13 @@ from __future__ import annotations
 
 import msgspec
 
-from protocol.messages import BookSnapshot, Instruments, RejectReason
+from protocol.messages import BookSnapshot, CascadeBoundHit, Instruments, RejectReason
 from protocol.session import TOPIC_SEP, topic
 
-PUBLIC, PRIVATE, REPLY = 0, 1, 2
+PUBLIC, PRIVATE, REPLY, ADMIN_EV = 0, 1, 2, 3
 
 _REPLY_ONLY = (BookSnapshot, Instruments)
+_ADMIN_ONLY = (CascadeBoundHit,)
 #: short channel names for the common public events; others: lowercased class name
 CHANNELS = {
     "BookDelta": "book",
@@ -53,6 +59,8 @@ def route(cls: type) -> int:
         fields = getattr(cls, "__struct_fields__", ())
         if cls in _REPLY_ONLY:
             r = REPLY
+        elif cls in _ADMIN_ONLY:
+            r = ADMIN_EV
         elif "account" in fields:
             r = PRIVATE
         else:

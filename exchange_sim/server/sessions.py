@@ -66,7 +66,7 @@ class Session:
 
     __slots__ = (
         "ident", "sid", "account", "admin", "logged_in", "cod", "last_seen", "tokens", "stamp",
-        "req", "frames", "rejects",
+        "req", "frames", "rejects", "firehose",
     )
 
     def __init__(self, ident: bytes, sid: int, now: float, burst: float):
@@ -76,6 +76,7 @@ class Session:
         self.admin = False
         self.logged_in = False
         self.cod = False  # cancel-on-disconnect
+        self.firehose = False  # admin monitoring: every account's private events
         self.last_seen = now
         self.tokens = float(burst)
         self.stamp = now

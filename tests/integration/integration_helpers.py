@@ -72,11 +72,14 @@ def _is_table_array(v) -> bool:
     return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
 
 
-def config_text(server: dict | None = None, venue: dict | None = None) -> str:
-    """The default config with ``[server]`` / ``[venue]`` keys overridden."""
+def config_text(server: dict | None = None, venue: dict | None = None, sections: dict | None = None) -> str:
+    """The default config with ``[server]`` / ``[venue]`` (and any other
+    top-level table in ``sections``) keys overridden."""
     data = tomllib.loads(config_mod.default_text())
     data.setdefault("server", {}).update(server or {})
     data.setdefault("venue", {}).update(venue or {})
+    for name, values in (sections or {}).items():
+        data.setdefault(name, {}).update(values)
     text = dump_toml(data)
     config_mod.loads(text)  # fail here, readably, on a bad override
     return text
@@ -108,9 +111,10 @@ class ServerProc:
 
 
 def start_server(tmp_path: Path, server: dict | None = None, venue: dict | None = None,
-                 args: tuple[str, ...] = (), duration: float = 240.0, ready_timeout: float = 20.0) -> ServerProc:
+                 args: tuple[str, ...] = (), duration: float = 240.0, ready_timeout: float = 20.0,
+                 sections: dict | None = None) -> ServerProc:
     cfg = tmp_path / f"config-{time.monotonic_ns()}.toml"
-    cfg.write_text(config_text(server, venue))
+    cfg.write_text(config_text(server, venue, sections))
     out_path = tmp_path / f"server-{time.monotonic_ns()}.out"
     log_path = tmp_path / f"server-{time.monotonic_ns()}.log"
     cmd = [sys.executable, "-m", "exchange_sim.cli", "serve", "--config", str(cfg),

@@ -1,0 +1,178 @@
+"""Journal, snapshots, recovery and replay (exchange_sim/journal.py, snapshot.py, replay.py)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from exchange_sim import Venue, journal, replay, snapshot
+from exchange_sim.cli import main
+from protocol import messages as m
+
+USDT = 10**6
+
+
+class JournaledVenue(Venue):
+    """Journals each command before applying it, with a venue clock, as the server does."""
+
+    def __init__(self, directory, **kw):
+        super().__init__()
+        self.journal = journal.Journal(directory, **kw)
+        self.clock = 1_700_000_000_000_000_000
+
+    def apply(self, command, ts=None):
+        self.clock += 3_600_000_000_000  # an hour per command: funding settles every 8
+        self.journal.append(self.seq + 1, self.clock, command)
+        return super().apply(command, self.clock)
+
+
+def random_run(v: Venue, n: int = 600, seed: int = 5) -> list:
+    """Deposits, orders that cross, cancels, price moves (with liquidations)."""
+    rng = random.Random(seed)
+    out = []
+    for a in range(1, 6):
+        out.append(v.apply(m.Deposit(account=a, asset="USDT", amount=(2_000 if a == 5 else 1_000_000) * USDT)))
+    for i in range(n):
+        a = rng.randint(1, 5)
+        r = rng.random()
+        if r < 0.75:
+            cmd = m.NewOrder(account=a, symbol="BTC-PERP", side=rng.choice([m.Side.BUY, m.Side.SELL]),
+                             qty=rng.randint(1, 200), price=v.instruments["BTC-PERP"].mark + rng.randint(-30, 30))
+        elif r < 0.9:
+            cmd = m.CancelAll(account=a)
+        else:
+            cmd = m.ShockPrice(asset="BTC", change_bps=rng.randint(-500, 500))
+        out.append(v.apply(cmd))
+    return out
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    v = JournaledVenue(tmp_path, segment_bytes=16_384)
+    events = random_run(v)
+    v.journal.commit()
+    v.snap_seq = v.seq  # 5 deposits + 600 commands
+    journal.write_snapshot(tmp_path, v.seq, snapshot.state_hash(v), snapshot.encode(snapshot.capture(v)))
+    events += random_run(v, n=200, seed=6)  # 5 more deposits + 200
+    v.journal.close()
+    return tmp_path, v, events
+
+
+def test_recovery_reproduces_the_state_hash_and_uses_the_snapshot(run_dir):
+    d, live, _ = run_dir
+    assert len(journal.segments(d)) > 1, "the small segment size must have rotated the journal"
+    recovered, notes, replayed = replay.recover(d)
+    assert notes == []
+    assert live.snap_seq == 605 and live.seq == 810
+    assert replayed == 205  # only the tail after the snapshot
+    assert snapshot.state_hash(recovered) == snapshot.state_hash(live)
+    recovered._check()
+    # and the venue goes on exactly as the live one would
+    cmd = m.NewOrder(account=1, symbol="BTC-PERP", side=m.Side.BUY, qty=5, price=live.instruments["BTC-PERP"].mark)
+    assert msgspec.msgpack.encode(recovered.apply(cmd, live.clock + 1)) == msgspec.msgpack.encode(
+        Venue.apply(live, cmd, live.clock + 1))
+
+
+def test_replaying_twice_gives_byte_identical_event_streams(run_dir):
+    d, _, live_events = run_dir
+    first = [ev for _, ev, _ in replay.replay(d, from_start=True)]
+    second = [ev for _, ev, _ in replay.replay(d, from_start=True)]
+    assert msgspec.msgpack.encode(first) == msgspec.msgpack.encode(second) == msgspec.msgpack.encode(live_events)
+    assert any(isinstance(e, m.FundingRate) for evs in first for e in evs), "an hour per command crosses funding"
+
+
+def test_verify_checks_the_snapshot_hash(run_dir):
+    d, live, _ = run_dir
+    assert replay.verify(d) == [(605, True)]
+
+
+def test_torn_tail_is_truncated_and_reported(run_dir):
+    d, live, _ = run_dir
+    last = journal.segments(d)[-1]
+    data = last.read_bytes()
+    last.write_bytes(data[:-7])  # a crash in the middle of the last record
+    recovered, notes, _ = replay.recover(d)
+    assert len(notes) == 1 and "torn write" in notes[0] and last.name in notes[0]
+    assert recovered.seq == live.seq - 1
+    assert len(last.read_bytes()) < len(data) - 7, "the partial record is cut off the file"
+    again, notes2, _ = replay.recover(d)
+    assert notes2 == [] and again.seq == recovered.seq
+
+
+def test_a_flipped_byte_mid_file_stops_recovery_naming_file_and_offset(run_dir):
+    d, _, _ = run_dir
+    seg = journal.segments(d)[-1]
+    data = bytearray(seg.read_bytes())
+    data[len(data) // 2] ^= 0x5A
+    seg.write_bytes(bytes(data))
+    with pytest.raises(journal.JournalCorrupt) as info:
+        replay.recover(d)
+    assert info.value.path == seg and 0 <= info.value.offset < len(data)
+    assert seg.read_bytes() == bytes(data), "corruption is never 'repaired' silently"
+
+
+def test_damage_in_an_older_segment_is_corruption_not_a_torn_tail(run_dir):
+    d, _, _ = run_dir
+    first = journal.segments(d)[0]
+    first.write_bytes(first.read_bytes()[:-3])
+    with pytest.raises(journal.JournalCorrupt):
+        list(replay.replay(d, from_start=True))
+
+
+def test_a_damaged_snapshot_is_skipped_for_the_journal(run_dir):
+    d, live, _ = run_dir
+    (snap,) = journal.snapshots(d)
+    snap.write_bytes(b"not msgpack at all")
+    recovered, notes, replayed = replay.recover(d)
+    assert any("unreadable snapshot" in n for n in notes)
+    assert replayed == live.seq and snapshot.state_hash(recovered) == snapshot.state_hash(live)
+
+
+def test_prune_removes_segments_before_the_snapshot_and_recovery_still_works(run_dir):
+    d, live, _ = run_dir
+    before = journal.segments(d)
+    removed = journal.prune(d)
+    assert removed and all(p in before for p in removed)
+    recovered, _, _ = replay.recover(d)
+    assert snapshot.state_hash(recovered) == snapshot.state_hash(live)
+
+
+def test_snapshot_restore_keeps_book_priority_and_client_ids(tmp_path):
+    v = Venue()
+    v.apply(m.Deposit(account=1, asset="USDT", amount=10**6 * USDT))
+    v.apply(m.Deposit(account=2, asset="USDT", amount=10**6 * USDT))
+    for i in range(3):
+        v.apply(m.NewOrder(account=1, symbol="ETH-PERP", side=m.Side.SELL, qty=10, price=300_100, client_order_id=f"a{i}"))
+    v2 = snapshot.restore(v.config, snapshot.decode(snapshot.encode(snapshot.capture(v))))
+    fills = [e for e in v2.apply(m.NewOrder(account=2, symbol="ETH-PERP", side=m.Side.BUY, qty=15, price=300_100))
+             if isinstance(e, m.Fill) and e.account == 1]
+    assert [f.client_order_id for f in fills] == ["a0", "a1"], "time priority survives the snapshot"
+    rej = v2.apply(m.NewOrder(account=1, symbol="ETH-PERP", side=m.Side.SELL, qty=1, price=300_200, client_order_id="a2"))
+    assert isinstance(rej[0], m.Rejected) and rej[0].reason == m.RejectReason.DUPLICATE_CLIENT_ORDER_ID
+
+
+def test_replay_cli_prints_verifies_and_writes_events(run_dir, tmp_path, capsys):
+    d, live, _ = run_dir
+    out = tmp_path / "events.bin"
+    assert main(["replay", str(d), "--events", str(out)]) == 0
+    assert f"venue at seq {live.seq}" in capsys.readouterr().out
+    frames, data, pos = [], out.read_bytes(), 0
+    while pos < len(data):
+        n = int.from_bytes(data[pos:pos + 4], "little")
+        frames.append(msgspec.msgpack.decode(data[pos + 4:pos + 4 + n]))
+        pos += 4 + n
+    assert [f[0] for f in frames] == list(range(606, 811))  # the tail after the snapshot
+    assert main(["replay", str(d), "--verify"]) == 0
+    assert "matches" in capsys.readouterr().out
+    assert main(["replay", str(d), "--from-start", "--until", "3", "--print"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("#") == 3 and "Deposit" in printed
+    seg = journal.segments(Path(d))[-1]
+    raw = bytearray(seg.read_bytes())
+    raw[40] ^= 0xFF
+    seg.write_bytes(bytes(raw))
+    assert main(["replay", str(d), "--from-start"]) == 3
+    assert "corrupt" in capsys.readouterr().err
