@@ -218,6 +218,12 @@ class PageState:
             if self.fund_msg:
                 put("fund", self.fund_msg)
 
+    def clear_books(self) -> None:
+        with self.lock:
+            for b in self.books.values():
+                b["bids"].clear(), b["asks"].clear()
+            self.dirty = set(self.symbols)
+
     def reset(self) -> None:
         with self.lock:
             for b in self.books.values():

@@ -20,7 +20,7 @@ from exchange_sim.config import Config
 from exchange_sim.venue import Venue
 from exchange_sim.web.bridge import BOOK_LEVELS, FLUSH_S, Hub, PageState
 from protocol import messages as m
-from protocol.session import decode_market
+from protocol.session import LoggedOut, decode_market
 
 log = logging.getLogger("exchange_sim.web")
 ACCOUNT_EVERY_S = 0.5  # how often the chosen account's explain is refreshed (live)
@@ -56,13 +56,17 @@ class _Source:
             self.state.replay_all(q, self.hello())
         else:
             q.put_nowait(f"event: hello\ndata: {msgspec.json.encode(self.hello()).decode()}\n\n".encode())
-        status = {"connected": self.connected, "message": self.message}
-        q.put_nowait(f"event: status\ndata: {msgspec.json.encode(status).decode()}\n\n".encode())
+        q.put_nowait(f"event: status\ndata: {msgspec.json.encode(self.status()).decode()}\n\n".encode())
+
+    def status(self) -> dict:
+        state = "connected" if self.connected else ("connecting" if self.message.startswith("connecting")
+                                                    else "unreachable")
+        return {"connected": self.connected, "state": state, "message": self.message}
 
     def set_status(self, connected: bool, message: str = "") -> None:
         if (connected, message) != (self.connected, self.message):
             self.connected, self.message = connected, message
-            self.hub.send("status", {"connected": connected, "message": message})
+            self.hub.send("status", self.status())
 
     def choose_account(self, account: int) -> None:
         if not self.can_choose:
@@ -130,8 +134,8 @@ class LiveSource(_Source):
             (info,) = [e for e in client.call(m.QueryInstruments()) if isinstance(e, m.Instruments)]
             if self.state is None:
                 self.state = PageState(self.hub, info, _thresholds(self.cfg), self.cfg.liquidation.insurance_account)
-            else:
-                self.state.reset()
+            else:  # a reconnect: the books are re-synced from snapshots; history stays
+                self.state.clear_books()
             symbols = self.state.symbols
             mirror = BookMirror(symbols, market_data=self.market_data, orders=self.orders,
                                 server_key=self.server_key, context=ctx, timeout=2.0)
@@ -159,7 +163,7 @@ class LiveSource(_Source):
                     if not isinstance(ev, m.LiquidationNotice) or not self.admin:
                         self.state.on_event(ev)
                 while (ev := client.poll_event(0.0, raw=True)) is not None:
-                    if isinstance(ev, m.LoggedOut):
+                    if isinstance(ev, LoggedOut):
                         raise ConnectionError(f"logged out: {ev.reason}")
                     self.state.on_event(ev)
                 now = time.monotonic()

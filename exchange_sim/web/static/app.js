@@ -1,7 +1,7 @@
 // exchange-sim venue view: one EventSource, plain DOM and SVG, no build step.
 // The bridge (exchange_sim/web/bridge.py) sends named server-sent events:
 //   hello {symbols, thresholds, mode, account, can_choose_account}
-//   status {connected, message}          book {symbol, bids, asks, mark, index, best_bid, best_ask}
+//   status {connected, state: connecting|connected|unreachable, message}          book {symbol, bids, asks, mark, index, best_bid, best_ask}
 //   trade {symbol, t, side, price, qty, liquidation}
 //   account {account, mode, equity, im, mm, ratio, assets, positions, compare, t}
 //   liquidation {n, account, step, symbol, qty, price, impact, ratio_after}
@@ -141,7 +141,7 @@ function connect() {
   });
   source.addEventListener("status", (e) => {
     const s = JSON.parse(e.data);
-    $("conn").textContent = s.connected ? "connected" : "venue unreachable";
+    $("conn").textContent = { connected: "connected", connecting: "connecting…", unreachable: "venue unreachable" }[s.state];
     $("conn").className = "conn " + (s.connected ? "up" : "down");
     $("banner").textContent = s.message || ""; $("banner").classList.toggle("hidden", !s.message);
   });
