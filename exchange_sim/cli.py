@@ -168,12 +168,22 @@ def _cmd_web(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from exchange_sim import demo
+
+    demo.run(fast=args.fast)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="exchange-sim", description="A simulated crypto-derivatives venue.")
     sub = parser.add_subparsers(dest="command")
     p_run = sub.add_parser("run", help="run a short in-process trading session and print what happens")
     p_run.add_argument("--config", help="TOML config (default: the embedded one)")
     p_run.set_defaults(func=_cmd_run)
+    p_demo = sub.add_parser("demo", help="start the venue and tell the source article's story, narrated")
+    p_demo.add_argument("--fast", action="store_true", help="no pauses, a 1 s warm-up (for CI)")
+    p_demo.set_defaults(func=_cmd_demo)
     p_schema = sub.add_parser("schema", help="print the JSON Schema of the protocol")
     p_schema.set_defaults(func=_cmd_schema)
     p_serve = sub.add_parser("serve", help="serve the venue over ZeroMQ until SIGINT/SIGTERM")

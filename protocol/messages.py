@@ -127,6 +127,44 @@ class RejectReason(enum.StrEnum):
     ACCOUNT_EXISTS = "account_exists"
 
 
+#: what each reject reason means, for people (docs, logs, client errors)
+REJECT_HELP = {
+    RejectReason.MALFORMED: "the frame is not valid msgpack, or a field has the wrong type",
+    RejectReason.UNKNOWN_MESSAGE: "the `msg` tag names no message this server accepts",
+    RejectReason.INVALID_FIELD: "a value is out of range or inconsistent with the others",
+    RejectReason.NOT_LOGGED_IN: "log in before sending account commands",
+    RejectReason.AUTH_FAILED: "unknown account or wrong API key",
+    RejectReason.NOT_ALLOWED: "admin only, another account's resource, or not possible in this state",
+    RejectReason.RATE_LIMITED: "the session sent faster than its rate limit; back off and retry",
+    RejectReason.UNKNOWN_ACCOUNT: "no such account (a deposit or OpenAccount creates one)",
+    RejectReason.UNKNOWN_ASSET: "no such asset in the venue's config",
+    RejectReason.UNKNOWN_SYMBOL: "no such instrument",
+    RejectReason.SYMBOL_PAUSED: "the instrument is paused: no new orders or amends, cancels still work",
+    RejectReason.BAD_TICK: "price is not a positive whole number of ticks",
+    RejectReason.BAD_LOT: "quantity is not a positive whole number of lots",
+    RejectReason.BELOW_MIN_NOTIONAL: "price x quantity is below the instrument's minimum notional",
+    RejectReason.ABOVE_MAX_QTY: "quantity is above the instrument's maximum order size",
+    RejectReason.OUTSIDE_PRICE_BAND: "limit price too far from mark (the limit price band)",
+    RejectReason.NO_MARK_PRICE: "the instrument has no index price yet",
+    RejectReason.MISSING_PRICE: "a limit or stop-limit order needs a price",
+    RejectReason.MISSING_STOP_PRICE: "a stop order needs a stop price",
+    RejectReason.INSUFFICIENT_MARGIN: "initial margin with this order would exceed equity",
+    RejectReason.INSUFFICIENT_BALANCE: "the wallet holds less of the asset than asked",
+    RejectReason.POST_ONLY_WOULD_CROSS: "a post-only order would have taken liquidity",
+    RejectReason.FOK_NOT_FILLABLE: "a fill-or-kill order could not fill completely at once",
+    RejectReason.REDUCE_ONLY_WOULD_INCREASE: "a reduce-only order would open or grow a position",
+    RejectReason.NO_LIQUIDITY: "a market order found nothing to take within the market price band",
+    RejectReason.UNKNOWN_ORDER: "no open order with that id on this account",
+    RejectReason.DUPLICATE_CLIENT_ORDER_ID: "the client order id is in use by an open order (or a different one)",
+    RejectReason.TOO_MANY_OPEN_ORDERS: "the account has the maximum number of open orders",
+    RejectReason.SELF_TRADE_PREVENTED: "self-trade prevention refused the order",
+    RejectReason.NOTHING_TO_AMEND: "the amend changes nothing",
+    RejectReason.REDUCE_ONLY_MODE: "the margin ratio is below the reduce-only threshold: only risk-reducing orders",
+    RejectReason.MARGIN_MODE_CHANGE_DENIED: "the new margin mode would not meet IM, or positions/orders are open",
+    RejectReason.ACCOUNT_EXISTS: "that account id is already open",
+}
+
+
 class CancelCause(enum.StrEnum):
     USER = "user"
     CANCEL_ALL = "cancel_all"
@@ -616,7 +654,7 @@ class FundingPayment(_Msg):
 
 
 class HaircutSlice(_Msg):
-    up_to: float  # USD bracket upper bound
+    up_to: float | None  # USD bracket upper bound; None = unbounded (JSON has no inf)
     rate: float
     value_in_bracket: float
     haircut: float

@@ -12,14 +12,99 @@ from protocol.messages import PROTOCOL_VERSION, Command, Event
 
 
 def json_schema() -> dict:
-    """Return one JSON Schema document with ``Command`` and ``Event`` unions."""
-    (command, event), components = msgspec.json.schema_components(
-        [Command, Event], ref_template="#/$defs/{name}"
+    """One JSON Schema document: the venue's ``Command`` and ``Event`` unions
+    and the server's session messages (``protocol.session``) both ways."""
+    from protocol import session
+
+    (command, event, sess_in, sess_out), components = msgspec.json.schema_components(
+        [Command, Event, session.SessionMessage, session.Outbound], ref_template="#/$defs/{name}"
     )
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": f"exchange-sim protocol v{PROTOCOL_VERSION}",
         "description": "Frames are msgpack maps tagged by the 'msg' field.",
         "$defs": components,
-        "properties": {"command": command, "event": event},
+        "properties": {"command": command, "event": event, "session_in": sess_in, "session_out": sess_out},
     }
+
+
+def _type_name(spec: dict) -> str:
+    if "$ref" in spec:
+        return spec["$ref"].rsplit("/", 1)[-1]
+    if "anyOf" in spec:
+        return " or ".join(_type_name(s) for s in spec["anyOf"])
+    t = spec.get("type")
+    if t == "array":
+        items = spec.get("items") or spec.get("prefixItems")
+        if isinstance(items, list):
+            return "[" + ", ".join(_type_name(s) for s in items) + "]"
+        return f"list[{_type_name(items)}]" if items else "list"
+    if t == "object" and "additionalProperties" in spec:
+        return f"map[str, {_type_name(spec['additionalProperties'])}]"
+    if "enum" in spec:
+        return " or ".join(f"`{v}`" for v in spec["enum"]) if len(spec["enum"]) <= 4 else f"enum ({len(spec['enum'])})"
+    bounds = [f"{k} {spec[k]}" for k in ("minimum", "exclusiveMinimum", "maximum") if k in spec]
+    return (t or "any") + (f" ({', '.join(bounds)})" if bounds else "")
+
+
+def markdown_reference() -> str:
+    """The protocol reference page (``docs/protocol.md``), from the schema.
+
+    ``tests/test_protocol_doc.py`` regenerates it and compares, so the page
+    cannot drift from the messages."""
+    from protocol import session
+    from protocol.messages import REJECT_HELP, CancelCause, RejectReason
+
+    def table(names: list[str], comps: dict, out: list[str]) -> None:
+        for name in names:
+            spec = comps[name]
+            out.append(f"### {name}\n")
+            if spec.get("description"):
+                out.append(" ".join(spec["description"].split()) + "\n")
+            props = {k: v for k, v in spec.get("properties", {}).items() if k != "msg"}
+            if props:
+                out.append("| field | type | required | default |")
+                out.append("|---|---|---|---|")
+                req = set(spec.get("required", []))
+                for field, fs in props.items():
+                    default = f"`{fs['default']}`" if "default" in fs else ""
+                    out.append(f"| `{field}` | {_type_name(fs)} | {'yes' if field in req else ''} | {default} |")
+                out.append("")
+
+    (cmd_schema, ev_schema, sess_in, sess_out), comps = msgspec.json.schema_components(
+        [Command, Event, session.SessionMessage, session.Outbound], ref_template="#/$defs/{name}")
+
+    def names(s: dict) -> list[str]:
+        return [r["$ref"].rsplit("/", 1)[-1] for r in s.get("anyOf", [])]
+
+    out = [
+        f"# Protocol reference (v{PROTOCOL_VERSION})",
+        "",
+        "Generated from `protocol/messages.py` and `protocol/session.py` by `protocol.schema.markdown_reference()`;",
+        "`exchange-sim schema` prints the same as JSON Schema. Every frame is one msgpack map whose `msg` field",
+        "names the message. Units: prices in ticks, quantities in lots, balances in minor units, index prices in",
+        "1e-8 USD (see the top of `protocol/messages.py`).",
+        "",
+        "## Market-data sync rules",
+        "",
+        "Subscribe to `<SYMBOL>.book` on the PUB socket first and buffer; ask for `QueryBook` over the ROUTER; drop",
+        "buffered `BookDelta`s with `seq` at or below the snapshot's; apply the rest in order. Each delta's `seq` is",
+        "exactly one more than the last; any other value (or a `BookHeartbeat` ahead of you) is a gap: clear,",
+        "re-snapshot, repeat. Levels are absolute lots per price; 0 removes the level. (`clients/mirror.py` does this.)",
+        "",
+        "## Reject reasons",
+        "",
+        "| reason | meaning |",
+        "|---|---|",
+    ]
+    out += [f"| `{r.value}` | {REJECT_HELP[r]} |" for r in RejectReason]
+    out += ["", "## Cancel causes", "", ", ".join(f"`{c.value}`" for c in CancelCause), ""]
+    out += ["## Commands (client → venue)", ""]
+    table(names(cmd_schema), comps, out)
+    out += ["## Events (venue → client)", ""]
+    table(names(ev_schema), comps, out)
+    out += ["## Session messages (client → server)", ""]
+    table([n for n in names(sess_in)], comps, out)
+    out += ["## Session messages (server → client)", ""]
+    table([n for n in names(sess_out) if n not in names(ev_schema)], comps, out)
+    return "\n".join(out).rstrip() + "\n"

@@ -1,0 +1,273 @@
+"""``exchange-sim demo``: the source article's story, told by a running venue.
+
+One command starts the venue on loopback (a real ZeroMQ server in this
+process), lets a market maker and a noise taker trade BTC-PERP for a few
+seconds so there is a live market to look at, then walks through the story
+of cross-collateralization under portfolio margin, printing what the venue
+says at each step:
+
+1. an account holding only BTC and ETH opens a SOL-PERP long and a BNB-PERP short;
+2. the explain view: haircuts, requirement, margin ratio;
+3. the same holdings under isolated, cross and portfolio margin, and the idle capital of each;
+4. a hedge (a BTC-PERP short against an ETH-PERP long) lowers the requirement;
+5. $10,000 pooled behind five leveraged trades: one shock, a cascade of liquidations, in order;
+6. the same positions backed by USDT survive the shock that liquidates them when backed by MEME.
+
+The story talks to the venue over the wire through one admin session (which
+may act on any account), and its counterparty is a "house" account quoting
+exact prices, so every narrated figure is deterministic: `tests/test_demo.py`
+checks them against the venue's own state. Watch it live in a browser with
+``exchange-sim web --orders ... --market-data ...`` (the demo prints the line).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from decimal import Decimal
+from typing import TextIO
+
+from clients import Client
+from exchange_sim import config as config_mod
+from exchange_sim.risk.explain import render
+from exchange_sim.server.loop import Server
+from protocol import messages as m
+
+HOUSE = 100  # quotes every book at exact prices: the story's counterparty
+STORY = 101  # the article's BTC + ETH account
+HEDGER = 102
+POOLED = 103  # $10,000 behind five trades
+BUFFER_USDT, BUFFER_MEME = 104, 105
+PRICES = {"BTC": "50000", "ETH": "2500", "SOL": "200", "BNB": "500", "MEME": "0.25"}
+
+
+class Story:
+    """The narrated part: one admin client, exact prices, every figure from the venue."""
+
+    def __init__(self, client: Client, out: TextIO, pause: float):
+        self.c = client
+        self.out = out
+        self.pause = pause
+        self.figures: dict = {}
+
+    # ------------------------------------------------------------ helpers
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    def chapter(self, title: str) -> None:
+        time.sleep(self.pause)
+        self.say()
+        self.say(f"== {title} " + "=" * max(0, 70 - len(title)))
+
+    def send(self, cmd) -> list:
+        events = self.c.request(cmd).events
+        rej = [e for e in events if isinstance(e, m.Rejected)]
+        if rej:
+            raise RuntimeError(f"the venue refused {type(cmd).__name__}: {rej[0].reason}: {rej[0].message}")
+        return events
+
+    def _ins(self, symbol: str) -> m.InstrumentInfo:
+        return next(i for i in self.info.instruments if i.symbol == symbol)
+
+    def ticks(self, symbol: str, price) -> int:
+        return int(Decimal(price) / Decimal(self._ins(symbol).tick_size))
+
+    def lots(self, symbol: str, qty) -> int:
+        return int(Decimal(qty) / Decimal(self._ins(symbol).lot_size))
+
+    def deposit(self, account: int, asset: str, amount: str) -> None:
+        unit = 10 ** next(a.decimals for a in self.info.assets if a.name == asset)
+        self.send(m.Deposit(account=account, asset=asset, amount=int(Decimal(amount) * unit)))
+
+    def trade(self, account: int, symbol: str, qty: str, price: str) -> None:
+        """``account`` takes ``qty`` (signed) from the house at exactly ``price``."""
+        lots = self.lots(symbol, qty.lstrip("-"))
+        buy = not qty.startswith("-")
+        p = self.ticks(symbol, price)
+        self.send(m.NewOrder(account=HOUSE, symbol=symbol, side=m.Side.SELL if buy else m.Side.BUY, qty=lots, price=p,
+                             tif=m.TimeInForce.POST_ONLY))
+        ev = self.send(m.NewOrder(account=account, symbol=symbol, side=m.Side.BUY if buy else m.Side.SELL, qty=lots,
+                                  price=p, tif=m.TimeInForce.FOK))
+        assert any(isinstance(e, m.Fill) and e.account == account for e in ev)
+
+    def explain(self, account: int) -> m.Explain:
+        (ex,) = [e for e in self.send(m.QueryExplain(account=account)) if isinstance(e, m.Explain)]
+        return ex
+
+    def set_prices(self, prices: dict[str, str]) -> list:
+        events = []
+        for asset, price in prices.items():
+            events += self.send(m.SetIndexPrice(asset=asset, price=int(Decimal(price) * m.PRICE_SCALE)))
+        return events
+
+    def house_bids(self, symbol: str, top: str, step_pct: str, levels: int, usd_each: int) -> None:
+        """House bids below ``top``, ``step_pct`` apart: the liquidity liquidations sell into."""
+        ins = self._ins(symbol)
+        price = Decimal(top)
+        for _ in range(levels):
+            qty = max(Decimal(ins.lot_size), (Decimal(usd_each) / price).quantize(Decimal(ins.lot_size)))
+            self.send(m.NewOrder(account=HOUSE, symbol=symbol, side=m.Side.BUY, qty=self.lots(symbol, qty),
+                                 price=self.ticks(symbol, price.quantize(Decimal(ins.tick_size)))))
+            price = price * (1 - Decimal(step_pct) / 100)
+
+    # --------------------------------------------------------------- story
+
+    def run(self) -> dict:
+        (self.info,) = [e for e in self.send(m.QueryInstruments()) if isinstance(e, m.Instruments)]
+        self.set_prices(PRICES)
+        self.deposit(HOUSE, "USDT", "100000000")
+
+        self.chapter("1. A wallet of BTC and ETH backs a SOL long and a BNB short")
+        self.deposit(STORY, "BTC", "0.2")   # $10,000
+        self.deposit(STORY, "ETH", "2")     # $5,000
+        self.say(f"account {STORY} deposits 0.2 BTC ($10,000) and 2 ETH ($5,000): no stablecoin at all")
+        self.trade(STORY, "SOL-PERP", "250", "200")   # $50,000 long
+        self.trade(STORY, "BNB-PERP", "-50", "500")   # $25,000 short
+        self.say("it buys 250 SOL-PERP at $200 ($50,000) and sells 50 BNB-PERP at $500 ($25,000);")
+        self.say("the venue accepted both: its BTC and ETH back them (cross-collateralization);")
+        self.say("the taker fees were charged in USDT it never had: a small debt its BTC and ETH cover too")
+
+        self.chapter("2. The explain view")
+        ex = self.explain(STORY)
+        self.say(render(ex))
+        self.figures["story"] = ex
+
+        self.chapter("3. Isolated vs cross vs portfolio: the idle capital of each")
+        for row in ex.compare:
+            ratio = "inf" if row.margin_ratio is None else f"{row.margin_ratio:.1%}"
+            self.say(f"  {row.mode.value:<10} needs IM ${row.im:>9,.2f} (MM ${row.mm:>8,.2f}); usable collateral "
+                     f"${row.usable_collateral:>10,.2f}; free ${row.free:>10,.2f}; ratio {ratio}")
+        self.say("  isolated margin is funded in USDT only, so this wallet backs nothing there;")
+        self.say("  portfolio margin nets the SOL long against the BNB short and asks for the least.")
+        self.trade(STORY, "SOL-PERP", "-250", "200")  # the story account closes both trades
+        self.trade(STORY, "BNB-PERP", "50", "500")
+
+        self.chapter("4. A hedge lowers the requirement (the article's Step 3)")
+        self.deposit(HEDGER, "USDT", "20000")
+        self.send(m.SetMarginMode(account=HEDGER, mode=m.MarginMode.PORTFOLIO))
+        self.trade(HEDGER, "ETH-PERP", "40", "2500")  # $100,000 long
+        alone = self.explain(HEDGER)
+        self.trade(HEDGER, "BTC-PERP", "-1.2", "50000")  # $60,000 short
+        hedged = self.explain(HEDGER)
+        cross_both = next(r for r in hedged.compare if r.mode == m.MarginMode.CROSS)
+        self.say(f"account {HEDGER} (portfolio margin): ETH-PERP long $100,000 alone needs MM ${alone.mm:,.2f}")
+        self.say(f"add a BTC-PERP short of $60,000: MM ${hedged.mm:,.2f} (cross would ask ${cross_both.mm:,.2f})")
+        worst = next(s for s in hedged.scenarios if s.worst)
+        self.say(f"worst scenario now: {worst.name} with a loss of ${worst.loss:,.2f}")
+        self.figures["hedge"] = (alone.mm, hedged.mm, cross_both.mm)
+
+        self.chapter("5. $10,000 pooled behind five leveraged trades; a SOL crash")
+        self.deposit(POOLED, "USDT", "10000")
+        book = {"BTC-PERP": ("0.8", "50000"), "ETH-PERP": ("12", "2500"), "SOL-PERP": ("125", "200"),
+                "BNB-PERP": ("30", "500"), "MEME-PERP": ("20000", "0.25")}
+        for sym, (qty, price) in book.items():
+            self.trade(POOLED, sym, qty, price)
+            self.house_bids(sym, str(Decimal(price) * Decimal("0.999")), "0.1", 30, 4_000)
+        before = self.explain(POOLED)
+        self.say(f"account {POOLED}: $10,000 of USDT behind $115,000 of longs in five perpetuals "
+                 f"(margin ratio {before.margin_ratio:.0%})")
+        self.say("SOL falls 11% four times (-37% in all); each time the house has already moved its")
+        self.say("SOL bids below the new price, as a market does before the index catches up:")
+        events = []
+        price = Decimal("200")
+        for _ in range(4):
+            price = price * Decimal("0.89")
+            self.send(m.CancelAll(account=HOUSE, symbol="SOL-PERP"))
+            self.house_bids("SOL-PERP", str(price * Decimal("0.999")), "0.1", 30, 4_000)
+            events += self.send(m.ShockPrice(asset="SOL", change_bps=-1100))
+        cascade = []
+        for e in events:
+            if isinstance(e, m.MarginCall) and e.account == POOLED:
+                self.say(f"  margin call ({e.level}): ratio {e.margin_ratio:.3f}")
+            elif isinstance(e, m.LiquidationStarted):
+                self.say(f"  liquidation of account {e.account} starts: equity ${e.equity:,.2f} < MM ${e.mm:,.2f}")
+            elif isinstance(e, m.LiquidationSlice):
+                cascade.append(e.symbol)
+                ratio = "inf" if e.margin_ratio_after is None else f"{e.margin_ratio_after:.3f}"
+                self.say(f"  {len(cascade):>2}. close {e.qty:>6} lots {e.symbol:<9} (impact ${e.impact:7.2f}, bound "
+                         f"{e.bankruptcy_price}) -> ratio {ratio}")
+            elif isinstance(e, m.LiquidationFinished):
+                ratio = "inf" if e.margin_ratio is None else f"{e.margin_ratio:.3f}"
+                self.say(f"  liquidation finished: ratio {ratio}, equity ${e.equity:,.2f}")
+        closed = sorted({s for s in cascade})
+        self.say(f"a crash in one trade (SOL) closed positions in {len(closed)} books: {', '.join(closed)}")
+        self.figures["cascade"] = cascade
+
+        self.chapter("6. A stablecoin buffer")
+        for acct, asset, amount in ((BUFFER_USDT, "USDT", "5000"), (BUFFER_MEME, "MEME", "20000")):
+            self.deposit(acct, asset, amount)  # both $5,000 at index
+            self.trade(acct, "BNB-PERP", "100", "500")  # $50,000 long: 10x
+        self.house_bids("BNB-PERP", "449", "0.1", 30, 4_000)
+        for acct in (BUFFER_USDT, BUFFER_MEME):
+            ex = self.explain(acct)
+            main = max(ex.assets, key=lambda a: a.value)
+            self.say(f"account {acct}: ${main.value:,.0f} of {main.asset} counted as ${main.counted:,.2f}, "
+                     f"long $50,000 BNB-PERP, ratio {ex.margin_ratio:.0%}")
+        self.say("BNB falls 5% and MEME, a risk-on coin, falls 40% with it:")
+        events = self.send(m.ShockPrice(asset="BNB", change_bps=-500)) + self.send(
+            m.ShockPrice(asset="MEME", change_bps=-4000))
+        liquidated = sorted({e.account for e in events if isinstance(e, m.LiquidationStarted)})
+        for acct in (BUFFER_USDT, BUFFER_MEME):
+            ex = self.explain(acct)
+            fate = "LIQUIDATED" if acct in liquidated else "survives"
+            ratio = "inf" if ex.margin_ratio is None else f"{ex.margin_ratio:.0%}"
+            self.say(f"  account {acct} ({'USDT' if acct == BUFFER_USDT else 'MEME'} collateral): {fate}; "
+                     f"ratio now {ratio}")
+        self.figures["buffer_liquidated"] = liquidated
+        self.chapter("The end")
+        self.say("every figure above came from the venue over the wire; replay it with a data dir:")
+        self.say("  exchange-sim serve --data-dir run1   # then: exchange-sim replay run1 --print")
+        return self.figures
+
+
+def warm_up(orders: str, market_data: str, seconds: float, out: TextIO) -> None:
+    """A market maker and a noise taker trade BTC-PERP for a few seconds."""
+    from clients.bots import market_maker, noise_taker
+
+    cfg = config_mod.default().server
+    keys = {a.account: a.api_key for a in cfg.accounts}
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=market_maker.run, kwargs=dict(
+            orders=orders, market_data=market_data, account=1, api_key=keys[1], symbol="BTC-PERP",
+            duration=seconds, quiet=True, stop=stop), daemon=True),
+        threading.Thread(target=noise_taker.run, kwargs=dict(
+            orders=orders, market_data=market_data, account=2, api_key=keys[2], symbol="BTC-PERP",
+            duration=seconds, quiet=True, stop=stop, seed=1), daemon=True),
+    ]
+    print(f"warm-up: a market maker and a noise taker trade BTC-PERP for {seconds:g}s", file=out, flush=True)
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 10)
+    stop.set()
+
+
+def run(fast: bool = False, out: TextIO | None = None, web_hint: bool = True) -> dict:
+    """Start the venue, warm it up, tell the story, stop. Returns the figures."""
+    import sys
+
+    out = out or sys.stdout
+    cfg = config_mod.default()
+    server = Server(cfg, orders_endpoint="tcp://127.0.0.1:*", market_data_endpoint="tcp://127.0.0.1:*")
+    server.start_up()
+    orders, market_data = server.bind()
+    thread = threading.Thread(target=server.serve_forever, name="venue", daemon=True)
+    thread.start()
+    print(f"exchange-sim demo: the venue listens on {orders} (orders) and {market_data} (market data)", file=out)
+    if web_hint:
+        print(f"watch it:  exchange-sim web --orders {orders} --market-data {market_data} --account {POOLED}",
+              file=out)
+    out.flush()
+    try:
+        warm_up(orders, market_data, 1.0 if fast else 4.0, out)
+        admin = Client(orders, 0, cfg.server.admin_key, timeout=10.0)
+        try:
+            return Story(admin, out, 0.0 if fast else 1.5).run()
+        finally:
+            admin.close()
+    finally:
+        server.stop()
+        thread.join(10)
+        server.close()
