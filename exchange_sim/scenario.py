@@ -16,7 +16,7 @@ exactly what the file says. Entry prices default to the final prices.
 from __future__ import annotations
 
 import tomllib
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
 
@@ -58,9 +58,19 @@ def builtin_article() -> str:
 def load(path: str | Path | None) -> Scenario:
     text = builtin_article() if path is None else Path(path).read_text(encoding="utf-8")
     try:
-        return msgspec.convert(tomllib.loads(text), Scenario)
+        sc = msgspec.convert(tomllib.loads(text), Scenario)
     except (tomllib.TOMLDecodeError, msgspec.ValidationError) as exc:
         raise ValueError(f"bad scenario file: {exc}") from None
+    numbers = [*sc.prices.values(), *sc.holdings.values()]
+    numbers += [x for p in sc.positions for x in (p.qty, p.entry) if x is not None]
+    for text in numbers:
+        try:
+            ok = Decimal(text).is_finite()
+        except InvalidOperation:
+            ok = False
+        if not ok:
+            raise ValueError(f"bad scenario file: {text!r} is not a decimal number")
+    return sc
 
 
 def build(config: Config, sc: Scenario) -> Venue:

@@ -41,7 +41,7 @@ def _brackets(asset, value: float) -> list[HaircutSlice]:
         inside = min(max(value - lo, 0.0), hi - lo)
         if inside <= 0.0 and out:
             break
-        out.append(HaircutSlice(up_to=hi, rate=rate, value_in_bracket=inside, haircut=inside * rate))
+        out.append(HaircutSlice(up_to=hi if hi != float("inf") else None, rate=rate, value_in_bracket=inside, haircut=inside * rate))
     return out
 
 
@@ -81,7 +81,8 @@ def build(venue: Venue, acct: Account) -> Explain:
         held = {ins.underlying for ins, _ in exposures}
         # scenarios led by an underlying the account holds, and the whole market
         rows = [r for r in pm.scenarios(exposures) if r[0].split(" ")[0] in held | {"market"}]
-        worst = max(range(len(rows)), key=lambda k: rows[k][2])
+        # a custom model may list no scenarios at all
+        worst = max(range(len(rows)), key=lambda k: rows[k][2]) if rows else -1
         scenarios = [
             ExplainScenario(name=name, moves={u: v for u, v in moves.items() if u in held}, loss=loss, worst=(k == worst))
             for k, (name, moves, loss) in enumerate(rows)
