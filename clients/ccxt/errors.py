@@ -1,0 +1,297 @@
+"""CCXT's exception classes, and how exchange-sim's refusals map onto them.
+
+The classes and their parents are CCXT 4's (``ccxt/base/errors.py``), so a
+bot's ``except ccxt.InvalidOrder`` or ``except ccxt.NetworkError`` catches
+what it catches on a real exchange::
+
+    BaseError
+    ├── ExchangeError
+    │   ├── AuthenticationError
+    │   │   ├── PermissionDenied
+    │   │   │   └── AccountNotEnabled
+    │   │   └── AccountSuspended
+    │   ├── ArgumentsRequired
+    │   ├── BadRequest
+    │   │   └── BadSymbol
+    │   ├── OperationRejected
+    │   │   ├── NoChange
+    │   │   │   └── MarginModeAlreadySet
+    │   │   └── MarketClosed
+    │   ├── InsufficientFunds
+    │   ├── InvalidOrder
+    │   │   ├── OrderNotFound
+    │   │   ├── OrderNotCached
+    │   │   ├── OrderImmediatelyFillable
+    │   │   ├── OrderNotFillable
+    │   │   ├── DuplicateOrderId
+    │   │   └── ContractUnavailable
+    │   └── NotSupported
+    └── OperationFailed
+        ├── NetworkError
+        │   ├── DDoSProtection
+        │   ├── RateLimitExceeded
+        │   ├── ExchangeNotAvailable
+        │   │   └── OnMaintenance
+        │   ├── InvalidNonce
+        │   └── RequestTimeout
+        ├── BadResponse
+        │   └── NullResponse
+        └── CancelPending
+
+As in CCXT 4, ``NetworkError`` is *not* an ``ExchangeError``: a bot retries
+the first and fixes its request for the second.
+
+:func:`translate` turns the typed exceptions of :mod:`clients.errors` into
+these (the original stays as ``__cause__``; the wire reason, if any, is
+``exc.reason``). :data:`BY_REASON` is the table, one row per
+:class:`~protocol.messages.RejectReason`.
+"""
+
+from __future__ import annotations
+
+import zmq
+
+from clients import errors as client_errors
+from protocol.messages import RejectReason
+
+R = RejectReason
+
+
+class BaseError(Exception):
+    """Root of every CCXT exception. ``reason``: the venue's reject reason
+    (a :class:`~protocol.messages.RejectReason` value) when there is one."""
+
+    def __init__(self, message: str = "", reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason
+
+
+class ExchangeError(BaseError):
+    pass
+
+
+class AuthenticationError(ExchangeError):
+    pass
+
+
+class PermissionDenied(AuthenticationError):
+    pass
+
+
+class AccountNotEnabled(PermissionDenied):
+    pass
+
+
+class AccountSuspended(AuthenticationError):
+    pass
+
+
+class ArgumentsRequired(ExchangeError):
+    pass
+
+
+class BadRequest(ExchangeError):
+    pass
+
+
+class BadSymbol(BadRequest):
+    pass
+
+
+class OperationRejected(ExchangeError):
+    pass
+
+
+class NoChange(OperationRejected):
+    pass
+
+
+class MarginModeAlreadySet(NoChange):
+    pass
+
+
+class MarketClosed(OperationRejected):
+    pass
+
+
+class InsufficientFunds(ExchangeError):
+    pass
+
+
+class InvalidOrder(ExchangeError):
+    pass
+
+
+class OrderNotFound(InvalidOrder):
+    pass
+
+
+class OrderNotCached(InvalidOrder):
+    pass
+
+
+class OrderImmediatelyFillable(InvalidOrder):
+    pass
+
+
+class OrderNotFillable(InvalidOrder):
+    pass
+
+
+class DuplicateOrderId(InvalidOrder):
+    pass
+
+
+class ContractUnavailable(InvalidOrder):
+    pass
+
+
+class NotSupported(ExchangeError):
+    pass
+
+
+class OperationFailed(BaseError):
+    pass
+
+
+class NetworkError(OperationFailed):
+    pass
+
+
+class DDoSProtection(NetworkError):
+    pass
+
+
+class RateLimitExceeded(NetworkError):
+    pass
+
+
+class ExchangeNotAvailable(NetworkError):
+    pass
+
+
+class OnMaintenance(ExchangeNotAvailable):
+    pass
+
+
+class InvalidNonce(NetworkError):
+    pass
+
+
+class RequestTimeout(NetworkError):
+    pass
+
+
+class BadResponse(OperationFailed):
+    pass
+
+
+class NullResponse(BadResponse):
+    pass
+
+
+class CancelPending(OperationFailed):
+    pass
+
+
+#: the venue's reject reasons -> CCXT classes. INVALID_FIELD depends on the
+#: command refused (see :func:`class_for`).
+BY_REASON: dict[RejectReason, type[BaseError]] = {
+    R.MALFORMED: BadRequest,
+    R.UNKNOWN_MESSAGE: BadRequest,
+    R.INVALID_FIELD: BadRequest,  # InvalidOrder when the refused command is an order command
+    R.NOT_LOGGED_IN: AuthenticationError,
+    R.AUTH_FAILED: AuthenticationError,
+    R.NOT_ALLOWED: PermissionDenied,
+    R.RATE_LIMITED: RateLimitExceeded,
+    R.UNKNOWN_ACCOUNT: AccountNotEnabled,
+    R.UNKNOWN_ASSET: BadRequest,
+    R.UNKNOWN_SYMBOL: BadSymbol,
+    R.SYMBOL_PAUSED: MarketClosed,
+    R.BAD_TICK: InvalidOrder,
+    R.BAD_LOT: InvalidOrder,
+    R.BELOW_MIN_NOTIONAL: InvalidOrder,
+    R.ABOVE_MAX_QTY: InvalidOrder,
+    R.OUTSIDE_PRICE_BAND: InvalidOrder,
+    R.NO_MARK_PRICE: OperationRejected,
+    R.MISSING_PRICE: InvalidOrder,
+    R.MISSING_STOP_PRICE: InvalidOrder,
+    R.INSUFFICIENT_MARGIN: InsufficientFunds,
+    R.INSUFFICIENT_BALANCE: InsufficientFunds,
+    R.POST_ONLY_WOULD_CROSS: OrderImmediatelyFillable,
+    R.FOK_NOT_FILLABLE: OrderNotFillable,
+    R.REDUCE_ONLY_WOULD_INCREASE: InvalidOrder,
+    R.NO_LIQUIDITY: OrderNotFillable,
+    R.UNKNOWN_ORDER: OrderNotFound,
+    R.DUPLICATE_CLIENT_ORDER_ID: DuplicateOrderId,
+    R.TOO_MANY_OPEN_ORDERS: InvalidOrder,
+    R.SELF_TRADE_PREVENTED: InvalidOrder,
+    R.NOTHING_TO_AMEND: InvalidOrder,
+    R.REDUCE_ONLY_MODE: InsufficientFunds,  # margin ratio too low: only risk-reducing orders
+    R.MARGIN_MODE_CHANGE_DENIED: OperationRejected,
+    R.ACCOUNT_EXISTS: BadRequest,
+}
+
+_ORDER_COMMANDS = frozenset({"NewOrder", "AmendOrder", "CancelOrder", "CancelAll"})
+
+# client-side conditions without a wire reason, by the client's class
+_BY_CLIENT_CLASS: tuple[tuple[type[Exception], type[BaseError]], ...] = (
+    (client_errors.RequestTimeout, RequestTimeout),
+    (client_errors.Disconnected, ExchangeNotAvailable),
+    (client_errors.AuthenticationFailed, AuthenticationError),
+    (client_errors.NotAuthenticated, AuthenticationError),
+    (client_errors.NotAllowed, PermissionDenied),
+    (client_errors.RateLimited, RateLimitExceeded),
+    (client_errors.OrderNotFound, OrderNotFound),
+    (client_errors.DuplicateOrder, DuplicateOrderId),
+    (client_errors.InsufficientMargin, InsufficientFunds),
+    (client_errors.InvalidOrder, InvalidOrder),
+    (client_errors.ProtocolError, BadRequest),
+)
+
+
+def class_for(reason: RejectReason | str | None, command: str = "") -> type[BaseError]:
+    """The CCXT class for a venue reject reason (ExchangeError if unknown)."""
+    if reason is None:
+        return ExchangeError
+    try:
+        reason = RejectReason(reason)
+    except ValueError:
+        return ExchangeError
+    if reason is R.INVALID_FIELD and command in _ORDER_COMMANDS:
+        return InvalidOrder
+    return BY_REASON.get(reason, ExchangeError)
+
+
+def translate(exc: BaseException, exchange_id: str = "exchangesim") -> BaseException:
+    """The CCXT exception for an exception raised by :mod:`clients` or pyzmq
+    (CCXT exceptions and anything unrelated are returned unchanged)."""
+    if isinstance(exc, BaseError):
+        return exc
+    if isinstance(exc, zmq.ZMQError):
+        return NetworkError(f"{exchange_id} {exc}")
+    if not isinstance(exc, client_errors.ExchangeError):
+        return exc
+    reason = exc.reason
+    if reason is not None:
+        command = exc.event.command if exc.event is not None else ""
+        cls = class_for(reason, command)
+        if cls is BadRequest and reason is R.INVALID_FIELD and isinstance(exc, client_errors.InvalidOrder) \
+                and exc.event is None:
+            cls = InvalidOrder  # refused client-side while building an order
+        return cls(f"{exchange_id} {reason.value}: {exc.message}", reason.value)
+    for client_cls, cls in _BY_CLIENT_CLASS:
+        if isinstance(exc, client_cls):
+            return cls(f"{exchange_id} {exc.message}")
+    return ExchangeError(f"{exchange_id} {exc.message}")
+
+
+__all__ = [
+    "BaseError", "ExchangeError", "AuthenticationError", "PermissionDenied", "AccountNotEnabled",
+    "AccountSuspended", "ArgumentsRequired", "BadRequest", "BadSymbol", "OperationRejected", "NoChange",
+    "MarginModeAlreadySet", "MarketClosed", "InsufficientFunds", "InvalidOrder", "OrderNotFound",
+    "OrderNotCached", "OrderImmediatelyFillable", "OrderNotFillable", "DuplicateOrderId", "ContractUnavailable",
+    "NotSupported", "OperationFailed", "NetworkError", "DDoSProtection", "RateLimitExceeded",
+    "ExchangeNotAvailable", "OnMaintenance", "InvalidNonce", "RequestTimeout", "BadResponse", "NullResponse",
+    "CancelPending", "BY_REASON", "class_for", "translate",
+]
