@@ -6,6 +6,7 @@
     exchange-sim serve      the venue over ZeroMQ (sessions, orders, market data)
     exchange-sim keys       a new CURVE key pair for the server's config
     exchange-sim explain    every margin figure of an account (the article's example by default)
+    exchange-sim load       many accounts, a target order rate, shocks: live figures and a JSON report
 """
 
 from __future__ import annotations
@@ -175,6 +176,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_load(args: argparse.Namespace) -> int:
+    from clients.loadgen import run_from_args
+
+    return run_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="exchange-sim", description="A simulated crypto-derivatives venue.")
     sub = parser.add_subparsers(dest="command")
@@ -230,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_web.add_argument("--server-key", help="the server's CURVE public key, if it uses CURVE")
     p_web.add_argument("--speed", type=float, default=20.0, help="replay: commands per second when playing")
     p_web.set_defaults(func=_cmd_web)
+    from clients.loadgen import __doc__ as load_doc, add_arguments as load_arguments
+
+    p_load = sub.add_parser("load", help="load a venue: many accounts, an order rate, shocks; live figures, JSON report",
+                            description=load_doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    load_arguments(p_load).set_defaults(func=_cmd_load)
     return parser
 
 

@@ -222,26 +222,34 @@ class Story:
 
 
 def warm_up(orders: str, market_data: str, seconds: float, out: TextIO) -> None:
-    """A market maker and a noise taker trade BTC-PERP for a few seconds."""
+    """The example market maker and noise taker (``clients/bots``) trade
+    BTC-PERP for a few seconds: a live market to watch before the story."""
+    import io
+
     from clients.bots import market_maker, noise_taker
 
-    cfg = config_mod.default().server
-    keys = {a.account: a.api_key for a in cfg.accounts}
+    keys = {a.account: a.api_key for a in config_mod.default().server.accounts}
     stop = threading.Event()
+    tallies: dict = {}
+
+    def bot(name, fn, **kw):
+        tallies[name] = fn(orders, market_data, stop=stop, duration=seconds, out=io.StringIO(), **kw)
+
     threads = [
-        threading.Thread(target=market_maker.run, kwargs=dict(
-            orders=orders, market_data=market_data, account=1, api_key=keys[1], symbol="BTC-PERP",
-            duration=seconds, quiet=True, stop=stop), daemon=True),
-        threading.Thread(target=noise_taker.run, kwargs=dict(
-            orders=orders, market_data=market_data, account=2, api_key=keys[2], symbol="BTC-PERP",
-            duration=seconds, quiet=True, stop=stop, seed=1), daemon=True),
+        threading.Thread(target=bot, args=("maker", market_maker.run), kwargs=dict(account=1, key=keys[1]),
+                         daemon=True),
+        threading.Thread(target=bot, args=("taker", noise_taker.run),
+                         kwargs=dict(account=2, key=keys[2], rate=20.0, seed=1), daemon=True),
     ]
-    print(f"warm-up: a market maker and a noise taker trade BTC-PERP for {seconds:g}s", file=out, flush=True)
+    print(f"warm-up: a market maker and a noise taker trade BTC-PERP for {seconds:g}s ...", file=out, flush=True)
     for t in threads:
         t.start()
     for t in threads:
-        t.join(seconds + 10)
+        t.join(seconds + 15)
     stop.set()
+    for name, tally in sorted(tallies.items()):
+        print(f"  {name}: {tally}", file=out)
+    out.flush()
 
 
 def run(fast: bool = False, out: TextIO | None = None, web_hint: bool = True) -> dict:
