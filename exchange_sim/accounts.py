@@ -64,6 +64,7 @@ class Account:
         "id", "balances", "positions", "orders", "by_cid", "open_totals",
         "margin_mode", "cache_epoch", "collateral", "upnl", "mm", "hyp",
         "im_total", "reduce_only_orders", "isolated", "col",
+        "cv_parts", "upnl_parts", "expo", "mm_parts", "im_parts", "views",
     )
 
     def __init__(self, account_id: int, margin_mode: MarginMode = MarginMode.CROSS):
@@ -89,6 +90,18 @@ class Account:
         #: per symbol, signed USD exposure if the worse side of its orders filled
         self.hyp: dict[str, float] = {}
         self.im_total = 0.0
+        # The terms the totals above are made of, so that a change to one asset
+        # or one symbol recomputes only its terms (risk.margin): counted value
+        # per asset, uPnL and signed USD notional per position; the model's MM
+        # and IM terms, per symbol for an additive model (cross), per
+        # underlying for a netted one (portfolio), none for the others.
+        self.cv_parts: dict[str, float] = {}
+        self.upnl_parts: dict[str, int] = {}
+        self.expo: dict[str, float] = {}
+        self.mm_parts: dict[str, float] = {}
+        self.im_parts: dict[str, float] = {}
+        #: symbol -> (qty, cost, mark, PositionView) last sent (Venue._account_update)
+        self.views: dict[str, tuple] = {}
 
     def position(self, symbol: str) -> Position:
         pos = self.positions.get(symbol)
@@ -101,7 +114,9 @@ class Account:
         return pos.qty if pos is not None else 0
 
     def credit(self, asset: str, amount: int) -> int:
-        """Add ``amount`` (may be negative) and return the new balance."""
+        """Add ``amount`` (may be negative) and return the new balance.
+        Invalidates the margin caches: the next ``fresh()`` recomputes them.
+        (The fill path updates them in place instead: ``MarginEngine.touch``.)"""
         bal = self.balances.get(asset, 0) + amount
         self.balances[asset] = bal
         self.cache_epoch = -1

@@ -71,6 +71,7 @@ operation                  cost
 ``level_qty``              O(1)
 ``depth(side, n)``         O(n)
 ``take_changes``           O(c log c), c = changed levels since last call
+``take_delta``             the same, split by side (O(1) for c = 1)
 ``_check``                 O(N + L) (debug/tests only)
 =========================  ==============================================
 
@@ -349,6 +350,38 @@ class OrderBook:
                 touched.clear()
         out.sort()
         return out
+
+    def take_delta(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """:meth:`take_changes` split by side, as the venue's BookDelta wants
+        it: ``(bids, asks)``, each a list of ``(price, new_total_qty)`` in
+        ascending price, and clear the record. The usual single touched level
+        per side is answered without a sort. O(c log c)."""
+        # the two sides written out (no loop, no intermediate list): this runs
+        # once per order-book command
+        touched = self._changed[BUY]
+        if not touched:
+            bids = []
+        elif len(touched) == 1:
+            k = touched.pop()
+            lvl = self._levels[BUY].get(k)
+            bids = [(k, lvl.total if lvl is not None else 0)]
+        else:
+            got = self._levels[BUY].get
+            bids = [(k, lvl.total if (lvl := got(k)) is not None else 0) for k in sorted(touched)]
+            touched.clear()
+        touched = self._changed[SELL]
+        if not touched:
+            asks = []
+        elif len(touched) == 1:
+            k = touched.pop()
+            lvl = self._levels[SELL].get(k)
+            asks = [(-k, lvl.total if lvl is not None else 0)]
+        else:
+            # ask keys are −price: descending keys give ascending prices
+            got = self._levels[SELL].get
+            asks = [(-k, lvl.total if (lvl := got(k)) is not None else 0) for k in sorted(touched, reverse=True)]
+            touched.clear()
+        return bids, asks
 
     # ---------------------------------------------------------------- mutation
 

@@ -18,15 +18,27 @@ Modes:
 IM counts resting orders: per symbol, the worse of "all buys fill" and "all
 sells fill" at their limit prices (Binance's open-order margin), kept as one
 signed USD exposure per symbol in ``acct.hyp``, so a pre-trade check changes
-one entry and asks the model once: O(symbols of the account), never a rescan
-of its orders.
+one entry, never a rescan of its orders. The model's terms are cached too:
+for an additive model (cross, isolated: ``RiskModel.additive``) each
+symbol's IM term, so a check is one bracket evaluation and an fsum of one
+float per symbol; for a netted one (portfolio: ``RiskModel.netted``) each
+underlying's term, so a check recomputes one underlying's net and term, the
+gross, and the scenario maximum. Other models (plug-ins) are evaluated over
+the account's symbols once per check.
 
 The figures are floats in USD (risk estimates, never balances). They are
-cached per account and recomputed when its wallet or positions changed
-(``cache_epoch = -1``) or any price moved (the venue's ``epoch``).
+cached per account as per-asset and per-symbol terms with totals by
+``math.fsum`` (order-independent, so bit-identical after a snapshot
+restore). A fill recomputes only the terms of the traded symbol (and
+underlying) and the settlement asset (:meth:`MarginEngine.touch`); other wallet changes
+(``Account.credit`` sets ``cache_epoch = -1``) and any price move (the
+engine's ``epoch``) recompute the account in full at the next ``fresh()``.
+See docs/adr/0003-incremental-pretrade-margin.md.
 """
 
 from __future__ import annotations
+
+from math import fsum
 
 from exchange_sim.accounts import Account
 from exchange_sim.config import Config
@@ -68,11 +80,27 @@ class MarginEngine:
         self.isolated = CrossMargin(config, instruments)  # per position
         self.models: dict[MarginMode, RiskModel] = {CROSS: self.cross, PORTFOLIO: self.portfolio}
         self.epoch = 0
+        #: symbols of each underlying, for the netted models' per-underlying terms
+        self.u_syms: dict[str, list[str]] = {}
+        for sym, ins in instruments.items():
+            self.u_syms.setdefault(ins.underlying, []).append(sym)
 
     def model(self, acct: Account) -> RiskModel:
         return self.models.get(acct.margin_mode, self.isolated)
 
     # ------------------------------------------------------------- caches
+    #
+    # Every total is a sum of cached terms: counted value per asset, uPnL
+    # (int) per position, and the model's terms: MM per position and IM per
+    # symbol for an additive model; term(u, net) per underlying, of the
+    # positions (MM) and of the worst-side exposures (IM), for a netted one.
+    # A change recomputes only the terms it touched, then the totals: float
+    # totals by math.fsum, which is correctly rounded and so does not depend
+    # on the order or history of the updates; a venue restored from a
+    # snapshot computes the same bits. Never a running ``+=`` on a float.
+    # refresh() fills the same terms with the same helpers, so an account
+    # updated incrementally and one refreshed from scratch hold equal caches
+    # (Venue._check asserts it).
 
     def fresh(self, acct: Account) -> Account:
         if acct.cache_epoch != self.epoch:
@@ -81,33 +109,142 @@ class MarginEngine:
 
     def refresh(self, acct: Account) -> None:
         """Recompute every cached figure of ``acct``. O(assets + symbols)."""
-        assets = self.assets
-        cv = 0.0
-        for name in sorted(acct.balances):
-            bal = acct.balances[name]
-            if bal:
-                cv += counted_value(assets[name], bal)[1]
-        upnl = 0
-        exposures = []
-        for sym in sorted(acct.positions):
-            pos = acct.positions[sym]
-            if pos.qty:
-                ins = self.instruments[sym]
-                upnl += (pos.qty * ins.mark - pos.cost) * ins.value
-                exposures.append((ins, ins.usd(pos.qty * ins.mark)))
-        hyp = acct.hyp
-        hyp.clear()
-        for sym in sorted(set(acct.positions) | set(acct.open_totals)):
-            ins = self.instruments[sym]
-            x = worst_side(ins, acct.position_qty(sym), acct.open_totals.get(sym))
-            if x:
-                hyp[sym] = ins.usd(x)
+        acct.cv_parts.clear()
+        acct.upnl_parts.clear()
+        acct.expo.clear()
+        acct.mm_parts.clear()
+        acct.im_parts.clear()
+        acct.hyp.clear()
+        for name in acct.balances:
+            self._set_asset(acct, name)
         model = self.model(acct)
-        acct.collateral = cv
-        acct.upnl = upnl
-        acct.mm = model.mm(exposures) if exposures else 0.0
-        acct.im_total = self._im(acct, model) if hyp else 0.0
+        inst = self.instruments
+        for sym in acct.positions:
+            self._set_position(acct, inst[sym], model)
+            self._set_orders(acct, inst[sym], model)
+        for sym in acct.open_totals:
+            if sym not in acct.positions:
+                self._set_orders(acct, inst[sym], model)
+        self._totals(acct, model)
         acct.cache_epoch = self.epoch
+
+    def touch(self, acct: Account, ins: Instrument, asset: str) -> None:
+        """A fill changed the account's ``asset`` balance, its position in
+        ``ins`` and maybe its open orders there: recompute those terms and
+        the totals, O(1) + the fsums (instead of a full refresh). A stale
+        cache is left stale: the next :meth:`fresh` rebuilds all of it."""
+        if acct.cache_epoch != self.epoch:
+            return
+        model = self.models.get(acct.margin_mode, self.isolated)
+        self._set_asset(acct, asset)
+        self._set_position(acct, ins, model)
+        self._set_orders(acct, ins, model)
+        self._totals(acct, model)
+
+    def update_symbol(self, acct: Account, ins: Instrument) -> None:
+        """Open orders of one symbol changed: update its IM term and the IM.
+        O(1) + an fsum for an additive or netted model, O(model) otherwise."""
+        if acct.cache_epoch != self.epoch:
+            return  # the next fresh() recomputes everything
+        model = self.models.get(acct.margin_mode, self.isolated)
+        self._set_orders(acct, ins, model)
+        acct.im_total = self._im_total(acct, model)
+
+    def commit(self, acct: Account, ins: Instrument, pre: tuple) -> None:
+        """Store the result of :meth:`im_after` once those open orders rest as
+        checked (nothing else changed since): the same figures
+        :meth:`update_symbol` would compute, without evaluating the model
+        again."""
+        if acct.cache_epoch != self.epoch:
+            return
+        x, h, part, after = pre
+        if x:
+            acct.hyp[ins.symbol] = h
+        else:
+            acct.hyp.pop(ins.symbol, None)
+        if part is not None:  # (key, new IM term or None)
+            key, term = part
+            if term is None:
+                acct.im_parts.pop(key, None)
+            else:
+                acct.im_parts[key] = term
+        acct.im_total = after
+
+    def _set_asset(self, acct: Account, name: str) -> None:
+        bal = acct.balances.get(name, 0)
+        if bal:
+            acct.cv_parts[name] = counted_value(self.assets[name], bal)[1]
+        else:
+            acct.cv_parts.pop(name, None)
+
+    def _set_position(self, acct: Account, ins: Instrument, model: RiskModel) -> None:
+        sym = ins.symbol
+        pos = acct.positions.get(sym)
+        if pos is not None and pos.qty:
+            ticks = pos.qty * ins.mark
+            acct.upnl_parts[sym] = (ticks - pos.cost) * ins.value
+            n = acct.expo[sym] = ins.usd(ticks)
+            if model.additive:
+                acct.mm_parts[sym] = model.mm_part(ins, n)
+        else:
+            acct.upnl_parts.pop(sym, None)
+            acct.expo.pop(sym, None)
+            if model.additive:  # (a netted model's terms are keyed by underlying)
+                acct.mm_parts.pop(sym, None)
+        if model.netted:
+            self._set_term(acct.mm_parts, acct.expo, ins.underlying, model)
+
+    def _set_orders(self, acct: Account, ins: Instrument, model: RiskModel) -> None:
+        """The symbol's worst-side exposure (``hyp``) and its IM term."""
+        sym = ins.symbol
+        pos = acct.positions.get(sym)
+        x = worst_side(ins, pos.qty if pos is not None else 0, acct.open_totals.get(sym))
+        if x:
+            h = acct.hyp[sym] = ins.usd(x)
+            if model.additive:
+                acct.im_parts[sym] = model.im_part(ins, h)
+        else:
+            acct.hyp.pop(sym, None)
+            if model.additive:
+                acct.im_parts.pop(sym, None)
+        if model.netted:
+            self._set_term(acct.im_parts, acct.hyp, ins.underlying, model)
+
+    def _set_term(self, terms: dict, expo: dict, u: str, model: RiskModel) -> None:
+        """Netted model: the term of underlying ``u`` from the exposures of its
+        instruments (fsum of a few), or none when it has none."""
+        syms = self.u_syms[u]
+        if len(syms) == 1:  # the usual case; the fsum of one float is that float
+            net = expo.get(syms[0])
+        else:
+            ns = [expo[s] for s in syms if s in expo]
+            net = fsum(ns) if ns else None
+        if net is None:
+            terms.pop(u, None)
+        else:
+            terms[u] = model.term(u, net)
+
+    def _totals(self, acct: Account, model: RiskModel) -> None:
+        acct.collateral = fsum(acct.cv_parts.values())
+        acct.upnl = sum(acct.upnl_parts.values())  # ints: exact in any order
+        if model.additive:
+            acct.mm = fsum(acct.mm_parts.values())
+        elif not acct.expo:
+            acct.mm = 0.0
+        elif model.netted:
+            acct.mm = model.mm_from_terms(acct.mm_parts.values(), fsum(map(abs, acct.expo.values())))
+        else:
+            acct.mm = model.mm(self.exposures(acct))
+        acct.im_total = self._im_total(acct, model)
+
+    def _im_total(self, acct: Account, model: RiskModel) -> float:
+        if model.additive:
+            return fsum(acct.im_parts.values())
+        if not acct.hyp:
+            return 0.0
+        if model.netted:
+            return model.im_from_terms(acct.im_parts.values(), fsum(map(abs, acct.hyp.values())))
+        return self._im(acct, model)
 
     def _im(self, acct: Account, model: RiskModel) -> float:
         # by symbol, so the float sum does not depend on the dict's history
@@ -124,17 +261,6 @@ class MarginEngine:
                 ins = self.instruments[sym]
                 out.append((ins, ins.usd(pos.qty * ins.mark)))
         return out
-
-    def update_symbol(self, acct: Account, ins: Instrument) -> None:
-        """Open orders of one symbol changed: update its IM exposure. O(model)."""
-        if acct.cache_epoch != self.epoch:
-            return  # the next fresh() recomputes everything
-        x = worst_side(ins, acct.position_qty(ins.symbol), acct.open_totals.get(ins.symbol))
-        if x:
-            acct.hyp[ins.symbol] = ins.usd(x)
-        else:
-            acct.hyp.pop(ins.symbol, None)
-        acct.im_total = self._im(acct, self.model(acct)) if acct.hyp else 0.0
 
     # ------------------------------------------------------------ figures
 
@@ -164,23 +290,49 @@ class MarginEngine:
         own = (acct.isolated.get(ins.symbol, 0) + (pos.qty * ins.mark - pos.cost) * ins.value) / self.unit
         return own / mm
 
-    def im_after(self, acct: Account, ins: Instrument, new_totals: list[int]) -> tuple[float, float]:
-        """(IM now, IM if the symbol's open orders were ``new_totals``)."""
+    def im_after(self, acct: Account, ins: Instrument, new_totals: list[int]) -> tuple[float, float, tuple]:
+        """(IM now, IM if the symbol's open orders were ``new_totals``, the new
+        figures for :meth:`commit`). Additive model: one term and an fsum;
+        netted: one underlying's term, the gross and the model's combination;
+        otherwise one model evaluation over the account's symbols."""
         sym = ins.symbol
-        x = worst_side(ins, acct.position_qty(sym), new_totals)
-        hyp = dict(acct.hyp)
+        pos = acct.positions.get(sym)
+        x = worst_side(ins, pos.qty if pos is not None else 0, new_totals)
+        h = ins.usd(x) if x else 0.0
+        model = self.models.get(acct.margin_mode, self.isolated)
+        if model.additive:
+            parts = acct.im_parts.copy()
+            if x:
+                term = parts[sym] = model.im_part(ins, h)
+            else:
+                term = None
+                parts.pop(sym, None)
+            after = fsum(parts.values())
+            return acct.im_total, after, (x, h, (sym, term), after)
+        hyp = acct.hyp.copy()
         if x:
-            hyp[sym] = ins.usd(x)
+            hyp[sym] = h
         else:
             hyp.pop(sym, None)
-        inst = self.instruments
-        after = self.model(acct).im([(inst[s], hyp[s]) for s in sorted(hyp)]) if hyp else 0.0
-        return acct.im_total, after
+        if not hyp:
+            after = 0.0
+            part = (ins.underlying, None) if model.netted else None
+        elif model.netted:
+            u = ins.underlying
+            terms = acct.im_parts.copy()
+            self._set_term(terms, hyp, u, model)
+            after = model.im_from_terms(terms.values(), fsum(map(abs, hyp.values())))
+            part = (u, terms.get(u))
+        else:
+            inst = self.instruments
+            after = model.im([(inst[s], hyp[s]) for s in sorted(hyp)])
+            part = None
+        return acct.im_total, after, (x, h, part, after)
 
     def isolated_need(self, acct: Account, ins: Instrument, new_totals: list[int]) -> float:
         """USD the wallet must still provide for isolated IM with ``new_totals``:
         Σ over symbols of max(0, IM of the worst side − allocation)."""
-        need = 0.0
+        gaps = []
         alloc = acct.isolated
         for sym in set(acct.hyp) | {ins.symbol}:
             i = self.instruments[sym]
@@ -189,8 +341,8 @@ class MarginEngine:
             im = i.im_tiers.amount(i.usd(abs(x)))
             gap = im - alloc.get(sym, 0) / self.unit
             if gap > 0:
-                need += gap
-        return need
+                gaps.append(gap)
+        return fsum(gaps)  # the set's order depends on the hash seed; fsum's result does not
 
     def mode_requirement(self, acct: Account, mode: MarginMode) -> tuple[float, float]:
         """(IM with orders, MM) the account would need under ``mode``."""

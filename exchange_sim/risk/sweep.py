@@ -124,56 +124,87 @@ class RiskArrays:
         self.mode[col] = MODE_CODE[acct.margin_mode]
 
 
+#: accounts per block: the sweep goes through the columns in blocks, so its
+#: temporaries (instruments × BLOCK floats) stay small and get reused instead
+#: of fresh 16 MB arrays at 10^5 accounts (page faults cost ~1/3 of the time)
+BLOCK = 16_384
+
+
 def sweep(arrays: RiskArrays, engine: MarginEngine) -> SweepResult:
     """Equity, IM, MM and ratio of every account, vectorized. See module doc."""
     n = arrays.n
     inss = [engine.instruments[s] for s in arrays.symbols]
-    unit = engine.unit
     marks = np.array([float(i.mark) for i in inss])
     values = np.array([float(i.value) for i in inss])
-    qty = arrays.qty[:, :n]
+    out = [np.empty(n) for _ in range(4)]
+    for lo in range(0, n, BLOCK):
+        hi = min(n, lo + BLOCK)
+        for whole, part in zip(out, _sweep_block(arrays, engine, inss, marks, values, lo, hi)):
+            whole[lo:hi] = part
+    return SweepResult(arrays.ids[:n], *out)
+
+
+def _sweep_block(arrays, engine, inss, marks, values, lo: int, hi: int):
+    """(equity, IM, MM, ratio) of the accounts in columns ``lo:hi``."""
+    n = hi - lo
+    unit = engine.unit
+    qty = arrays.qty[:, lo:hi]
     scale = (marks * values / unit)[:, None]
     notional = qty * scale
-    upnl_pos = notional - arrays.cost[:, :n] * (values / unit)[:, None]
-    upnl = upnl_pos.sum(axis=0)
+    # Σ_i (qty·mark − cost)·value / unit as two matrix-vector products (BLAS)
+    upnl = (marks * values / unit) @ qty - (values / unit) @ arrays.cost[:, lo:hi]
     collateral = np.zeros(n)
     for k, name in enumerate(arrays.asset_names):
         asset = engine.assets[name]
-        if not asset.index:
+        row = arrays.bal[k, lo:hi]
+        if not asset.index or not row.any():
             continue
-        v = arrays.bal[k, :n] * (asset.index / (asset.unit * PRICE_SCALE))
-        positive = np.maximum(v, 0.0)
-        collateral += np.where(v > 0.0, v - tiered(asset.haircut, positive), v)
-    alloc = arrays.alloc[:, :n]
-    equity = collateral + alloc.sum(axis=0) / unit + upnl
+        v = row * (asset.index / (asset.unit * PRICE_SCALE))
+        if max(asset.haircut.rates) == 0.0:
+            collateral += v
+        else:  # tiered(0) = 0: a debt (v < 0) counts in full
+            collateral += v - tiered(asset.haircut, np.maximum(v, 0.0))
+    alloc = arrays.alloc[:, lo:hi]
+    equity = collateral + np.ones(len(inss)) @ alloc / unit + upnl
     im = np.zeros(n)
     mm = np.zeros(n)
     ratio = np.full(n, np.inf)
-    mode = arrays.mode[:n]
-    for code, model in ((0, engine.cross), (1, engine.portfolio)):
-        cols = np.flatnonzero(mode == code)
-        if cols.size == 0:
+    mode = arrays.mode[lo:hi]
+    counts = np.bincount(mode, minlength=3)
+    pooled_models = sorted(((0, engine.cross), (1, engine.portfolio)), key=lambda cm: -counts[cm[0]])
+    for k, (code, model) in enumerate(pooled_models):
+        if counts[code] == 0:
             continue
-        if cols.size == n:  # the common case: no fancy-index copy
+        if k == 0 and counts[code] * 2 > n:
+            # the mode most accounts are in runs over every column (no
+            # fancy-index copy); the other modes' columns are overwritten below
             im, mm = model.sweep(notional, arrays.symbols)
-            break
+            continue
+        cols = np.flatnonzero(mode == code)
         im[cols], mm[cols] = model.sweep(notional[:, cols], arrays.symbols)
     cols = np.flatnonzero(mode == 2)
     if cols.size:
-        sub = notional[:, cols]
-        gross = np.abs(sub)
-        mm_pos = np.zeros_like(sub)
-        im_pos = np.zeros_like(sub)
+        # isolated: each held position alone, (allocation + uPnL) / its MM
+        r_iso = np.full(cols.size, np.inf)
+        im_iso = np.zeros(cols.size)
+        mm_iso = np.zeros(cols.size)
         for i, ins in enumerate(inss):
-            mm_pos[i] = tiered(ins.mm_tiers, gross[i])
-            im_pos[i] = tiered(ins.im_tiers, gross[i])
-        own = alloc[:, cols] / unit + upnl_pos[:, cols]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            pos_ratio = np.where(mm_pos > 0.0, own / mm_pos, np.inf)
-        ratio[cols] = pos_ratio.min(axis=0)
-        im[cols] = im_pos.sum(axis=0)
-        mm[cols] = mm_pos.sum(axis=0)
+            row = notional[i, cols]
+            held = np.flatnonzero(row)
+            if held.size == 0:
+                continue
+            at = cols[held]
+            gross = np.abs(row[held])
+            mm_i = tiered(ins.mm_tiers, gross)
+            im_iso[held] += tiered(ins.im_tiers, gross)
+            mm_iso[held] += mm_i
+            own = alloc[i, at] / unit + row[held] - arrays.cost[i, lo + at] * (values[i] / unit)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r_iso[held] = np.minimum(r_iso[held], np.where(mm_i > 0.0, own / mm_i, np.inf))
+        ratio[cols] = r_iso
+        im[cols] = im_iso
+        mm[cols] = mm_iso
     pooled = mode != 2
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(pooled & (mm > 0.0), equity / np.where(mm > 0.0, mm, 1.0), ratio)
-    return SweepResult(arrays.ids[:n], equity, im, mm, ratio)
+    return equity, im, mm, ratio
