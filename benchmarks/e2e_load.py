@@ -108,13 +108,14 @@ def bench_config(clients: int) -> str:
 
 
 class ServerProcess:
-    def __init__(self, clients: int):
+    def __init__(self, clients: int, journal: bool = False):
         self.dir = tempfile.TemporaryDirectory()
         cfg = Path(self.dir.name) / "bench.toml"
         cfg.write_text(bench_config(clients))
         self.out = Path(self.dir.name) / "out.txt"
+        extra = ["--data-dir", str(Path(self.dir.name) / "data")] if journal else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "exchange_sim.cli", "serve", "--config", str(cfg), "--duration", "900"],
+            [sys.executable, "-m", "exchange_sim.cli", "serve", "--config", str(cfg), "--duration", "900", *extra],
             stdout=open(self.out, "w"), stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 30
@@ -332,12 +333,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=1, help="commands per Batch frame (1 = one per message)")
     ap.add_argument("--rate", type=float, default=20_000)
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--journal", action="store_true",
+                    help="start the server with --data-dir (journal with group commit, snapshots)")
     args = ap.parse_args(argv)
     idle = cpu_idle()
     if args.mode == "core":
         print(json.dumps(run_core(args.clients, args.orders_per_client)))
         return 0
-    server = None if args.endpoint else ServerProcess(args.clients)
+    server = None if args.endpoint else ServerProcess(args.clients, journal=args.journal)
     endpoint = args.endpoint or server.orders
     try:
         cpu0 = server.cpu_seconds() if server else 0.0

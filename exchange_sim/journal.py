@@ -182,7 +182,7 @@ class Journal:
         if self.policy == "fsync":
             self._file.write(rec)
             self._file.flush()
-            os.fsync(self._file.fileno())
+            _sync(self._file.fileno())
         else:
             self._buf.append(rec)
 
@@ -196,13 +196,18 @@ class Journal:
             self._file.write(b"".join(self._buf))
             self._buf.clear()
             self._file.flush()
-            os.fsync(self._file.fileno())
+            _sync(self._file.fileno())
 
     def close(self) -> None:
         self.commit()
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+# fdatasync skips the inode's timestamps; the data and the file size it needs
+# to read them back are still synced (POSIX), which is all recovery relies on
+_sync = getattr(os, "fdatasync", os.fsync)
 
 
 def _fsync_dir(directory: Path) -> None:
