@@ -15,6 +15,8 @@ round against the account; a full close removes the cost exactly.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from protocol.messages import MarginMode
 
 
@@ -64,7 +66,7 @@ class Account:
         "id", "balances", "positions", "orders", "by_cid", "open_totals",
         "margin_mode", "cache_epoch", "collateral", "upnl", "mm", "hyp",
         "im_total", "reduce_only_orders", "isolated", "col",
-        "cv_parts", "upnl_parts", "expo", "mm_parts", "im_parts", "views",
+        "cv_parts", "upnl_parts", "expo", "mm_parts", "im_parts", "views", "client_ids",
     )
 
     def __init__(self, account_id: int, margin_mode: MarginMode = MarginMode.CROSS):
@@ -73,6 +75,10 @@ class Account:
         self.positions: dict[str, Position] = {}
         self.orders: dict = {}  # order_id -> book Order or StopOrder
         self.by_cid: dict = {}  # client_order_id -> order
+        #: client_order_id -> order id of the last ``venue.client_id_memory``
+        #: accepted orders that carried one, oldest first: a new order reusing
+        #: one is refused (Venue._new_order). In snapshots; None until the first.
+        self.client_ids: OrderedDict[str, int] | None = None
         #: per symbol [buy lots, Σ buy price×lots, sell lots, Σ sell price×lots]
         #: of resting orders: the pre-trade check reads these, never rescans
         self.open_totals: dict[str, list[int]] = {}

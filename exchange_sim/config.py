@@ -36,6 +36,11 @@ class VenueParams(_Frozen, kw_only=True):
     limit_price_band: DecimalStr = "0.20"
     #: open orders (resting + untriggered stops) per account
     max_open_orders: Annotated[int, Meta(gt=0)] = 200
+    #: client order ids of accepted orders remembered per account (the most
+    #: recent ones): a new order reusing one is refused even after its order
+    #: filled or was cancelled, and after a restart (snapshots keep them);
+    #: 0 = only ids of open orders are refused
+    client_id_memory: Annotated[int, Meta(ge=0)] = 1000
 
 
 class AssetConfig(_Frozen, kw_only=True):
@@ -74,8 +79,9 @@ class RiskProfile(_Frozen, kw_only=True):
     floor_rate: Rate = 0.001
     im_factor: Annotated[float, Meta(ge=1.0, le=100.0)] = 2.0
     #: fixed scanning range per underlying; an underlying not listed uses
-    #: ``default_scan_range``, or, when that is None, its maintenance-margin
-    #: tier rate at the account's net exposure (the cross calibration)
+    #: ``default_scan_range``, or, when that is None, the sum of its
+    #: instruments' signed tiered maintenance margins (the cross calibration:
+    #: E_u = Σ sign(n_i) · mm_tiers_i(|n_i|))
     scan_ranges: dict[str, Rate] = {}
     default_scan_range: Rate | None = None
 

@@ -12,7 +12,9 @@ first, and every payment is floored (a payer pays the rounded-up amount, a
 receiver gets the rounded-down one), so rounding always goes against the
 account. The few minor units of rounding left over go to the venue's fee
 ledger: funding is zero-sum up to that dust, and the money-conservation
-check counts it.
+check counts it. An isolated position pays from, and receives into, its own
+allocation; only the part of a payment beyond the allocation comes from the
+wallet (``Venue._settle_funding``).
 """
 
 from __future__ import annotations

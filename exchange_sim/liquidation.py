@@ -22,7 +22,10 @@ at the end of the command, this engine runs (docs/adr/0005-liquidation-order.md)
    the position's **bankruptcy price** — the price at which the account's
    equity would be zero: ``bk = mark − equity / (qty × value)``.
 5. **Fee** ``fee_rate`` × closed notional to the insurance fund, shrunk so it
-   never takes the account below zero equity.
+   never takes the account below zero equity. It replaces the taker fee:
+   the liquidation order's fills charge the account none (the resting maker
+   pays its maker fee as usual; ``Venue._settle_fills``), since the
+   bankruptcy price leaves nothing for a fee on top.
 6. **Backstop.** What the book cannot absorb within the bankruptcy price, the
    insurance fund (a real account) takes over at that price — if its equity
    can bear the loss at mark. Otherwise **auto-deleveraging** closes the rest
@@ -419,6 +422,8 @@ class LiquidationEngine:
                 v._rebalance_isolated(other, ins, old, events)
             if other.reduce_only_orders:
                 v._trim_reduce_only(other, ins, events)
+            if v.stops[ins.symbol]:
+                v._cancel_reduce_only_stops(other, ins, events)
             events.append(v._account_update(other))
             # closed off-market, it may now be below MM: flag it for the next round
             v._check_level(other, events)

@@ -2,11 +2,12 @@
 
 A snapshot holds everything ``Venue.apply`` reads: prices, books (orders in
 priority order), untriggered stops, accounts (wallets, positions, isolated
-allocations, margin mode, margin-call level), the money ledgers, id counters,
-the clock and pending liquidations. Caches (margin figures, the sweep's numpy
-arrays) are not stored: they are recomputed from this state, and every margin
-float is computed in an order that does not depend on a dict's history, so a
-restored venue produces the same events, bit for bit.
+allocations, margin mode, margin-call level, recently used client order
+ids), the money ledgers, id counters, the clock and pending liquidations.
+Caches (margin figures, the sweep's numpy arrays) are not stored: they are
+recomputed from this state, and every margin float is computed in an order
+that does not depend on a dict's history, so a restored venue produces the
+same events, bit for bit.
 
 ``state_hash`` is the SHA-256 of the snapshot's canonical msgpack encoding:
 two venues with equal hashes are in the same state.
@@ -15,6 +16,7 @@ two venues with equal hashes are in the same state.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 
 import msgspec
 
@@ -62,7 +64,7 @@ class PositionState(msgspec.Struct, array_like=True):
     cost: int
 
 
-class AccountState(msgspec.Struct):
+class AccountState(msgspec.Struct, omit_defaults=True):
     id: int
     mode: str
     balances: list[tuple[str, int]]
@@ -70,6 +72,10 @@ class AccountState(msgspec.Struct):
     isolated: list[tuple[str, int]]
     level: int
     order_ids: list[int]  # the account's open orders, in its own order
+    #: recently accepted client order ids -> order id, oldest first. Added
+    #: later with a default (omitted when empty): older snapshots still load
+    #: and hash the same, with nothing remembered
+    client_ids: list[tuple[str, int]] = []
 
 
 class VenueState(msgspec.Struct):
@@ -118,6 +124,7 @@ def capture(venue) -> VenueState:
                 id=a.id, mode=str(a.margin_mode), balances=list(a.balances.items()),
                 positions=[PositionState(s, p.qty, p.cost) for s, p in a.positions.items()],
                 isolated=list(a.isolated.items()), level=int(levels[a.col]), order_ids=list(a.orders),
+                client_ids=list(a.client_ids.items()) if a.client_ids else [],
             )
         )
     return VenueState(
@@ -171,6 +178,8 @@ def restore(config: Config, state: VenueState):
             pos = acct.position(p.symbol)
             pos.qty, pos.cost = p.qty, p.cost
         acct.isolated = dict(a.isolated)
+        if a.client_ids:
+            acct.client_ids = OrderedDict(a.client_ids)
         v.accounts[a.id] = acct
         v.arrays.add(acct)
         v.arrays.level[acct.col] = a.level

@@ -18,6 +18,7 @@ Margin figures come from :mod:`exchange_sim.risk.margin`.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -58,6 +59,7 @@ from protocol.messages import (
     BookSnapshot,
     CancelAll,
     CancelCause,
+    CancelOnDisconnect,
     CancelOrder,
     CloseAccount,
     Deposit,
@@ -182,6 +184,7 @@ class Venue:
         self.liq = LiquidationEngine(self)
         self.stops: dict[str, dict[int, StopOrder]] = {s: {} for s in self.instruments}
         self.max_open_orders = self.config.venue.max_open_orders
+        self.client_id_memory = self.config.venue.client_id_memory
         self.seq = 0  # commands applied
         self.now = 0  # venue time, as given by the caller (ns)
         self.next_order_id = 1
@@ -204,6 +207,7 @@ class Venue:
             CancelOrder: self._cancel_order,
             AmendOrder: self._amend_order,
             CancelAll: self._cancel_all,
+            CancelOnDisconnect: self._cancel_on_disconnect,
             Deposit: self._deposit,
             Withdraw: self._withdraw,
             SetIndexPrice: self._set_index_price,
@@ -342,6 +346,17 @@ class Venue:
                 raise _Reject(R.INVALID_FIELD, "client_order_id must be 1-36 characters")
             if cid in acct.by_cid:
                 raise _Reject(R.DUPLICATE_CLIENT_ORDER_ID, f"client order id {cid!r} is already open")
+            # Reused after its order ended: refused too. Binance asks uniqueness
+            # among open orders only; we keep the last N ids like Bybit's unique
+            # orderLinkId, because the design promises a retried order is never
+            # doubled. The memory is venue state (in snapshots, rebuilt by
+            # replay), so a resend after a reconnect or a restart never fills twice.
+            used = acct.client_ids
+            if used is not None and cid in used:
+                raise _Reject(
+                    R.DUPLICATE_CLIENT_ORDER_ID,
+                    f"client order id {cid!r} was already used by order {used[cid]}, no longer open",
+                )
         stop = otype is _STOP_MARKET or otype is _STOP_LIMIT
         # the cap counts orders that stay open: IOC, FOK and market orders never rest
         if len(acct.orders) >= self.max_open_orders and (
@@ -404,6 +419,8 @@ class Venue:
         if order_id is None:
             order_id = self.next_order_id
             self.next_order_id = order_id + 1
+            if cid is not None:
+                self._remember_client_id(acct, cid, order_id)
             events.append(
                 OrderAccepted(
                     account=acct.id, order_id=order_id, symbol=ins.symbol, side=cmd.side, type=otype,
@@ -513,6 +530,7 @@ class Venue:
         acct.orders[order_id] = st
         if cmd.client_order_id is not None:
             acct.by_cid[cmd.client_order_id] = st
+            self._remember_client_id(acct, cmd.client_order_id, order_id)
         events.append(
             OrderAccepted(
                 account=acct.id, order_id=order_id, symbol=ins.symbol, side=cmd.side, type=otype,
@@ -568,9 +586,12 @@ class Venue:
                         remaining=res.remaining, cause=cause, client_order_id=order.client_order_id,
                     )
                 )
+        stops = self.stops[ins.symbol]
         for a in touched:
             if a.reduce_only_orders:
                 self._trim_reduce_only(a, ins, events)
+            if stops:
+                self._cancel_reduce_only_stops(a, ins, events)
         self._book_delta(ins, events)
         for a in touched:
             events.append(self._account_update(a))
@@ -619,8 +640,10 @@ class Venue:
                     realized_pnl=mk_pnl, position=mk_pos.qty, client_order_id=maker.client_order_id,
                 )
             )
-            # taker side
-            tk_fee = ins.fee(notional, False)
+            # taker side; a liquidation pays the liquidation fee instead
+            # (liquidation.fee_rate, charged by the engine after the slice):
+            # the bankruptcy price leaves nothing for a taker fee on top
+            tk_fee = 0 if liq else ins.fee(notional, False)
             tk_pnl = taker_pos.apply_fill(taker_side * qty, price) * value
             taker_fee_total += tk_fee
             taker_pnl_total += tk_pnl
@@ -646,6 +669,20 @@ class Venue:
         return olds
 
     # ------------------------------------------------- open-order bookkeeping
+
+    def _remember_client_id(self, acct: Account, cid: str, order_id: int) -> None:
+        """An order with client order id ``cid`` was accepted: keep the id
+        among the account's last ``client_id_memory`` (oldest forgotten
+        first). O(1)."""
+        limit = self.client_id_memory
+        if not limit:
+            return
+        used = acct.client_ids
+        if used is None:
+            used = acct.client_ids = OrderedDict()
+        used[cid] = order_id
+        if len(used) > limit:
+            used.popitem(last=False)
 
     def _remember(self, acct: Account, order: Order, pre: tuple | None = None) -> None:
         """Index a resting order on its account and add it to the IM totals.
@@ -725,6 +762,23 @@ class Venue:
             else:
                 self._cancel_resting(o, ins, CancelCause.REDUCE_ONLY, events)
 
+    def _cancel_reduce_only_stops(self, acct: Account, ins: Instrument, events: list) -> None:
+        """After a position change: cancel (cause ``reduce_only``) the
+        account's reduce-only stops in ``ins`` that could no longer reduce
+        anything, the position being flat or now on the stop's own side, as
+        resting reduce-only orders are. O(the smaller of the symbol's stops
+        and the account's orders)."""
+        pos_qty = acct.position_qty(ins.symbol)
+        stops = self.stops[ins.symbol]
+        pool = stops.values() if len(stops) <= len(acct.orders) else acct.orders.values()
+        dead = [
+            o for o in pool
+            if type(o) is StopOrder and o.account == acct.id and o.symbol == ins.symbol and o.cmd.reduce_only
+            and (pos_qty == 0 or (pos_qty > 0) == (o.side > 0))
+        ]
+        for o in sorted(dead, key=lambda o: o.order_id):
+            self._cancel_resting(o, ins, CancelCause.REDUCE_ONLY, events)
+
     # ------------------------------------------------------ cancel / amend
 
     def _cancel_resting(self, order, ins: Instrument, cause: CancelCause, events: list) -> None:
@@ -758,7 +812,7 @@ class Venue:
         self._cancel_resting(order, ins, _USER, events)
         self._book_delta(ins, events)
 
-    def _cancel_all(self, cmd: CancelAll, events: list) -> None:
+    def _cancel_all(self, cmd: CancelAll, events: list, cause: CancelCause = CancelCause.CANCEL_ALL) -> None:
         acct = self._account(cmd.account)
         if cmd.symbol is not None:
             self._instrument(cmd.symbol)
@@ -767,9 +821,14 @@ class Venue:
             key=lambda o: o.order_id,
         )
         for o in victims:
-            self._cancel_resting(o, self.instruments[o.symbol], CancelCause.CANCEL_ALL, events)
+            self._cancel_resting(o, self.instruments[o.symbol], cause, events)
         for sym in sorted({o.symbol for o in victims}):
             self._book_delta(self.instruments[sym], events)
+
+    def _cancel_on_disconnect(self, cmd: CancelOnDisconnect, events: list) -> None:
+        """``CancelAll`` of every symbol, the cancels saying ``disconnect``
+        (the server sends it when a cancel-on-disconnect session ends)."""
+        self._cancel_all(CancelAll(account=cmd.account), events, CancelCause.DISCONNECT)
 
     def _amend_order(self, cmd: AmendOrder, events: list) -> None:
         acct = self._account(cmd.account)
@@ -863,8 +922,10 @@ class Venue:
         if cmd.amount > bal:
             raise _Reject(R.INSUFFICIENT_BALANCE, f"balance {bal} is below {cmd.amount}")
         self._fresh(acct)
+        if acct.margin_mode is ISOLATED:
+            self._check_isolated_withdraw(acct, asset, bal, cmd.amount)
         # with no IM, a debt (negative settlement balance) must stay backed too
-        if acct.im_total > 0.0 or any(b < 0 for b in acct.balances.values()):
+        elif acct.im_total > 0.0 or any(b < 0 for b in acct.balances.values()):
             _, counted_before = counted_value(asset, bal)
             _, counted_after = counted_value(asset, bal - cmd.amount)
             eq_after = self.margin.equity(acct) - counted_before + counted_after
@@ -878,6 +939,33 @@ class Venue:
         self._dirty[acct.id] = acct
         events.append(BalanceChanged(account=acct.id, asset=asset.name, delta=-cmd.amount, balance=bal, reason="withdraw"))
         events.append(self._account_update(acct))
+
+    def _check_isolated_withdraw(self, acct: Account, asset: Asset, bal: int, amount: int) -> None:
+        """Isolated mode: each position is backed by its allocation, which its
+        loss cannot exceed, so allocations and isolated uPnL are left out and
+        only the wallet counts. After the withdrawal the free settlement
+        balance must still cover the IM the open orders need beyond the
+        allocations (``isolated_need``, as the pre-trade check), and a debt
+        must stay backed by the wallet's counted collateral."""
+        m = self.margin
+        if asset is self.settle:
+            need = m.isolated_need(acct)
+            free = (bal - amount) / self.settle.unit
+            if need > free:
+                raise _Reject(
+                    R.INSUFFICIENT_MARGIN,
+                    f"withdrawal would leave the free {asset.name} balance {free:.2f} below the isolated "
+                    f"margin its open orders need {need:.2f}",
+                )
+        if any(b < 0 for b in acct.balances.values()):
+            _, counted_before = counted_value(asset, bal)
+            _, counted_after = counted_value(asset, bal - amount)
+            wallet_after = acct.collateral - counted_before + counted_after
+            if wallet_after < 0.0:
+                raise _Reject(
+                    R.INSUFFICIENT_MARGIN,
+                    f"withdrawal would leave the wallet {wallet_after:.2f} {self.settle_name} short of its debt",
+                )
 
     # --------------------------------------------------------------- prices
 
@@ -941,7 +1029,8 @@ class Venue:
         mark = ins.mark
         fired = [s for s in stops.values() if (s.side == BUY and mark >= s.stop_price) or (s.side == SELL and mark <= s.stop_price)]
         for st in sorted(fired, key=lambda s: s.order_id):
-            del stops[st.order_id]
+            if stops.pop(st.order_id, None) is None:
+                continue  # cancelled by an earlier one's fill (a reduce-only stop whose position closed)
             acct = self.accounts[st.account]
             del acct.orders[st.order_id]
             if st.client_order_id is not None:
@@ -972,8 +1061,13 @@ class Venue:
 
     def _check_level(self, acct: Account, events: list) -> None:
         """Per-account path (after a fill, funding, a transfer): record the
-        margin-call level and tell the account when it got worse."""
-        ratio = self.margin.ratio(self._fresh(acct))
+        margin-call level and tell the account when it got worse (isolated:
+        the worst position's ratio, and its symbol in the MarginCall)."""
+        m = self.margin
+        if acct.margin_mode is ISOLATED:
+            ratio, symbol = m.isolated_worst(self._fresh(acct))
+        else:
+            ratio, symbol = m.ratio(self._fresh(acct)), None
         level = self._level(ratio)
         levels = self.arrays.level
         old = levels[acct.col]
@@ -981,7 +1075,7 @@ class Venue:
             events.append(
                 MarginCall(
                     account=acct.id, level=_LEVEL_NAMES[level], margin_ratio=ratio,
-                    equity=self.margin.equity(acct), mm=acct.mm,
+                    equity=m.equity(acct), mm=acct.mm, symbol=symbol,
                 )
             )
         if level != old:  # numpy scalar writes are slow; the level rarely changes
@@ -1019,11 +1113,15 @@ class Venue:
             self.liq.flag(self.accounts[ids[col]])
         if worse.size == 0:
             return
+        iso = self.arrays.mode[:n] == MODE_CODE[ISOLATED]
         for col in sorted(worse.tolist(), key=lambda c: (ratio[c], ids[c])):
+            symbol = None
+            if iso[col]:  # the worst position, per account: only for the few that get an event
+                symbol = self.margin.isolated_worst(self.accounts[ids[col]])[1]
             events.append(
                 MarginCall(
                     account=ids[col], level=_LEVEL_NAMES[new[col]], margin_ratio=float(ratio[col]),
-                    equity=float(res.equity[col]), mm=float(res.mm[col]),
+                    equity=float(res.equity[col]), mm=float(res.mm[col]), symbol=symbol,
                 )
             )
 
@@ -1126,7 +1224,14 @@ class Venue:
 
     def _settle_funding(self, symbol: str | None, events: list) -> None:
         """Longs pay shorts (or the reverse) qty × mark × rate, per instrument,
-        accounts in id order. See :mod:`exchange_sim.funding`."""
+        accounts in id order. See :mod:`exchange_sim.funding`.
+
+        An isolated position pays from, and receives into, its own allocation
+        (as on Binance); a payment larger than the allocation takes it to zero
+        and only the rest comes from the wallet. Each allocation change is an
+        ``IsolatedMarginChanged``; afterwards every holder's ratio is checked
+        (isolated: each position's own, so a drained one is liquidated alone).
+        """
         settle = self.settle_name
         holders = sorted(self.accounts.values(), key=lambda a: a.id)
         touched: dict[int, Account] = {}
@@ -1145,17 +1250,39 @@ class Venue:
                     continue
                 amount = payment(qty, ins.mark, ins.value, rate)
                 dust -= amount
-                acct.credit(settle, amount)
                 touched[acct.id] = acct
                 events.append(
                     FundingPayment(account=acct.id, symbol=ins.symbol, position=qty, rate_e8=rate, amount=amount)
                 )
+                if acct.margin_mode is ISOLATED and amount:
+                    rest = self._fund_isolated(acct, ins.symbol, amount, events)
+                    if rest:
+                        acct.credit(settle, rest)
+                else:
+                    acct.credit(settle, amount)
             self.fees_collected[settle] = self.fees_collected.get(settle, 0) + dust
         for acct in touched.values():
             self._dirty[acct.id] = acct
             events.append(self._account_update(acct))
         for acct in touched.values():
             self._check_level(acct, events)
+
+    def _fund_isolated(self, acct: Account, sym: str, amount: int, events: list) -> int:
+        """Book a funding ``amount`` (> 0 received, < 0 paid) against the
+        isolated position's allocation; return what the wallet still pays
+        (the part of a payment beyond the allocation), else 0."""
+        alloc = acct.isolated.get(sym, 0)
+        delta = amount if amount > 0 else max(amount, -alloc)
+        if delta == 0:  # nothing allocated to pay from
+            return amount
+        target = alloc + delta
+        if target:
+            acct.isolated[sym] = target
+        else:
+            acct.isolated.pop(sym, None)
+        acct.cache_epoch = -1  # the contract for changes outside the fill path (ADR 0003)
+        events.append(IsolatedMarginChanged(account=acct.id, symbol=sym, delta=delta, allocated=target))
+        return amount - delta
 
     def explain(self, account_id: int) -> Explain:
         """Every margin figure of one account, and the same holdings under each
@@ -1335,6 +1462,11 @@ class Venue:
             assert resting == acct.open_totals, f"account {acct.id}: open totals {acct.open_totals} != {resting}"
             cids = {o.client_order_id: o for o in acct.orders.values() if o.client_order_id is not None}
             assert cids == acct.by_cid, f"account {acct.id}: client id index out of date"
+            used = acct.client_ids or {}
+            assert len(used) <= self.client_id_memory, f"account {acct.id}: client id memory over its bound"
+            assert all(used.get(c, o.order_id) == o.order_id for c, o in cids.items()), (
+                f"account {acct.id}: a remembered client id names another order than the open one"
+            )
             ro = sum(1 for o in acct.orders.values() if type(o) is Order and o.flags & FLAG_REDUCE_ONLY)
             assert ro == acct.reduce_only_orders
             if acct.cache_epoch == self.margin.epoch:

@@ -155,7 +155,7 @@ REJECT_HELP = {
     RejectReason.REDUCE_ONLY_WOULD_INCREASE: "a reduce-only order would open or grow a position",
     RejectReason.NO_LIQUIDITY: "a market order found nothing to take within the market price band",
     RejectReason.UNKNOWN_ORDER: "no open order with that id on this account",
-    RejectReason.DUPLICATE_CLIENT_ORDER_ID: "the client order id is in use by an open order (or a different one)",
+    RejectReason.DUPLICATE_CLIENT_ORDER_ID: "the client order id is taken by an open or a recent order of the account",
     RejectReason.TOO_MANY_OPEN_ORDERS: "the account has the maximum number of open orders",
     RejectReason.SELF_TRADE_PREVENTED: "self-trade prevention refused the order",
     RejectReason.NOTHING_TO_AMEND: "the amend changes nothing",
@@ -248,6 +248,14 @@ class AmendOrder(_Msg):
 class CancelAll(_Msg):
     account: AccountId
     symbol: Symbol | None = None
+
+
+class CancelOnDisconnect(_Msg):
+    """Admin (the server sends it): cancel every open order of ``account``, as
+    ``CancelAll`` does, because a session that logged in with
+    ``cancel_on_disconnect`` ended; the cancels carry cause ``disconnect``."""
+
+    account: AccountId
 
 
 class ShockPrice(_Msg):
@@ -348,6 +356,7 @@ Command = Union[
     CancelOrder,
     AmendOrder,
     CancelAll,
+    CancelOnDisconnect,
     QueryAccount,
     QueryOpenOrders,
     QueryBook,

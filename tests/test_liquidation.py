@@ -301,6 +301,36 @@ def test_fee_goes_to_the_fund_and_never_below_zero_equity(ask, s_usdt, fee):
     assert_updates_current(v, events, 1, FUND)
 
 
+def test_liquidation_fee_replaces_the_taker_fee():
+    """The "fee-in-full" case above with trading fees on (maker 0.02 %, taker
+    0.05 %). S paid the taker fee opening the short: $100 − 0.05 % × $500 =
+    $99.75. At $1.18 the loss is $90: equity $9.75 < MM 2.5 % × $590, and
+    bk = 118,000 + 9.75·10⁶ / (500 × 10) = 119,950 ≥ the ask at 118,000.
+    The liquidation buys the ask: notional 118,000 × 500 × 10 = 590,000,000
+    µUSDT ($590). S pays the liquidation fee, 0.1 % = $0.59, and no taker
+    fee (it would have been $0.295 more); the maker pays its 0.02 % = $0.118
+    as on any fill, and that is all the venue's fee ledger collects."""
+    v = meme_venue(fees=True)
+    trader(v, 6, USDT=10_000)
+    ask = 118_000
+    v.apply(NewOrder(account=6, symbol=MEME, side=Side.SELL, qty=500, price=ask, tif="post_only"))
+    before = {a: view(v, a).balances["USDT"] for a in (1, 6, FUND)}
+    assert before[1] == 99_750_000
+    fees_before = v.fees_collected["USDT"]
+    events = set_price(v, "MEME", "1.18")
+    v._check()
+    (s,) = slices(events, 1)
+    assert (s.qty, s.book_qty, s.takeover_qty, s.bankruptcy_price, s.fee) == (500, 500, 0, 119_950, 590_000)
+    taker, maker = one(events, Fill, account=1), one(events, Fill, account=6)
+    assert taker.liquidation and (taker.fee, taker.realized_pnl) == (0, -90 * U)
+    assert maker.fee == ceil_div(590_000_000 * 2, 10_000) == 118_000
+    assert view(v, 1).balances["USDT"] == before[1] - 90 * U - 590_000 == 9_160_000
+    assert view(v, 6).balances["USDT"] == before[6] - 118_000
+    assert view(v, FUND).balances["USDT"] == before[FUND] + 590_000
+    assert v.fees_collected["USDT"] == fees_before + 118_000
+    assert_updates_current(v, events, 1, 6, FUND)
+
+
 # -------------------------------------------------------------- isolated
 
 

@@ -375,14 +375,76 @@ def test_load_model_builds_builtins():
     assert isinstance(load_model("exchange_sim.risk.models:PortfolioMargin", cfg, v.instruments), PortfolioMargin)
 
 
-@pytest.mark.xfail(strict=True, reason="the default profile tiers the *net* exposure per underlying; with two "
-                   "instruments on one underlying, convex tiers make one big net cost more than two small legs")
 def test_one_directional_book_on_two_instruments_of_one_underlying():
     """Config with a second BTC instrument (same tiers). Long $250k BTC-PERP
-    + long $250k BTC-QPERP. Cross: 2 × 250,000 × 0.5 % = 2,500. Portfolio
-    tiers the net $500k: 1,250 + 250,000 × 1 % = 3,750 > 2,500 — portfolio
-    asks *more* for a one-directional book, against the calibration claim."""
+    + long $250k BTC-QPERP. Cross: 2 × 250,000 × 0.5 % = 2,500. Tiering the
+    net $500k would give 1,250 + 250,000 × 1 % = 3,750 > 2,500; the default
+    profile tiers each instrument's own exposure, E_BTC = 1,250 + 1,250, so
+    portfolio asks exactly the cross 2,500 for this one-directional book."""
     v = Venue(with_second_btc(default_config()))
     exp = book(v, ("BTC-PERP", 250e3), (BTC2, 250e3))
     assert v.margin.cross.mm(exp) == pytest.approx(2_500)
     assert v.margin.portfolio.mm(exp) <= v.margin.cross.mm(exp)
+
+
+def test_two_instruments_of_one_underlying_each_tiered_on_its_own(dv):
+    """Default profile, BTC-PERP and BTC-QPERP (same tiers): E_BTC is the sum
+    of each leg's signed tiered MM, never the tiers of the net.
+
+    - long $250k + long $250k: E = 1,250 + 1,250 = 2,500 = cross MM (IM 5,000);
+    - long $500k + short $100k: E = (1,250 + 2,500) − 500 = 3,250, below cross
+      3,750 + 500 = 4,250; the explain view's BTC move is E / D = 3,250 /
+      400,000 = 0.8125 % ("BTC −" loses 3,250);
+    - long $600k + short $600k: E = 0, every scenario 0, MM = floor 0.1 % ×
+      $1.2M = 1,200.
+    """
+    v = Venue(with_second_btc(default_config()))
+    pm, cross = v.margin.portfolio, v.margin.cross
+    same = book(v, ("BTC-PERP", 250e3), (BTC2, 250e3))
+    assert pm.mm(same) == pytest.approx(2_500) and pm.im(same) == pytest.approx(cross.im(same)) == pytest.approx(5_000)
+    mixed = book(v, ("BTC-PERP", 500e3), (BTC2, -100e3))
+    assert cross.mm(mixed) == pytest.approx(4_250)
+    assert pm.mm(mixed) == pytest.approx(3_250)
+    rows = {name: (moves, loss) for name, moves, loss in pm.scenarios(mixed)}
+    assert rows["BTC +"][0]["BTC"] == pytest.approx(0.008125) and rows["BTC -"][1] == pytest.approx(3_250)
+    assert rows["BTC +"][0]["ETH"] == pytest.approx(0.7 * 0.005)  # not held: first-tier rate
+    flat = book(v, ("BTC-PERP", 600e3), (BTC2, -600e3))
+    assert all(loss == 0.0 for _, _, loss in pm.scenarios(flat))
+    assert pm.mm(flat) == pytest.approx(1_200)
+    # the vectorized sweep agrees (instrument rows: sign · tiered, added per underlying)
+    symbols = list(v.instruments)
+    notional = np.zeros((len(symbols), 3))
+    for col, exp in enumerate((same, mixed, flat)):
+        for ins, n in exp:
+            notional[symbols.index(ins.symbol), col] = n
+    im, mm = pm.sweep(notional, symbols)
+    assert mm.tolist() == pytest.approx([2_500, 3_250, 1_200]) and im.tolist() == pytest.approx([5_000, 6_500, 2_400])
+
+
+@SETTINGS
+@given(st.lists(st.tuples(st.sampled_from(SYMBOLS + [BTC2]), st.floats(-5e7, 5e7)), min_size=1, max_size=7))
+def test_default_profile_never_asks_more_than_cross(pairs):
+    """|E_u| ≤ Σ_i mm_tiers_i(|n_i|), so every scenario loss is at most the
+    cross MM, and the floor (0.1 %) is below every tier rate: portfolio ≤
+    cross on any book, two instruments on one underlying included."""
+    v = Venue(with_second_btc(default_config()))
+    exp = book(v, *pairs)
+    assert v.margin.portfolio.mm(exp) <= v.margin.cross.mm(exp) * (1 + 1e-12)
+
+
+def test_same_direction_on_two_btc_instruments_through_the_venue():
+    """Portfolio account long 3 BTC on BTC-PERP and 3 BTC on BTC-QPERP
+    ($180k each): MM 900 + 900 = 1,800 and IM 3,600, as in cross (tiering
+    the net $360k would ask 1,250 + 110,000 × 1 % = 2,350); the cached
+    per-underlying term equals a refresh (``_check``) and the sweep agrees."""
+    v = new_venue(with_second_btc(no_fees(default_config())))
+    deposit(v, 1, USDT=100_000)
+    set_mode(v, 1, "portfolio")
+    open_position(v, 1, "BTC-PERP", 3_000)
+    events = open_position(v, 1, BTC2, 3_000)
+    upd = [e for e in events if isinstance(e, AccountUpdate) and e.account == 1][-1]
+    assert (upd.mm, upd.im) == pytest.approx((1_800, 3_600))
+    v._check()
+    res = v.risk_sweep()
+    col = res.ids.index(1)
+    assert res.mm[col] == pytest.approx(1_800) and res.im[col] == pytest.approx(3_600)

@@ -442,19 +442,18 @@ def test_rejected_commands_never_fire_margin_calls():
     assert len(ev) == 1 and isinstance(ev[0], Rejected)
 
 
-# ------------------------------------------------ known gaps (reported to the lead)
+# ------------------------------------- isolated funding, withdrawals, margin calls
 
 
-@pytest.mark.xfail(strict=True, reason="isolated funding is paid from the wallet, not the allocation, and nothing "
-                   "checks a negative wallet in isolated mode: the debt grows without a margin call")
 def test_isolated_funding_cannot_build_an_unchecked_debt():
     """700 USDT, isolated, long 1 BTC at $60,300 (mark $60,000): allocation
     600, wallet 100, uPnL −300 → position ratio (600 − 300) / 300 = 1.0. Three
-    funding settlements at the 0.75 % cap cost 3 × 450 = 1,350: the wallet
-    ends at −1,250 USDT and the account's equity at −950, yet the isolated
-    ratio still reads 1.0. Expected: either funding comes out of the
-    allocation (the position then goes under and is liquidated alone) or the
-    negative wallet triggers a margin call."""
+    funding settlements at the 0.75 % cap would cost 3 × 450 = 1,350; paid
+    from the wallet they left it at −1,250 USDT with the isolated ratio still
+    reading 1.0. Funding comes out of the allocation: after the first one it
+    is 150, the position's own ratio (150 − 300) / 300 < 0 brings a
+    "liquidation" MarginCall naming BTC-PERP, and the position is liquidated
+    alone; the wallet's 100 USDT is never touched."""
     v = new_venue()
     deposit(v, 1, USDT=700)
     set_mode(v, 1, "isolated")
@@ -466,15 +465,18 @@ def test_isolated_funding_cannot_build_an_unchecked_debt():
     v._check()
     acct = v.accounts[1]
     assert v.margin.equity(v.margin.fresh(acct)) >= 0 or calls(events, 1), "negative equity, no margin call"
+    (first,) = [e for e in events if isinstance(e, IsolatedMarginChanged) and e.account == 1][:1]
+    assert (first.delta, first.allocated) == (-450 * U, 150 * U)
+    (call,) = [e for e in events if isinstance(e, MarginCall) and e.account == 1]
+    assert (call.level, call.symbol) == ("liquidation", "BTC-PERP")
+    assert acct.position_qty("BTC-PERP") == 0 and usdt(v, 1) == 100 * U
 
 
-@pytest.mark.xfail(strict=True, reason="withdrawals check the whole account's IM against its whole equity, so an "
-                   "isolated position's unrealized loss locks free wallet USDT that the position cannot use")
 def test_isolated_loss_does_not_lock_the_free_wallet():
     """700 USDT, isolated, long 1 BTC at $60,300 (mark $60,000): allocation
     600 (≥ IM 600), wallet 100 free. The position's loss (−300) is capped at
-    its allocation, so withdrawing the free 100 should pass; it is refused
-    ("equity 300 below initial margin 600")."""
+    its allocation, so withdrawing the free 100 passes (it used to be
+    refused: "equity 300 below initial margin 600")."""
     v = new_venue()
     deposit(v, 1, USDT=700)
     set_mode(v, 1, "isolated")
@@ -483,9 +485,9 @@ def test_isolated_loss_does_not_lock_the_free_wallet():
     assert not isinstance(ev[0], Rejected), ev
 
 
-@pytest.mark.xfail(strict=True, reason="MarginCall.symbol is documented as set for an isolated position, "
-                   "but neither the sweep path nor the per-account path sets it")
 def test_isolated_margin_call_names_the_position():
+    """Sweep path: isolated long 0.5 BTC, BTC falls to $59,500: the
+    MarginCall carries the position's symbol."""
     v = new_venue()
     deposit(v, 1, USDT=10_000)
     set_mode(v, 1, "isolated")
@@ -493,3 +495,76 @@ def test_isolated_margin_call_names_the_position():
     events = set_price(v, "BTC", 59_500)
     (call,) = [e for e in events if isinstance(e, MarginCall) and e.account == 1]
     assert call.symbol == "BTC-PERP"
+
+
+def test_isolated_funding_is_paid_from_and_into_the_allocation():
+    """Rate capped at +0.75 % (house bid at the band edge), BTC mark $60,000.
+    Account 1, isolated, 700 USDT, long 1 BTC bought at $59,000 (uPnL
+    +1,000): allocation 600, wallet 100. Account 2, isolated, 700 USDT,
+    short 1 BTC sold at $61,000 (uPnL +1,000): allocation 600, wallet 100.
+
+    - funding 1: account 1 pays 450 from its allocation (600 → 150), account
+      2 receives 450 into its own (600 → 1,050); wallets stay at 100;
+    - funding 2: account 1 owes 450 but has 150 allocated: the allocation
+      goes to 0 and the wallet pays the other 300 (100 → −200); its
+      position's own ratio (0 + 1,000) / 300 = 3.3 stays fine, no call;
+      account 2's allocation is 1,500.
+    Each allocation change is an IsolatedMarginChanged; money is conserved.
+    """
+    v = new_venue()
+    for acct in (1, 2):
+        deposit(v, acct, USDT=700)
+        set_mode(v, acct, "isolated")
+    open_position(v, 1, "BTC-PERP", 1_000, price=590_000)
+    open_position(v, 2, "BTC-PERP", -1_000, price=610_000)
+    v.apply(buy(HOUSE, 1, 720_000, tif="post_only"))
+    assert (allocated(v, 1), usdt(v, 1), allocated(v, 2), usdt(v, 2)) == (600 * U, 100 * U, 600 * U, 100 * U)
+    ev = step(v, SettleFunding(symbol="BTC-PERP"))
+    changed = [(e.account, e.delta, e.allocated) for e in ev if isinstance(e, IsolatedMarginChanged)]
+    assert changed == [(1, -450 * U, 150 * U), (2, 450 * U, 1_050 * U)]
+    assert (usdt(v, 1), usdt(v, 2)) == (100 * U, 100 * U)
+    assert calls(ev, 1) == [] and calls(ev, 2) == []
+    ev = step(v, SettleFunding(symbol="BTC-PERP"))
+    changed = [(e.account, e.delta, e.allocated) for e in ev if isinstance(e, IsolatedMarginChanged)]
+    assert changed == [(1, -150 * U, 0), (2, 450 * U, 1_500 * U)]
+    assert "BTC-PERP" not in v.accounts[1].isolated and usdt(v, 1) == -200 * U
+    assert calls(ev, 1) == []
+    assert v.margin.ratio(v.margin.fresh(v.accounts[1])) == pytest.approx(1_000 / 300)
+    # the wallet debt must stay backed: 0.01 BTC counts 570, 0.005 BTC 285
+    deposit(v, 1, BTC="0.01")
+    assert_rejected(v, Withdraw(account=1, asset="BTC", amount=10**6), R.INSUFFICIENT_MARGIN)
+    assert not isinstance(step(v, Withdraw(account=1, asset="BTC", amount=5 * 10**5))[0], Rejected)
+
+
+def test_isolated_withdrawal_keeps_what_open_orders_need():
+    """700 USDT, isolated, long 1 BTC at mark (allocation 600, wallet 100),
+    and a resting buy of 0.1 BTC at $59,000: the worst side is long $65,900,
+    IM 659, of which the allocation covers 600: the wallet must keep 59.
+    Withdrawing 50 (leaves 50) is refused; 40 (leaves 60) passes."""
+    v = new_venue()
+    deposit(v, 1, USDT=700)
+    set_mode(v, 1, "isolated")
+    open_position(v, 1, "BTC-PERP", 1_000)
+    assert not isinstance(step(v, buy(1, 100, 590_000))[0], Rejected)
+    assert v.margin.isolated_need(v.margin.fresh(v.accounts[1])) == pytest.approx(59)
+    assert_rejected(v, Withdraw(account=1, asset="USDT", amount=50 * U), R.INSUFFICIENT_MARGIN)
+    assert not isinstance(step(v, Withdraw(account=1, asset="USDT", amount=40 * U))[0], Rejected)
+    assert usdt(v, 1) == 60 * U
+
+
+def test_isolated_margin_call_names_the_worst_position():
+    """Isolated longs of 1 BTC and 20 ETH ($60,000 each, allocations 600
+    each, 10,000 USDT). ETH falls 1.2 % to $2,964 (sweep path): ETH's own
+    ratio (600 − 720) / 296.4 is below 0, BTC's (600 + 0) / 300 = 2: the
+    call names ETH-PERP, and only the ETH position is liquidated."""
+    v = new_venue()
+    deposit(v, 1, USDT=10_000)
+    set_mode(v, 1, "isolated")
+    open_position(v, 1, "BTC-PERP", 1_000)
+    open_position(v, 1, "ETH-PERP", 20_000)
+    events = set_price(v, "ETH", 2_964)
+    v._check()
+    (call,) = [e for e in events if isinstance(e, MarginCall) and e.account == 1]
+    assert (call.level, call.symbol) == ("liquidation", "ETH-PERP")
+    assert call.margin_ratio == pytest.approx(-120 / 296.4)
+    assert v.accounts[1].position_qty("ETH-PERP") == 0 and v.accounts[1].position_qty("BTC-PERP") == 1_000

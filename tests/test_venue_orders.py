@@ -45,6 +45,7 @@ from protocol.messages import (
     BookDelta,
     CancelAll,
     CancelCause,
+    CancelOnDisconnect,
     CancelOrder,
     CloseAccount,
     Deposit,
@@ -461,6 +462,58 @@ def test_resting_reduce_only_is_trimmed_when_the_account_is_the_maker(v):
     v._check()
 
 
+def test_reduce_only_stop_is_cancelled_when_the_position_closes(v):
+    """Long 10 with a reduce-only stop-market sell 10 @ P−500 (a stop loss).
+    A plain sell of 4 leaves it alone (the position can still be reduced);
+    a plain sell of the other 6 closes the position: the stop is cancelled
+    (cause ``reduce_only``), as a resting reduce-only order would be, and no
+    longer waits to trigger into a reject."""
+    _long(v)
+    stop = accepted_id(place(v, 1, "sell", 10, type="stop_market", stop_price=P - 500, reduce_only=True))
+    rest(v, 2, "buy", 10, P)
+    events = place(v, 1, "sell", 4, P)
+    assert of(events, OrderCancelled, order_id=stop) == []
+    assert [o.order_id for o in open_orders(v, 1)] == [stop]
+    events = place(v, 1, "sell", 6, P)
+    assert position(v, 1) is None
+    c = one(events, OrderCancelled, order_id=stop)
+    assert (c.cause, c.remaining) == (CancelCause.REDUCE_ONLY, 10)
+    assert open_orders(v, 1) == [] and v.stops[BTC] == {}
+    assert of(set_index(v, "BTC", "59940"), OrderTriggered) == []
+    v._check()
+
+
+def test_second_reduce_only_stop_firing_with_the_first_is_cancelled_not_triggered(v):
+    """Long 10 with two reduce-only stop-market sells of 10 (stops P−500 and
+    P−400). The mark falls through both at once: the older triggers and
+    closes the position, which cancels the other (cause ``reduce_only``)
+    before its turn: it never triggers."""
+    _long(v)
+    first = accepted_id(place(v, 1, "sell", 10, type="stop_market", stop_price=P - 500, reduce_only=True))
+    second = accepted_id(place(v, 1, "sell", 10, type="stop_market", stop_price=P - 400, reduce_only=True))
+    rest(v, 2, "buy", 20, P - 600)
+    events = set_index(v, "BTC", "59940")
+    assert [e.order_id for e in of(events, OrderTriggered)] == [first]
+    assert one(events, OrderCancelled, order_id=second).cause == CancelCause.REDUCE_ONLY
+    assert position(v, 1) is None and open_orders(v, 1) == [] and v.stops[BTC] == {}
+    v._check()
+
+
+def test_reduce_only_stop_is_cancelled_when_the_account_is_the_maker_and_flips(v):
+    """Long 10 with a reduce-only stop-market sell @ P−500 and a plain sell
+    15 @ P+40 resting; another account lifts it: the account is short 5, a
+    sell can no longer reduce: the stop is cancelled. A plain stop stays."""
+    _long(v)
+    stop = accepted_id(place(v, 1, "sell", 10, type="stop_market", stop_price=P - 500, reduce_only=True))
+    plain = accepted_id(place(v, 1, "sell", 10, type="stop_market", stop_price=P - 600))
+    rest(v, 1, "sell", 15, P + 40)
+    events = place(v, 2, "buy", 15, P + 40)
+    assert position(v, 1).qty == -5
+    assert one(events, OrderCancelled, order_id=stop).cause == CancelCause.REDUCE_ONLY
+    assert [o.order_id for o in open_orders(v, 1)] == [plain]
+    v._check()
+
+
 # ================================================================== amend
 
 
@@ -654,7 +707,11 @@ def test_cancel_by_client_order_id_and_reuse_it(v):
     assert_rejected(v, NewOrder(account=1, symbol=BTC, side=Side.BUY, qty=1, price=P - 2, client_order_id="abc"), R.DUPLICATE_CLIENT_ORDER_ID)
     assert one(v.apply(CancelOrder(account=1, client_order_id="abc")), OrderCancelled).order_id == oid
     assert_rejected(v, CancelOrder(account=1, client_order_id="abc"), R.UNKNOWN_ORDER)
-    new = rest(v, 1, "buy", 10, P - 1, client_order_id="abc")  # free again
+    # cancelled, but still remembered: the id is not free again (Binance/Bybit)
+    rej = assert_rejected(v, NewOrder(account=1, symbol=BTC, side=Side.BUY, qty=10, price=P - 1, client_order_id="abc"),
+                          R.DUPLICATE_CLIENT_ORDER_ID)
+    assert f"order {oid}" in rej.message and "no longer open" in rej.message
+    new = rest(v, 1, "buy", 10, P - 1, client_order_id="abc-2")  # a fresh id is
     assert new != oid
 
 
@@ -664,10 +721,61 @@ def test_client_order_ids_are_per_account(v):
     assert [o.client_order_id for o in open_orders(v, 2)] == ["same"]
 
 
-def test_client_order_id_is_free_again_once_the_order_filled(v):
-    rest(v, 1, "buy", 10, P, client_order_id="x")
+def test_client_order_id_is_not_free_again_once_the_order_filled(v):
+    """A resend of an order that already filled must not fill again: the id
+    stays taken after the order left the book (the reject names the original
+    order), and it changes nothing."""
+    first = rest(v, 1, "buy", 10, P, client_order_id="x")
     place(v, 2, "sell", 10, P)
-    rest(v, 1, "buy", 10, P - 1, client_order_id="x")
+    assert open_orders(v, 1) == [] and position(v, 1).qty == 10
+    rej = assert_rejected(v, NewOrder(account=1, symbol=BTC, side=Side.BUY, qty=10, price=P, client_order_id="x"),
+                          R.DUPLICATE_CLIENT_ORDER_ID)
+    assert rej.message == f"client order id 'x' was already used by order {first}, no longer open"
+    assert rej.client_order_id == "x" and position(v, 1).qty == 10
+
+
+def test_client_order_id_memory_is_bounded_per_account_and_kept_by_snapshots():
+    """``venue.client_id_memory`` ids per account, oldest forgotten first; IOC,
+    stop and rejected orders: accepted ones count, rejected ones do not. The
+    memory is venue state: a snapshot keeps it, so a restored venue refuses
+    the same resends (and hashes the same)."""
+    from exchange_sim import snapshot as snap_mod
+
+    ven = make_venue(client_id_memory=3)
+    for acct in (1, 2):
+        fund(ven, acct, USDT=1_000_000)
+    rest(ven, 2, "sell", 5, P)
+    a = accepted_id(place(ven, 1, "buy", 5, P, tif="ioc", client_order_id="a"))  # fills at once
+    assert_rejected(ven, NewOrder(account=1, symbol=BTC, side=Side.BUY, qty=1, price=2 * P, client_order_id="r"),
+                    R.OUTSIDE_PRICE_BAND)
+    b = rest(ven, 1, "buy", 1, P - 10, client_order_id="b")
+    c = accepted_id(place(ven, 1, "sell", 1, type="stop_market", stop_price=P - 500, client_order_id="c"))
+    assert list(ven.accounts[1].client_ids.items()) == [("a", a), ("b", b), ("c", c)]
+    rest(ven, 1, "buy", 1, P - 11, client_order_id="r")  # the rejected "r" was never taken
+    assert list(ven.accounts[1].client_ids) == ["b", "c", "r"]  # "a" forgotten: the oldest
+    assert ven.accounts[2].client_ids is None  # per account; none used there
+    rest(ven, 2, "buy", 1, P - 12, client_order_id="b")
+    ven._check()
+
+    restored = snap_mod.restore(ven.config, snap_mod.decode(snap_mod.encode(snap_mod.capture(ven))))
+    assert snap_mod.state_hash(restored) == snap_mod.state_hash(ven)
+    for w in (ven, restored):
+        events = w.apply(CancelAll(account=1))
+        assert len(of(events, OrderCancelled)) == 3  # b, c and r are not open any more...
+        for cid in ("b", "c", "r"):  # ...but not from the memory
+            assert_rejected(w, NewOrder(account=1, symbol=BTC, side=Side.BUY, qty=1, price=P - 20, client_order_id=cid),
+                            R.DUPLICATE_CLIENT_ORDER_ID)
+        rest(w, 1, "buy", 1, P - 20, client_order_id="a")  # forgotten: accepted again
+    assert snap_mod.state_hash(restored) == snap_mod.state_hash(ven)
+
+    off = make_venue(client_id_memory=0)  # 0: only open orders' ids are refused
+    fund(off, 1, USDT=1_000_000)
+    rest(off, 1, "buy", 1, P - 10, client_order_id="z")
+    assert_rejected(off, NewOrder(account=1, symbol=BTC, side=Side.BUY, qty=1, price=P - 11, client_order_id="z"),
+                    R.DUPLICATE_CLIENT_ORDER_ID)
+    off.apply(CancelAll(account=1))
+    rest(off, 1, "buy", 1, P - 10, client_order_id="z")
+    assert off.accounts[1].client_ids is None
 
 
 def test_cancel_needs_an_id(v):
@@ -698,6 +806,25 @@ def test_cancel_all_of_one_symbol(v):
     assert v.apply(CancelAll(account=1, symbol=BTC)) == []  # nothing left: not an error
     assert_rejected(v, CancelAll(account=1, symbol="DOGE-PERP"), R.UNKNOWN_SYMBOL)
     assert_rejected(v, CancelAll(account=99), R.UNKNOWN_ACCOUNT)
+
+
+def test_cancel_on_disconnect_cancels_everything_with_cause_disconnect(v):
+    """What the server sends when a cancel-on-disconnect session ends: a
+    CancelAll of every symbol and the stops, whose cancels say why."""
+    a = rest(v, 1, "buy", 10, P - 1)
+    b = rest(v, 1, "sell", 10, ETH_MARK + 1, symbol=ETH)
+    s = accepted_id(place(v, 1, "buy", 10, type="stop_market", stop_price=P + 500))
+    keep = rest(v, 2, "buy", 10, P - 2)
+    events = v.apply(CancelOnDisconnect(account=1))
+    assert [(c.order_id, c.cause) for c in of(events, OrderCancelled)] == [
+        (a, CancelCause.DISCONNECT), (b, CancelCause.DISCONNECT), (s, CancelCause.DISCONNECT),
+    ]
+    assert sorted(d.symbol for d in of(events, BookDelta)) == [BTC, ETH]
+    assert open_orders(v, 1) == [] and [o.order_id for o in open_orders(v, 2)] == [keep]
+    assert v.apply(CancelOnDisconnect(account=1)) == []  # nothing left: not an error
+    rej = assert_rejected(v, CancelOnDisconnect(account=99), R.UNKNOWN_ACCOUNT)
+    assert rej.command == "CancelOnDisconnect"
+    v._check()
 
 
 # ======================================================= open-order limits

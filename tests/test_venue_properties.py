@@ -55,6 +55,12 @@ UNDERLYING = {BTC: "BTC", ETH: "ETH", SOL: "SOL"}
 START_INDEX = {"BTC": 60_000 * PRICE_SCALE, "ETH": 3_000 * PRICE_SCALE, "SOL": 150 * PRICE_SCALE}
 # sizes that are a few hundred to a few ten thousand USD per order
 QTY = {BTC: (1, 400), ETH: (2, 4000), SOL: (1, 1500)}
+# Client order ids come in slots; slot "a" means id "a<generation>". A client
+# moves a slot to a fresh id now and then (``next_client_id``); until then its
+# orders reuse the slot's id, which the venue refuses while the order is open
+# and after it ended (``venue.client_id_memory``): both rejects get exercised,
+# and cancels and amends by client id still find open orders. (The seeded
+# stream, ``command_stream``, mostly takes new ids and reuses recent ones.)
 CIDS = ("a", "b", "c", "d")
 STREAM_CIDS = tuple(f"c{i}" for i in range(8))
 TICK_E8 = {BTC: 10**7, ETH: 10**6, SOL: 10**5}  # one tick in 1e-8 USD
@@ -81,7 +87,9 @@ def _check_events(ven, events: list, seqs: dict[str, int]) -> None:
             ins = ven.instruments[e.symbol]
             num, den = ins.maker_fee if e.liquidity == Liquidity.MAKER else ins.taker_fee
             notional = e.price * e.qty * ins.value
-            assert e.fee == -((-notional * num) // den), f"fee {e.fee} on {notional}"
+            # a liquidation's own fills pay none: the liquidation fee replaces the taker fee
+            expected = 0 if e.liquidation else -((-notional * num) // den)
+            assert e.fee == expected, f"fee {e.fee} on {notional}"
             assert e.qty > 0 and e.remaining >= 0
     fills = [e for e in events if isinstance(e, Fill)]
     by_trade: dict[int, list[Fill]] = {}
@@ -101,6 +109,14 @@ class VenueMachine(RuleBasedStateMachine):
         self.venue = _funded_venue()
         self.seqs = {s: 0 for s in self.venue.instruments}
         self.ids: list[int] = []
+        self.generation = {slot: 0 for slot in CIDS}
+
+    def _cid(self, slot: str | None) -> str | None:
+        return None if slot is None else f"{slot}{self.generation[slot]}"
+
+    @rule(slot=st.sampled_from(CIDS))
+    def next_client_id(self, slot):
+        self.generation[slot] += 1
 
     def run(self, command) -> list:
         ven = self.venue
@@ -154,7 +170,7 @@ class VenueMachine(RuleBasedStateMachine):
         if otype in (OrderType.MARKET, OrderType.STOP_MARKET) and tif in (TimeInForce.POST_ONLY, TimeInForce.FOK):
             tif = TimeInForce.IOC
         self.run(NewOrder(account=account, symbol=symbol, side=side, qty=qty, price=price, type=otype, tif=tif,
-                          stp=stp, reduce_only=reduce_only, stop_price=stop, client_order_id=cid))
+                          stp=stp, reduce_only=reduce_only, stop_price=stop, client_order_id=self._cid(cid)))
 
     # Limit orders are the bulk of a real flow. Hypothesis has no rule
     # weights: repeating a rule is how to draw it more often.
@@ -203,7 +219,7 @@ class VenueMachine(RuleBasedStateMachine):
         if data.draw(st.booleans()):
             self.run(CancelOrder(account=account, order_id=data.draw(st.sampled_from(self.ids))))
         else:
-            self.run(CancelOrder(account=account, client_order_id=data.draw(st.sampled_from(CIDS))))
+            self.run(CancelOrder(account=account, client_order_id=self._cid(data.draw(st.sampled_from(CIDS)))))
 
     @precondition(lambda self: self.ids)
     @rule(data=st.data(), account=st.sampled_from(ACCOUNTS), qty=st.none() | st.integers(1, 600),
@@ -285,6 +301,24 @@ def command_stream(seed: int, n: int = 3000) -> list:
         cmds.append(Deposit(account=acct, asset="USDT", amount=amount * U))
     cmds.append(Deposit(account=3, asset="BTC", amount=3 * 10**8))
     next_id = 1
+    issued: dict[int, list[str]] = {a: [] for a in ACCOUNTS}  # client ids each account used, in order
+
+    def cid(acct: int, slot: str | None, fresh: bool) -> str | None:
+        """``slot`` None: no client id. Else mostly a new id; otherwise one of
+        the account's last 8 (refused: still open, or used before)."""
+        mine = issued[acct]
+        if slot is None:
+            return None
+        if fresh or not mine:
+            mine.append(f"{slot}-{len(mine)}")
+            return mine[-1]
+        return rng.choice(mine[-8:])
+
+    def recent(acct: int) -> str:
+        """One of the account's last 3 client ids, for cancels and amends."""
+        mine = issued[acct]
+        return rng.choice(mine[-3:]) if mine else "never-used"
+
     for _ in range(n):
         r = rng.random()
         acct = rng.choice(ACCOUNTS)
@@ -303,19 +337,19 @@ def command_stream(seed: int, n: int = 3000) -> list:
                 price=None if otype in (OrderType.MARKET, OrderType.STOP_MARKET) else price,
                 stop_price=stop if otype in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT) else None,
                 type=otype, tif=tif, stp=rng.choice(list(StpMode)), reduce_only=rng.random() < 0.15,
-                client_order_id=rng.choice((None,) * len(STREAM_CIDS) + STREAM_CIDS),
+                client_order_id=cid(acct, rng.choice((None,) * len(STREAM_CIDS) + STREAM_CIDS), rng.random() < 0.85),
             ))
             next_id += 1
         elif r < 0.67:
             if rng.random() < 0.8:
                 cmds.append(CancelOrder(account=acct, order_id=rng.randint(1, next_id)))
             else:
-                cmds.append(CancelOrder(account=acct, client_order_id=rng.choice(STREAM_CIDS)))
+                cmds.append(CancelOrder(account=acct, client_order_id=recent(acct)))
         elif r < 0.77:
             by_cid = rng.random() < 0.8
             cmds.append(AmendOrder(
                 account=acct, order_id=None if by_cid else rng.randint(max(1, next_id - 30), next_id),
-                client_order_id=rng.choice(STREAM_CIDS) if by_cid else None,
+                client_order_id=recent(acct) if by_cid else None,
                 qty=rng.choice((None, rng.randint(1, 300))),
                 price=rng.choice((None, mark + mark * rng.randint(-30, 30) // 10_000)),
             ))

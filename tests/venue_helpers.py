@@ -173,7 +173,8 @@ def queue(venue: Venue, symbol: str, side: str) -> list[tuple[int, int, int]]:
 
 def snapshot(venue: Venue) -> bytes:
     """Everything a user can observe, msgpack-encoded: every account's
-    QueryAccount and QueryOpenOrders replies, every book's full depth and the
+    QueryAccount and QueryOpenOrders replies and the client order ids it may
+    not reuse, every book's full depth and the
     FIFO order inside each level, instruments and index prices, paused flags,
     untriggered stops, the next order/trade ids and the money ledger.
 
@@ -187,6 +188,7 @@ def snapshot(venue: Venue) -> bytes:
         parts.append(venue.apply(QueryOpenOrders(account=acct_id)))
         acct = venue.accounts[acct_id]
         parts.append(sorted((s, p.qty, p.cost) for s, p in acct.positions.items()))
+        parts.append(list((acct.client_ids or {}).items()))  # in order: the oldest is forgotten first
     for sym in sorted(venue.instruments):
         ins = venue.instruments[sym]
         parts.append(venue.apply(QueryBook(symbol=sym)))

@@ -22,9 +22,9 @@ one entry, never a rescan of its orders. The model's terms are cached too:
 for an additive model (cross, isolated: ``RiskModel.additive``) each
 symbol's IM term, so a check is one bracket evaluation and an fsum of one
 float per symbol; for a netted one (portfolio: ``RiskModel.netted``) each
-underlying's term, so a check recomputes one underlying's net and term, the
-gross, and the scenario maximum. Other models (plug-ins) are evaluated over
-the account's symbols once per check.
+underlying's term (from its instruments' exposures), so a check recomputes
+one underlying's term, the gross, and the scenario maximum. Other models
+(plug-ins) are evaluated over the account's symbols once per check.
 
 The figures are floats in USD (risk estimates, never balances). They are
 cached per account as per-asset and per-symbol terms with totals by
@@ -80,10 +80,10 @@ class MarginEngine:
         self.isolated = CrossMargin(config, instruments)  # per position
         self.models: dict[MarginMode, RiskModel] = {CROSS: self.cross, PORTFOLIO: self.portfolio}
         self.epoch = 0
-        #: symbols of each underlying, for the netted models' per-underlying terms
-        self.u_syms: dict[str, list[str]] = {}
-        for sym, ins in instruments.items():
-            self.u_syms.setdefault(ins.underlying, []).append(sym)
+        #: instruments of each underlying, for the netted models' per-underlying terms
+        self.u_ins: dict[str, list[Instrument]] = {}
+        for ins in instruments.values():
+            self.u_ins.setdefault(ins.underlying, []).append(ins)
 
     def model(self, acct: Account) -> RiskModel:
         return self.models.get(acct.margin_mode, self.isolated)
@@ -212,17 +212,22 @@ class MarginEngine:
 
     def _set_term(self, terms: dict, expo: dict, u: str, model: RiskModel) -> None:
         """Netted model: the term of underlying ``u`` from the exposures of its
-        instruments (fsum of a few), or none when it has none."""
-        syms = self.u_syms[u]
-        if len(syms) == 1:  # the usual case; the fsum of one float is that float
-            net = expo.get(syms[0])
+        instruments (``model.term(u, [(instrument, notional), ...])``), or
+        none when it has none."""
+        inss = self.u_ins[u]
+        if len(inss) == 1:  # the usual case: one instrument per underlying
+            ins = inss[0]
+            n = expo.get(ins.symbol)
+            if n is None:
+                terms.pop(u, None)
+            else:
+                terms[u] = model.term(u, ((ins, n),))
+            return
+        es = [(i, expo[i.symbol]) for i in inss if i.symbol in expo]
+        if es:
+            terms[u] = model.term(u, es)
         else:
-            ns = [expo[s] for s in syms if s in expo]
-            net = fsum(ns) if ns else None
-        if net is None:
             terms.pop(u, None)
-        else:
-            terms[u] = model.term(u, net)
 
     def _totals(self, acct: Account, model: RiskModel) -> None:
         acct.collateral = fsum(acct.cv_parts.values())
@@ -272,16 +277,22 @@ class MarginEngine:
     def ratio(self, acct: Account) -> float | None:
         """Margin ratio E / MM (worst position's for isolated); None = infinite."""
         if acct.margin_mode is ISOLATED:
-            worst = None
-            for sym, pos in acct.positions.items():
-                if pos.qty:
-                    r = self.isolated_ratio(acct, self.instruments[sym], pos)
-                    if r is not None and (worst is None or r < worst):
-                        worst = r
-            return worst
+            return self.isolated_worst(acct)[0]
         if acct.mm <= 0.0:
             return None
         return self.equity(acct) / acct.mm
+
+    def isolated_worst(self, acct: Account) -> tuple[float | None, str | None]:
+        """Isolated mode: (ratio, symbol) of the position with the lowest own
+        ratio, ties by symbol; (None, None) when no position has an MM."""
+        worst = None
+        worst_sym = None
+        for sym, pos in acct.positions.items():
+            if pos.qty:
+                r = self.isolated_ratio(acct, self.instruments[sym], pos)
+                if r is not None and (worst is None or r < worst or (r == worst and sym < worst_sym)):
+                    worst, worst_sym = r, sym
+        return worst, worst_sym
 
     def isolated_ratio(self, acct: Account, ins: Instrument, pos) -> float | None:
         mm = self.isolated.mm([(ins, ins.usd(pos.qty * ins.mark))])
@@ -329,14 +340,15 @@ class MarginEngine:
             part = None
         return acct.im_total, after, (x, h, part, after)
 
-    def isolated_need(self, acct: Account, ins: Instrument, new_totals: list[int]) -> float:
-        """USD the wallet must still provide for isolated IM with ``new_totals``:
+    def isolated_need(self, acct: Account, ins: Instrument | None = None, new_totals: list[int] | None = None) -> float:
+        """USD the wallet must still provide for isolated IM with ``new_totals``
+        as the open orders of ``ins`` (no ``ins``: the open orders as they are):
         Σ over symbols of max(0, IM of the worst side − allocation)."""
         gaps = []
         alloc = acct.isolated
-        for sym in set(acct.hyp) | {ins.symbol}:
+        for sym in (set(acct.hyp) | {ins.symbol}) if ins is not None else acct.hyp:
             i = self.instruments[sym]
-            totals = new_totals if sym == ins.symbol else acct.open_totals.get(sym)
+            totals = new_totals if ins is not None and sym == ins.symbol else acct.open_totals.get(sym)
             x = worst_side(i, acct.position_qty(sym), totals)
             im = i.im_tiers.amount(i.usd(abs(x)))
             gap = im - alloc.get(sym, 0) / self.unit

@@ -18,20 +18,36 @@ own margin logic (select it in the config by import path, ``module:Class``):
   The margin engine then caches one term per symbol and recomputes only the
   one an order or fill changed (docs/adr/0003-incremental-pretrade-margin.md);
 - ``netted`` (class attribute, default False): True declares that MM depends
-  on the exposures only through each underlying's net ``D_u`` (the fsum of
-  its instruments' notionals) and the gross (the fsum of |notional|):
-  ``mm(exposures) == mm_from_terms([term(u, D_u) for each u], gross)``, and
-  IM likewise with ``im_from_terms``, both independent of the order of the
-  terms. The engine then caches one term per underlying (portfolio margin).
-  A model that is neither is evaluated in full on every change.
+  on the exposures only through one term per underlying ``u``,
+  ``term(u, [(instrument, notional) for u's instruments held])``, and the
+  gross (the fsum of |notional|):
+  ``mm(exposures) == mm_from_terms([term(u, exposures_u) for each u], gross)``,
+  and IM likewise with ``im_from_terms``, all independent of the order of the
+  terms and of the exposures within a term. The engine then caches one term
+  per underlying (portfolio margin). A model that is neither is evaluated in
+  full on every change.
 
 Portfolio margin (the default profile is calibrated in
-docs/adr/0004-portfolio-margin-calibration.md). For each underlying ``u`` with
-signed net exposure ``D_u`` (USD) and scanning range ``r_u``, let
-``E_u = D_u · r_u``. The scenarios are: u moves ±r_u while every other
-underlying v moves ±c·r_v the same way, and the whole market moves ±r. The
-PnL of "u up" is ``E_u + c·Σ_{v≠u} E_v = (1−c)·E_u + c·T`` with ``T = Σ E_v``,
-its mirror the opposite, so the worst loss is, in closed form,
+docs/adr/0004-portfolio-margin-calibration.md). Each underlying ``u`` held
+has a term ``E_u``, its PnL (USD) when it alone moves up by its scanning
+range, from the signed notionals ``n_i`` of its instruments ``i``:
+
+- a fixed scanning range ``r_u`` (the profile's ``scan_ranges`` or
+  ``default_scan_range``, e.g. the stress profile): ``E_u = r_u · D_u`` with
+  ``D_u = Σ_i n_i`` the net exposure (netted first);
+- no fixed range (the default profile, calibrated to cross):
+  ``E_u = Σ_i sign(n_i) · mm_tiers_i(|n_i|)``, each instrument with its own
+  maintenance tiers. A lone position, a one-directional book and several
+  same-direction instruments on one underlying then cost exactly their cross
+  MM; equal and opposite positions on two instruments of one underlying (same
+  tiers) net to zero and pay only the floor. The effective move of ``u`` is
+  ``E_u / D_u`` (reported by ``scenarios()`` when ``D_u ≠ 0``).
+
+The scenarios are: u moves up its range while every other underlying v
+moves c times its own the same way, and the whole market moves up each
+underlying's range, each with its mirror (down). The PnL of "u up" is
+``E_u + c·Σ_{v≠u} E_v = (1−c)·E_u + c·T`` with ``T = Σ E_v``, its mirror the
+opposite, so the worst loss is, in closed form,
 
     worst = max(|T|, max_u |(1 − c)·E_u + c·T|)          O(underlyings)
     MM    = max(worst, floor_rate · Σ |notional_i|)
@@ -83,8 +99,9 @@ class RiskModel:
         """One symbol's IM term (used only when ``additive``)."""
         return self.im([(ins, notional)])
 
-    #: True only if MM and IM come from per-underlying terms (``term``,
-    #: ``mm_from_terms``, ``im_from_terms``; see the module docstring)
+    #: True only if MM and IM come from per-underlying terms (``term(u,
+    #: exposures of u)``, ``mm_from_terms``, ``im_from_terms``; see the
+    #: module docstring)
     netted = False
 
     def impacts(self, exposures: Exposures) -> list[float]:
@@ -180,6 +197,7 @@ class PortfolioMargin(RiskModel):
         self.floor_rate = p.floor_rate
         self.im_factor = p.im_factor
         # underlyings in config order; reference tiers = first instrument's
+        # (only for the move the explain view shows where the net is zero)
         self.underlyings: list[str] = []
         self.ref_tiers = {}
         for ins in instruments.values():
@@ -203,31 +221,37 @@ class PortfolioMargin(RiskModel):
             rows.append([sign] * len(self.underlyings))
         self.scenario_names = names
         self.scenario_matrix = np.array(rows)
+        #: the sweep's row groups per tuple of instrument rows (_sweep_plan)
+        self._plans: dict[tuple[str, ...], list[tuple]] = {}
 
-    def scan_range(self, underlying: str, net: float) -> float:
-        """r_u: fixed by the profile, or the MM tier rate at |net exposure|."""
-        fixed = self.fixed_range[underlying]
-        if fixed is not None:
-            return fixed
-        tiers = self.ref_tiers[underlying]
-        x = net if net >= 0 else -net
-        return tiers.amount(x) / x if x > 0 else tiers.first_rate()
-
-    # netted: the margin engine caches term(u, D_u) per underlying and calls
-    # *_from_terms; every sum is an fsum, so the figures do not depend on the
-    # order of the exposures or on the history of the engine's cache
+    # netted: the margin engine caches term(u, its exposures) per underlying
+    # and calls *_from_terms; every sum is an fsum, so the figures do not
+    # depend on the order of the exposures or on the history of the cache
     netted = True
 
-    def _net(self, exposures: Exposures) -> tuple[dict[str, float], float]:
-        """Net exposure per underlying (in first-seen order) and the gross."""
-        by_u: dict[str, list[float]] = {}
-        for ins, n in exposures:
-            by_u.setdefault(ins.underlying, []).append(n)
-        return {u: math.fsum(ns) for u, ns in by_u.items()}, math.fsum(n if n >= 0 else -n for _, n in exposures)
+    def _by_underlying(self, exposures: Exposures) -> tuple[dict[str, list], float]:
+        """Exposures grouped per underlying (in first-seen order) and the gross."""
+        by_u: dict[str, list] = {}
+        for e in exposures:
+            by_u.setdefault(e[0].underlying, []).append(e)
+        return by_u, math.fsum(n if n >= 0 else -n for _, n in exposures)
 
-    def term(self, underlying: str, net: float) -> float:
-        """E_u = D_u · r_u: the underlying's PnL when it alone moves up its range."""
-        return net * self.scan_range(underlying, net)
+    def term(self, underlying: str, exposures: Exposures) -> float:
+        """E_u: the underlying's PnL when it alone moves up its range, from
+        its instruments' exposures ``[(instrument, signed notional), ...]``:
+        ``r_u · Σ n_i`` with a fixed range, else ``Σ sign(n_i) · mm_tiers_i(|n_i|)``
+        (fsums: independent of the order of the exposures)."""
+        fixed = self.fixed_range[underlying]
+        if fixed is not None:
+            if len(exposures) == 1:
+                return exposures[0][1] * fixed
+            return math.fsum(n for _, n in exposures) * fixed
+        if len(exposures) == 1:  # the usual case: one instrument per underlying
+            ins, n = exposures[0]
+            return ins.mm_tiers.amount(n) if n >= 0 else -ins.mm_tiers.amount(-n)
+        return math.fsum(
+            ins.mm_tiers.amount(n) if n >= 0 else -ins.mm_tiers.amount(-n) for ins, n in exposures
+        )
 
     def mm_from_terms(self, terms: Collection[float], gross: float) -> float:
         """MM from E_u of each underlying held, and the gross notional."""
@@ -256,41 +280,112 @@ class PortfolioMargin(RiskModel):
         return self.im_factor * self.mm_from_terms(terms, gross)
 
     def mm(self, exposures: Exposures) -> float:
-        net, gross = self._net(exposures)
-        return self.mm_from_terms([self.term(u, d) for u, d in net.items()], gross)
+        by_u, gross = self._by_underlying(exposures)
+        return self.mm_from_terms([self.term(u, es) for u, es in by_u.items()], gross)
 
     def im(self, exposures: Exposures) -> float:
         return self.im_factor * self.mm(exposures)
 
     def scenarios(self, exposures: Exposures) -> list[tuple[str, dict[str, float], float]]:
-        net, _ = self._net(exposures)
-        ranges = {u: self.scan_range(u, net.get(u, 0.0)) for u in self.underlyings}
+        """Each scenario's moves and loss. A scenario's loss is
+        ``−Σ_u weight_u · E_u``; the move shown for ``u`` is its weight times
+        its effective range ``E_u / D_u`` (the fixed range if there is one; the
+        first tier rate where ``D_u`` is 0, e.g. an underlying not held)."""
+        by_u, _ = self._by_underlying(exposures)
+        terms = {u: self.term(u, es) for u, es in by_u.items()}
+        ranges = {}
+        for u in self.underlyings:
+            fixed = self.fixed_range[u]
+            if fixed is not None:
+                ranges[u] = fixed
+                continue
+            net = math.fsum(n for _, n in by_u.get(u, ()))
+            ranges[u] = terms[u] / net if net != 0.0 else self.ref_tiers[u].first_rate()
         out = []
         for name, row in zip(self.scenario_names, self.scenario_matrix):
             moves = {u: float(row[k]) * ranges[u] for k, u in enumerate(self.underlyings)}
-            loss = -sum(d * moves[u] for u, d in net.items())
+            loss = -math.fsum(float(row[self.u_index[u]]) * e for u, e in terms.items())
             out.append((name, moves, loss))
         return out
 
     def sweep(self, notional: np.ndarray, symbols: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        # net exposure per underlying: add its instruments' rows (instruments
-        # as rows keep each row contiguous). Not a 0/1 grouping matmul: with so
-        # few rows OpenBLAS's threading costs ~40x the work on a busy 2-core box
-        net = np.zeros((len(self.underlyings), notional.shape[1]))
-        for i, sym in enumerate(symbols):
-            net[self.u_index[self.instruments[sym].underlying]] += notional[i]
-        e = np.empty_like(net)
-        for k, u in enumerate(self.underlyings):
-            fixed = self.fixed_range[u]
-            if fixed is not None:
-                e[k] = net[k] * fixed
-            else:  # D·(tier(|D|)/|D|) = sign(D)·tier(|D|)
-                e[k] = np.sign(net[k]) * tiered(self.ref_tiers[u], np.abs(net[k]))
+        e = self._sweep_terms(notional, symbols)
         pnl = self.scenario_matrix @ e  # scenarios × accounts
         worst = np.abs(pnl, out=pnl).max(axis=0)  # each scenario's mirror is in the matrix too
         floor = self.floor_rate * np.abs(notional).sum(axis=0)
         mm = np.maximum(worst, floor)
         return self.im_factor * mm, mm
+
+    def _sweep_terms(self, notional: np.ndarray, symbols: list[str]) -> np.ndarray:
+        """E_u per underlying and account (underlyings × accounts), from the
+        instrument rows of ``notional`` (instruments as rows keep each row
+        contiguous; rows are added per underlying, not by a 0/1 grouping
+        matmul: with so few rows OpenBLAS's threading costs ~40x the work on
+        a busy 2-core box).
+
+        A fixed range (or a one-bracket table): ``factor · Σ n_i``. Tiered
+        rows, grouped by underlying and equal tier table, with brackets of
+        lower bounds ``lo_j`` and rates ``r_j``: since
+        ``sign(n)·tier(|n|) = r_0·n + Σ_{j≥1} (r_j − r_{j−1})·(n − clip(n, ±lo_j))``
+        and the bracket terms vanish above the largest |n| of the group,
+
+            E_u += r_J · Σ n_i − Σ_{j=1..J} (r_j − r_{j−1}) · Σ clip(n_i, ±lo_j)
+
+        with ``J`` the last bracket any of the group's notionals reaches: a
+        few whole-row passes per row (add, clip, min and max), no per-element
+        gather. Equal to the per-account terms up to float rounding."""
+        plan = self._plans.get(tuple(symbols))
+        if plan is None:
+            plan = self._plans[tuple(symbols)] = self._sweep_plan(symbols)
+        m = notional.shape[1]
+        e = np.zeros((len(self.underlyings), m))
+        buf = np.empty(m)
+        for k, factor, brackets, rows in plan:
+            acc = notional[rows[0]].copy()
+            for i in rows[1:]:
+                acc += notional[i]
+            if brackets is None:
+                acc *= factor
+                e[k] += acc
+                continue
+            lowers, rates = brackets.lowers, brackets.rates
+            top = 0.0  # the largest |n| of the group
+            for i in rows:
+                row = notional[i]
+                if row.size:
+                    top = max(top, float(row.max()), -float(row.min()))
+            last = 0
+            while last + 1 < len(lowers) and top > lowers[last + 1]:
+                last += 1
+            acc *= rates[last]
+            for j in range(1, last + 1):
+                lo = lowers[j]
+                clipped = np.clip(notional[rows[0]], -lo, lo)
+                for i in rows[1:]:
+                    clipped += np.clip(notional[i], -lo, lo, out=buf)
+                clipped *= rates[j] - rates[j - 1]
+                acc -= clipped
+            e[k] += acc
+        return e
+
+    def _sweep_plan(self, symbols: list[str]) -> list[tuple]:
+        """For :meth:`_sweep_terms`: [(underlying row, factor, None, instrument
+        rows)] for fixed ranges and one-bracket tables, [(underlying row,
+        None, tier table, instrument rows)] for the tiered ones (equal tables
+        of one underlying share a group)."""
+        groups: dict[tuple, tuple] = {}
+        for i, sym in enumerate(symbols):
+            ins = self.instruments[sym]
+            u = ins.underlying
+            k = self.u_index[u]
+            fixed = self.fixed_range[u]
+            b = ins.mm_tiers
+            if fixed is not None or len(b.rates) == 1:
+                factor = fixed if fixed is not None else b.rates[0]
+                groups.setdefault((k, "linear", factor), (k, factor, None, []))[3].append(i)
+            else:
+                groups.setdefault((k, tuple(b.uppers), tuple(b.rates)), (k, None, b, []))[3].append(i)
+        return list(groups.values())
 
 
 def load_model(path: str, config: Config, instruments: dict[str, Instrument]) -> RiskModel:

@@ -8,8 +8,8 @@ frame and bound to an account by ``Login``. The rules, as on real venues:
   a wrong key and an unknown account get the same answer, so a probe learns
   nothing about which accounts exist.
 - **Permissions** (:func:`policy`): admin commands (faucet deposit, index
-  price, shock, pause, open/close account, funding, clock ticks) need the
-  admin session; public queries (book snapshot, instruments) work before
+  price, shock, pause, open/close account, funding, clock ticks, the
+  cancel-on-disconnect the server itself sends) need the admin session; public queries (book snapshot, instruments) work before
   login; every other command carries an ``account`` that must be the
   session's own (else ``NOT_ALLOWED``). A command the server does not know
   yet with no ``account`` field is admin-only: new commands are closed by
@@ -24,7 +24,11 @@ frame and bound to an account by ``Login``. The rules, as on real venues:
   orders. A resend of the same order gets the stored original reply
   (``Reply.duplicate``); the same id on a different order is
   ``DUPLICATE_CLIENT_ORDER_ID``. Rejected orders are not stored: they changed
-  nothing, so evaluating a retry again cannot double anything.
+  nothing, so evaluating a retry again cannot double anything. This store is
+  the fast path and lives in memory only; the durable guarantee is the
+  venue's own (``venue.client_id_memory``: recently used ids are refused,
+  and that memory is in snapshots and rebuilt by replay), so after a restart
+  a resend is refused with ``DUPLICATE_CLIENT_ORDER_ID``, never filled twice.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ ADMIN, PUBLIC, ACCOUNT = 0, 1, 2
 ADMIN_COMMANDS = frozenset({
     "Deposit", "SetIndexPrice", "ShockPrice", "PauseSymbol", "OpenAccount", "CloseAccount",
     "SettleFunding", "Tick",
+    # carries an ``account``, so it would pass as the user's own: the server sends it
+    "CancelOnDisconnect",
 })
 PUBLIC_COMMANDS = frozenset({"QueryBook", "QueryInstruments"})
 

@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 
+import msgspec
 import pytest
 from integration_helpers import ADMIN_KEY, KEYS, start_server
 
@@ -113,3 +114,72 @@ def test_kill_9_at_random_points_loses_nothing_acknowledged(tmp_path):
                      for _, evs, _ in replay.replay(data, from_start=True, until=snap.seq) for ev in evs)
     assert liquidated, "the run should include the liquidation after the shock"
     assert len(acked) > 300
+
+
+def _btc_position(client: Client, account: int) -> int:
+    (upd,) = [e for e in client.request(m.QueryAccount(account=account)).events if isinstance(e, m.AccountUpdate)]
+    return sum(p.qty for p in upd.positions if p.symbol == "BTC-PERP")
+
+
+@pytest.mark.deadline(120)
+@pytest.mark.parametrize("snapshot_first", [False, True], ids=["journal-replay", "from-snapshot"])
+def test_resend_after_kill_9_and_restart_is_refused_not_filled_twice(tmp_path, snapshot_first):
+    """A client order id outlives the server process. The taker's IOC with
+    client id "resend-me" fills 200 lots; the maker rests 200 more at the same
+    price, so a second fill would be possible. SIGKILL (no shutdown snapshot),
+    restart on the same data dir (the venue rebuilt by replaying the journal,
+    or from a snapshot taken after the fill), and the taker resends the very
+    same order, as a client that never saw the answer would. The server's
+    in-memory idempotency store is empty now, so the venue answers: refused,
+    DUPLICATE_CLIENT_ORDER_ID naming the original order; the position is
+    still 200 lots and the maker's new ask still rests."""
+    data = tmp_path / "data"
+    order = m.NewOrder(account=2, symbol="BTC-PERP", side=m.Side.BUY, qty=200, price=600_050,
+                       tif=m.TimeInForce.IOC, client_order_id="resend-me")
+    ask = m.NewOrder(account=1, symbol="BTC-PERP", side=m.Side.SELL, qty=200, price=600_050,
+                     tif=m.TimeInForce.POST_ONLY)
+    sp = start_server(tmp_path, args=("--data-dir", str(data)), sections=JOURNAL)
+    admin = Client(sp.orders, 0, ADMIN_KEY, timeout=5.0)
+    maker = Client(sp.orders, 1, KEYS[1], timeout=5.0)
+    taker = Client(sp.orders, 2, KEYS[2], timeout=5.0)
+    try:
+        assert isinstance(maker.request(ask).events[0], m.OrderAccepted)
+        first = taker.request(order)
+        accepted = first.events[0]
+        assert isinstance(accepted, m.OrderAccepted) and not first.duplicate
+        assert sum(e.qty for e in first.events if isinstance(e, m.Fill) and e.account == 2) == 200
+        again = taker.request(order)  # same process: the server's store answers with the original reply
+        assert again.duplicate and again.events == first.events
+        assert _btc_position(taker, 2) == 200
+        (second_ask,) = [e for e in maker.request(ask).events if isinstance(e, m.OrderAccepted)]
+        if snapshot_first:
+            assert isinstance(admin.take_snapshot(), SnapshotTaken)
+        os.kill(sp.proc.pid, signal.SIGKILL)
+        sp.proc.wait(10)
+        assert sp.proc.returncode == -signal.SIGKILL
+    finally:
+        for c in (admin, maker, taker):
+            c.close(logout=False)
+        sp.stop()
+
+    sp = start_server(tmp_path, args=("--data-dir", str(data)), sections=JOURNAL)
+    try:
+        assert "recovered" in " ".join(sp.banner) or "recovered" in sp.log()
+        taker = Client(sp.orders, 2, KEYS[2], timeout=5.0)
+        admin = Client(sp.orders, 0, ADMIN_KEY, timeout=5.0)
+        resent = taker.request(order)
+        assert not resent.duplicate
+        (rej,) = resent.events
+        assert isinstance(rej, m.Rejected) and rej.reason == m.RejectReason.DUPLICATE_CLIENT_ORDER_ID, rej
+        assert f"order {accepted.order_id}" in rej.message and rej.client_order_id == "resend-me"
+        assert _btc_position(taker, 2) == 200  # not filled twice
+        (oo,) = [e for e in admin.request(m.QueryOpenOrders(account=1)).events if isinstance(e, m.OpenOrders)]
+        assert [(o.order_id, o.qty - o.filled) for o in oo.orders] == [(second_ask.order_id, 200)]
+        assert admin.check_invariants().ok
+        # a fresh client order id is a new order, and does fill
+        fresh = taker.request(msgspec.structs.replace(order, client_order_id="resend-me-2"))
+        assert isinstance(fresh.events[0], m.OrderAccepted) and _btc_position(taker, 2) == 400
+        taker.close()
+        admin.close()
+    finally:
+        sp.stop()

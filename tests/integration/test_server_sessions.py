@@ -91,6 +91,7 @@ def test_admin_only_commands(server, ctx):
             m.PauseSymbol(symbol="BTC-PERP"),
             m.OpenAccount(account=77),
             m.CloseAccount(account=4),
+            m.CancelOnDisconnect(account=4),  # has an ``account``, yet only the server sends it
         ]:
             with pytest.raises(NotAllowed):
                 user.call(cmd)
@@ -123,7 +124,7 @@ def test_admin_only_commands(server, ctx):
 @pytest.mark.deadline(30)
 def test_heartbeat_drop_cancels_on_disconnect(serve, ctx):
     """A silent session is dropped after the timeout; with cancel-on-disconnect
-    its orders are cancelled, without it they stay."""
+    its orders are cancelled (cause ``disconnect``), without it they stay."""
     srv = serve(heartbeat_interval_ms=100, heartbeat_timeout_ms=600)
     silent = Client(srv.orders, 1, KEYS[1], context=ctx, cancel_on_disconnect=True, heartbeat_thread=False)
     watcher = Client(srv.orders, 1, KEYS[1], context=ctx)  # same account, keeps heartbeating
@@ -135,6 +136,7 @@ def test_heartbeat_drop_cancels_on_disconnect(serve, ctx):
 
         cancels = [e for e in watcher.events(timeout=1.0) if isinstance(e, OrderUpdate) and e.kind == "cancelled"]
         assert sorted(c.order_id for c in cancels) == [o.order_id for o in mine]
+        assert [c.cause for c in cancels] == ["disconnect"] * 3  # not "cancel_all": the venue knows why
         assert watcher.open_orders() == []
         assert watcher.session is not None  # the heartbeating session is still there
 
