@@ -35,6 +35,7 @@ import msgspec
 from exchange_sim import config as config_mod
 from exchange_sim.config import Config
 from exchange_sim.venue import Venue
+from risk_helpers import open_position
 from protocol.messages import (
     PRICE_SCALE,
     AccountUpdate,
@@ -131,20 +132,9 @@ def trader(v: Venue, account: int, mode: str | None = None, **amounts) -> int:
 def open_pos(v: Venue, account: int, symbol: str, lots: int, price: int | None = None,
              counterparty: int = HOUSE) -> list:
     """``account`` trades ``lots`` (signed: + buys) of ``symbol`` at ``price``
-    ticks (default: mark) against ``counterparty``, which rests a post-only
-    order that the account takes with an IOC. Asserts the whole fill."""
-    ins = v.instruments[symbol]
-    price = ins.mark if price is None else price
-    buy = lots > 0
-    qty = abs(lots)
-    ev = v.apply(NewOrder(account=counterparty, symbol=symbol, side=Side.SELL if buy else Side.BUY, qty=qty,
-                          price=price, tif="post_only"))
-    assert not isinstance(ev[0], Rejected), ev
-    events = v.apply(NewOrder(account=account, symbol=symbol, side=Side.BUY if buy else Side.SELL, qty=qty,
-                              price=price, tif="ioc"))
-    filled = sum(e.qty for e in events if isinstance(e, Fill) and e.account == account)
-    assert filled == qty, f"not filled: {events}"
-    return events
+    ticks (default: mark) against ``counterparty`` (see
+    ``risk_helpers.open_position``). Asserts the whole fill."""
+    return open_position(v, account, symbol, lots, price, house=counterparty)
 
 
 def market_maker(v: Venue, account: int, symbol: str, *, levels: int = 20, step_bps: int = 10,
