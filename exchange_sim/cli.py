@@ -172,7 +172,7 @@ def _cmd_web(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from exchange_sim import demo
 
-    demo.run(fast=args.fast)
+    demo.run(fast=args.fast, stay=args.stay)
     return 0
 
 
@@ -190,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.set_defaults(func=_cmd_run)
     p_demo = sub.add_parser("demo", help="start the venue and tell the source article's story, narrated")
     p_demo.add_argument("--fast", action="store_true", help="no pauses, a 1 s warm-up (for CI)")
+    p_demo.add_argument("--stay", action="store_true", help="keep the venue up after the story (Ctrl-C stops it)")
     p_demo.set_defaults(func=_cmd_demo)
     p_schema = sub.add_parser("schema", help="print the JSON Schema of the protocol")
     p_schema.set_defaults(func=_cmd_schema)

@@ -252,29 +252,56 @@ def warm_up(orders: str, market_data: str, seconds: float, out: TextIO) -> None:
     out.flush()
 
 
-def run(fast: bool = False, out: TextIO | None = None, web_hint: bool = True) -> dict:
-    """Start the venue, warm it up, tell the story, stop. Returns the figures."""
+def _bind(cfg, default_ports: bool) -> tuple[Server, str, str]:
+    """The config's endpoints when they are free (so a plain ``exchange-sim
+    web`` finds the demo), else any free loopback ports."""
+    import zmq
+
+    if default_ports:
+        server = Server(cfg)
+        try:
+            return server, *server.bind()
+        except zmq.ZMQError:
+            server.close()
+    server = Server(cfg, orders_endpoint="tcp://127.0.0.1:*", market_data_endpoint="tcp://127.0.0.1:*")
+    return server, *server.bind()
+
+
+def run(fast: bool = False, out: TextIO | None = None, web_hint: bool = True, stay: bool = False,
+        default_ports: bool = True) -> dict:
+    """Start the venue, warm it up, tell the story, stop (or, with ``stay``,
+    keep serving until Ctrl-C). Returns the figures."""
+    import signal
     import sys
 
     out = out or sys.stdout
     cfg = config_mod.default()
-    server = Server(cfg, orders_endpoint="tcp://127.0.0.1:*", market_data_endpoint="tcp://127.0.0.1:*")
+    server, orders, market_data = _bind(cfg, default_ports)
     server.start_up()
-    orders, market_data = server.bind()
     thread = threading.Thread(target=server.serve_forever, name="venue", daemon=True)
     thread.start()
     print(f"exchange-sim demo: the venue listens on {orders} (orders) and {market_data} (market data)", file=out)
     if web_hint:
-        print(f"watch it:  exchange-sim web --orders {orders} --market-data {market_data} --account {POOLED}",
-              file=out)
+        plain = (orders, market_data) == (cfg.server.orders_endpoint, cfg.server.market_data_endpoint)
+        how = "exchange-sim web" if plain else f"exchange-sim web --orders {orders} --market-data {market_data}"
+        print(f"watch it in a browser: run `{how}` in another terminal, open http://127.0.0.1:8080,", file=out)
+        print(f"and pick account {STORY} (the article's wallet) or {POOLED} (the cascade)", file=out)
     out.flush()
     try:
         warm_up(orders, market_data, 1.0 if fast else 4.0, out)
         admin = Client(orders, 0, cfg.server.admin_key, timeout=10.0)
         try:
-            return Story(admin, out, 0.0 if fast else 1.5).run()
+            figures = Story(admin, out, 0.0 if fast else 1.5).run()
         finally:
             admin.close()
+        if stay:
+            print("the venue stays up for you to explore; Ctrl-C to stop", file=out, flush=True)
+            done = threading.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: done.set())
+            while not done.wait(0.5):
+                pass
+        return figures
     finally:
         server.stop()
         thread.join(10)

@@ -8,7 +8,7 @@ from exchange_sim import demo
 
 def test_demo_tells_the_story_with_the_venues_figures():
     out = io.StringIO()
-    figures = demo.run(fast=True, out=out, web_hint=False)
+    figures = demo.run(fast=True, out=out, web_hint=False, default_ports=False)
     text = out.getvalue()
 
     # warm-up: both bots traded
