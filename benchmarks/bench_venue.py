@@ -38,7 +38,7 @@ import subprocess
 import sys
 
 import pytest
-from flows import SetupRejected, limit_cancel_pairs, mixed_flow, sweep_stream
+from flows import limit_cancel_pairs, mixed_flow, sweep_stream
 
 N = 20_000  # commands per round of the headline benchmark
 ROUNDS = 10
@@ -55,21 +55,10 @@ _flows: dict = {}
 
 
 def _flow(mode: str):
-    """The mixed flow for ``mode``, built once per session (or skip)."""
+    """The mixed flow for ``mode``, built once per session."""
     if mode not in _flows:
-        try:
-            _flows[mode] = mixed_flow(N, margin_mode=None if mode == "cross" else mode)
-        except NotImplementedError as exc:
-            _flows[mode] = exc
-        except SetupRejected as exc:
-            if all(reason == "unknown_message" for _, reason in exc.rejects):
-                _flows[mode] = exc
-            else:
-                raise
-    got = _flows[mode]
-    if isinstance(got, Exception):
-        pytest.skip(f"{mode} margin mode not available in the venue yet: {got}")
-    return got
+        _flows[mode] = mixed_flow(N, margin_mode=None if mode == "cross" else mode)
+    return _flows[mode]
 
 
 def _report(benchmark, n: int, label: str, unit: str = "commands") -> None:

@@ -105,15 +105,8 @@ def funding_commands(account: int, usd: float = 50_000.0) -> list[Deposit]:
 
 def margin_mode_command(account: int, mode: str):
     """The command that puts ``account`` in margin ``mode`` (one place for
-    every flow and benchmark; raises NotImplementedError on a protocol
-    without ``SetMarginMode``)."""
-    cls = getattr(M, "SetMarginMode", None)
-    if cls is None:
-        raise NotImplementedError(
-            f"margin mode {mode!r}: protocol.messages has no SetMarginMode command yet "
-            "(benchmarks/flows.py:margin_mode_command is where to build it)"
-        )
-    return cls(account=account, mode=M.MarginMode(mode))
+    every flow and benchmark)."""
+    return M.SetMarginMode(account=account, mode=M.MarginMode(mode))
 
 
 # --------------------------------------------------------------- the flow

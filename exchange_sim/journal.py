@@ -34,7 +34,6 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -285,5 +284,5 @@ def prune(directory: Path) -> list[Path]:
 
 __all__ = [
     "Journal", "JournalCorrupt", "Record", "read", "scan", "segments", "write_snapshot", "snapshots",
-    "load_snapshot", "newest_snapshot", "prune", "encode_record", "Iterator",
+    "load_snapshot", "newest_snapshot", "prune", "encode_record",
 ]

@@ -40,7 +40,6 @@ from protocol.messages import (
     PRICE_SCALE,
     AccountUpdate,
     Deposit,
-    Fill,
     LiquidationSlice,
     NewOrder,
     QueryAccount,

@@ -34,7 +34,6 @@ from collections import deque
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from pathlib import Path
 
 from protocol import messages as m
 
@@ -340,4 +339,4 @@ class WebApp:
         self.httpd.shutdown()
 
 
-__all__ = ["Hub", "PageState", "WebApp", "Path"]
+__all__ = ["Hub", "PageState", "WebApp"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 
 import pytest
 from integration_helpers import ADMIN_KEY, KEYS, start_server
