@@ -6,13 +6,20 @@ Contract (the LMAX / exchange-core idea):
   passes as ``ts``; every container iterated here has a defined order;
 - ``apply(command)`` validates completely before it changes anything, so a
   rejected command leaves the state exactly as it was and returns one
-  :class:`~protocol.messages.Rejected` event;
+  :class:`~protocol.messages.Rejected` event. (Work that the command's
+  timestamp makes due — funding at an interval boundary — runs first, whatever
+  the command; a journal replays it identically because ``ts`` is journaled.)
+- flagged accounts are liquidated before ``apply`` returns
+  (:mod:`exchange_sim.liquidation`), so every command ends with no account
+  below maintenance margin unless the cascade bound was hit and said so;
 - the same commands give the same events, bit for bit.
 
-The life of an order, by function: ``_new_order`` (validation, pre-trade
-margin) → ``_execute`` (matching in :mod:`exchange_sim.book`) → ``_settle``
-(positions, realized PnL, fees; :mod:`exchange_sim.accounts`) → events.
-Margin figures come from :mod:`exchange_sim.risk.margin`.
+The life of an order, by function: ``_new_order`` / ``_place`` (validation,
+pre-trade margin ``_pretrade``) → ``_execute`` (matching in
+:mod:`exchange_sim.book`) → ``_settle_fills`` (positions, realized PnL, fees;
+:mod:`exchange_sim.accounts`) → events (``_book_delta``, ``_account_update``)
+→ ``_check_level``. Margin figures come from :mod:`exchange_sim.risk.margin`;
+``docs/life-of-an-order.md`` walks through it against a running server.
 """
 
 from __future__ import annotations
