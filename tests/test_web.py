@@ -53,6 +53,24 @@ def browser():
             b.close()
 
 
+def cascade_steps(events) -> list[tuple]:
+    """(account, step, symbol) of each liquidation start and slice, in order:
+    what the page's cascade table must list."""
+    return [(e.account, "started", "") if isinstance(e, m.LiquidationStarted) else (e.account, "slice", e.symbol)
+            for e in events if isinstance(e, (m.LiquidationStarted, m.LiquidationSlice))]
+
+
+def cascade_shown(page) -> list[tuple]:
+    """The same triples, read from the page's cascade table."""
+    rows = page.locator("#cascade-table tbody tr")
+    shown = []
+    for i in range(rows.count()):
+        cells = rows.nth(i).locator("td").all_inner_texts()
+        if cells[2] in ("started", "slice"):
+            shown.append((int(cells[1]), cells[2], cells[3] if cells[2] == "slice" else ""))
+    return shown
+
+
 class _JournaledVenue(Venue):
     """Journals each command before applying it, as the server does."""
 
@@ -117,13 +135,7 @@ def _post(url: str, body: dict) -> int:
 
 def test_replay_page_shows_depth_and_the_cascade_in_venue_order(browser, replay_page):
     app, data_dir = replay_page
-    expected = []  # (account, step, symbol) of every liquidation event, in the venue's order
-    for _, events, _ in replay.replay(data_dir, from_start=True):
-        for ev in events:
-            if isinstance(ev, m.LiquidationStarted):
-                expected.append((ev.account, "started", ""))
-            elif isinstance(ev, m.LiquidationSlice):
-                expected.append((ev.account, "slice", ev.symbol))
+    expected = cascade_steps(ev for _, events, _ in replay.replay(data_dir, from_start=True) for ev in events)
     assert expected, "the scenario must liquidate someone"
 
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -137,13 +149,7 @@ def test_replay_page_shows_depth_and_the_cascade_in_venue_order(browser, replay_
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web-replay.png"), full_page=True)
 
-    rows = page.locator("#cascade-table tbody tr")
-    shown = []
-    for i in range(rows.count()):
-        cells = rows.nth(i).locator("td").all_inner_texts()
-        if cells[2] in ("started", "slice"):
-            shown.append((int(cells[1]), cells[2], cells[3] if cells[2] == "slice" else ""))
-    assert shown == expected
+    assert cascade_shown(page) == expected
     # the depth chart shows the maker's 29 bid levels around the last mark
     assert page.locator("#depth").get_attribute("data-bid-levels") == "29"
     assert page.locator("#depth path.depth-bids").count() == 1

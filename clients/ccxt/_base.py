@@ -151,6 +151,18 @@ class _Order:
         self.last_update = ts
 
 
+def _take_terms(rec: _Order, ins, src) -> None:
+    """Copy an order's terms from an ``OrderAccepted`` or an ``OrderView``
+    (both carry the same fields) into the cache record, in human units."""
+    rec.client_id = src.client_order_id
+    rec.side = src.side.value
+    rec.type = src.type.value
+    rec.tif = src.tif.value
+    rec.reduce_only = src.reduce_only
+    rec.price = ins.price(src.price)
+    rec.stop_price = ins.price(src.stop_price)
+
+
 class ExchangeBase:
     """The exchange object as CCXT bots see it, minus the I/O (see module
     docstring). Subclasses: :class:`clients.ccxt.exchangesim` (blocking) and
@@ -513,13 +525,7 @@ class ExchangeBase:
                 rec = self._stub(ev.order_id, ev.symbol, ts)
                 if not known:
                     rec.remaining = ins.qty(ev.qty)
-                rec.client_id = ev.client_order_id
-                rec.side = ev.side.value
-                rec.type = ev.type.value
-                rec.tif = ev.tif.value
-                rec.reduce_only = ev.reduce_only
-                rec.price = ins.price(ev.price)
-                rec.stop_price = ins.price(ev.stop_price)
+                _take_terms(rec, ins, ev)
                 changed.add(ev.order_id)
             elif t is m.Fill:
                 key = (ev.trade_id, ev.order_id)
@@ -695,13 +701,7 @@ class ExchangeBase:
         """Bring the cache in line with an open-order view (the venue's word)."""
         ins = self._mk[v.symbol]
         rec = self._stub(v.order_id, v.symbol, None)
-        rec.client_id = v.client_order_id
-        rec.side = v.side.value
-        rec.type = v.type.value
-        rec.tif = v.tif.value
-        rec.reduce_only = v.reduce_only
-        rec.price = ins.price(v.price)
-        rec.stop_price = ins.price(v.stop_price)
+        _take_terms(rec, ins, v)
         rec.remaining = ins.qty(v.qty)
         filled = ins.qty(v.filled)
         if filled > rec.filled:  # fills from before this connection: no prices known for them

@@ -13,6 +13,7 @@ from integration_helpers import ADMIN_KEY, KEYS, start_server
 
 from clients import Client
 from exchange_sim import config
+from exchange_sim.web.bridge import LIQUIDATION_EVENTS
 from protocol import messages as m
 
 test_web = pytest.importorskip("test_web", reason="tests/test_web.py holds the browser fixture")
@@ -58,21 +59,12 @@ def test_live_page_shows_depth_and_the_cascade_then_survives_a_restart(browser, 
         student.request(m.NewOrder(account=4, symbol="BTC-PERP", side=m.Side.BUY, qty=3_000, price=mark + 20,
                                    tif=m.TimeInForce.IOC))
         events = admin.request(m.ShockPrice(asset="BTC", change_bps=-1820)).events
-        expected = [(e.account, "started", "") if isinstance(e, m.LiquidationStarted) else (e.account, "slice", e.symbol)
-                    for e in events if isinstance(e, (m.LiquidationStarted, m.LiquidationSlice))]
+        expected = test_web.cascade_steps(events)
         assert expected and expected[0] == (4, "started", "")
-        n_rows = len([e for e in events if type(e).__name__ in (
-            "LiquidationStarted", "LiquidationSlice", "InsuranceTakeover", "AutoDeleverage", "CollateralConversion",
-            "BankruptcyCovered", "LiquidationFinished")])
+        n_rows = sum(isinstance(e, LIQUIDATION_EVENTS) for e in events)  # one table row each
         page.wait_for_function(f"document.querySelectorAll('#cascade-table tbody tr').length >= {n_rows}",
                                timeout=10_000)
-        rows = page.locator("#cascade-table tbody tr")
-        shown = []
-        for i in range(rows.count()):
-            cells = rows.nth(i).locator("td").all_inner_texts()
-            if cells[2] in ("started", "slice"):
-                shown.append((int(cells[1]), cells[2], cells[3] if cells[2] == "slice" else ""))
-        assert shown == expected
+        assert test_web.cascade_shown(page) == expected
         page.wait_for_function("document.getElementById('acct-id').textContent === '4'", timeout=5_000)
         page.wait_for_function("document.querySelector('#tape tbody tr.liq') !== null", timeout=5_000)
         ARTIFACTS.mkdir(exist_ok=True)
