@@ -182,10 +182,17 @@ class _Msg(msgspec.Struct, tag_field="msg", tag=True, kw_only=True, omit_default
     """Base of every message: tagged by class name in the ``msg`` field."""
 
 
+class _Command(_Msg, forbid_unknown_fields=True):
+    """Base of every message a client sends. An unknown field is refused
+    (``INVALID_FIELD`` naming it), never dropped: a misspelled ``reduceOnly``
+    must not place an order without it. Events sent to clients stay lenient
+    so an older client can read a newer venue's events."""
+
+
 # ---------------------------------------------------------------- commands
 
 
-class Deposit(_Msg):
+class Deposit(_Command):
     """Admin faucet: credit ``amount`` minor units of ``asset``."""
 
     account: AccountId
@@ -193,7 +200,7 @@ class Deposit(_Msg):
     amount: Amount
 
 
-class Withdraw(_Msg):
+class Withdraw(_Command):
     """Debit ``amount``; refused if it would leave the account below IM."""
 
     account: AccountId
@@ -201,14 +208,14 @@ class Withdraw(_Msg):
     amount: Amount
 
 
-class SetIndexPrice(_Msg):
+class SetIndexPrice(_Command):
     """Admin: set an asset's USD index price (``PRICE_SCALE`` units)."""
 
     asset: AssetName
     price: Price
 
 
-class NewOrder(_Msg):
+class NewOrder(_Command):
     account: AccountId
     symbol: Symbol
     side: Side
@@ -222,7 +229,7 @@ class NewOrder(_Msg):
     client_order_id: ClientOrderId | None = None
 
 
-class CancelOrder(_Msg):
+class CancelOrder(_Command):
     """Cancel by venue ``order_id`` or by ``client_order_id``."""
 
     account: AccountId
@@ -230,7 +237,7 @@ class CancelOrder(_Msg):
     client_order_id: ClientOrderId | None = None
 
 
-class AmendOrder(_Msg):
+class AmendOrder(_Command):
     """Change price and/or remaining quantity of a resting order.
 
     ``qty`` is the new *remaining* quantity. Lowering it keeps time priority;
@@ -245,12 +252,12 @@ class AmendOrder(_Msg):
     price: Price | None = None
 
 
-class CancelAll(_Msg):
+class CancelAll(_Command):
     account: AccountId
     symbol: Symbol | None = None
 
 
-class CancelOnDisconnect(_Msg):
+class CancelOnDisconnect(_Command):
     """Admin (the server sends it): cancel every open order of ``account``, as
     ``CancelAll`` does, because a session that logged in with
     ``cancel_on_disconnect`` ended; the cancels carry cause ``disconnect``."""
@@ -258,7 +265,7 @@ class CancelOnDisconnect(_Msg):
     account: AccountId
 
 
-class ShockPrice(_Msg):
+class ShockPrice(_Command):
     """Admin: move an asset's index by ``change_bps`` basis points
     (-3000 = a 30% crash) in one step."""
 
@@ -266,27 +273,27 @@ class ShockPrice(_Msg):
     change_bps: Annotated[int, Meta(gt=-10_000, le=1_000_000)]
 
 
-class PauseSymbol(_Msg):
+class PauseSymbol(_Command):
     """Admin: pause (no new orders or amends; cancels still work) or resume."""
 
     symbol: Symbol
     paused: bool = True
 
 
-class OpenAccount(_Msg):
+class OpenAccount(_Command):
     """Admin: create an empty account (a deposit also creates one)."""
 
     account: AccountId
 
 
-class CloseAccount(_Msg):
+class CloseAccount(_Command):
     """Admin: remove an account. Refused while it holds a position or a
     non-zero balance; its open orders are cancelled."""
 
     account: AccountId
 
 
-class SetMarginMode(_Msg):
+class SetMarginMode(_Command):
     """Switch the account's margin mode. Refused (MARGIN_MODE_CHANGE_DENIED)
     if the account would not meet initial margin under the new mode, or, to or
     from isolated, while it has open positions or orders (as on Binance)."""
@@ -295,7 +302,7 @@ class SetMarginMode(_Msg):
     mode: MarginMode
 
 
-class AdjustIsolatedMargin(_Msg):
+class AdjustIsolatedMargin(_Command):
     """Move USDT into (``delta`` > 0) or out of (< 0) an isolated position's
     allocated margin. Never below the position's initial margin."""
 
@@ -304,39 +311,39 @@ class AdjustIsolatedMargin(_Msg):
     delta: Annotated[int, Meta(ge=-MAX_AMOUNT, le=MAX_AMOUNT)]
 
 
-class SettleFunding(_Msg):
+class SettleFunding(_Command):
     """Admin: settle perpetual funding now (it also settles by itself at each
     funding interval of venue time)."""
 
     symbol: Symbol | None = None
 
 
-class Tick(_Msg):
+class Tick(_Command):
     """Timer: advances venue time only (the server sends it so time-driven
     work such as funding happens while nobody trades)."""
 
 
-class QueryExplain(_Msg):
+class QueryExplain(_Command):
     """The whole margin breakdown of an account (the teaching view)."""
 
     account: AccountId
 
 
-class QueryAccount(_Msg):
+class QueryAccount(_Command):
     account: AccountId
 
 
-class QueryOpenOrders(_Msg):
+class QueryOpenOrders(_Command):
     account: AccountId
     symbol: Symbol | None = None
 
 
-class QueryBook(_Msg):
+class QueryBook(_Command):
     symbol: Symbol
     depth: Annotated[int, Meta(gt=0, le=10_000)] | None = None
 
 
-class QueryInstruments(_Msg):
+class QueryInstruments(_Command):
     """Instrument and asset metadata a client needs to convert units."""
 
 

@@ -48,7 +48,7 @@ from typing import Annotated, Union, get_args
 import msgspec
 from msgspec import Meta
 
-from protocol.messages import AccountId, Command, Event, Rejected, _Msg
+from protocol.messages import AccountId, Command, Event, Rejected, _Command, _Msg
 
 RequestId = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 TOPIC_SEP = b"\x00"
@@ -57,7 +57,7 @@ TOPIC_SEP = b"\x00"
 # ------------------------------------------------------- client -> server
 
 
-class Login(_Msg):
+class Login(_Command):
     """Bind this connection to ``account``. The admin key logs in as admin
     (any ``account`` number; an admin session may act on every account).
 
@@ -74,11 +74,11 @@ class Login(_Msg):
     firehose: bool = False
 
 
-class Logout(_Msg):
+class Logout(_Command):
     """End the session (cancel-on-disconnect applies if it was asked for)."""
 
 
-class Heartbeat(_Msg):
+class Heartbeat(_Command):
     """Both ways. Client: "still here" (any frame counts). Server: the venue
     clock ``ts`` (ns) and the last command sequence number ``seq``."""
 
@@ -86,14 +86,14 @@ class Heartbeat(_Msg):
     seq: int = 0
 
 
-class Request(_Msg):
+class Request(_Command):
     """One command with an id the reply will carry."""
 
     id: RequestId
     cmd: Command
 
 
-class Batch(_Msg):
+class Batch(_Command):
     """Many commands in one frame, applied in order, each answered on its own
     (a load generator's friend). Rate limits count every command."""
 
@@ -101,17 +101,17 @@ class Batch(_Msg):
     cmds: list[Command]
 
 
-class CheckInvariants(_Msg):
+class CheckInvariants(_Command):
     """Admin: run the venue's invariant checks (money conserved, books sane).
     Answered ``Invariants(ok, message)``."""
 
 
-class TakeSnapshot(_Msg):
+class TakeSnapshot(_Command):
     """Admin: write a snapshot of the whole venue now (``serve --data-dir``).
     Answered ``SnapshotTaken``."""
 
 
-class QueryStats(_Msg):
+class QueryStats(_Command):
     """Admin: the server's counters (sessions, commands, rejects, drops)."""
 
 
@@ -207,7 +207,7 @@ MarketData = Union[(BookHeartbeat,) + get_args(Event)]  # type: ignore[misc]
 """What a SUB socket receives (the body after the topic)."""
 
 
-class RequestIn(_Msg, tag="Request"):
+class RequestIn(_Command, tag="Request"):
     """Server side of :class:`Request`: the command stays raw so a bad one is
     answered with the request's id (decoded in a second step)."""
 
@@ -215,7 +215,7 @@ class RequestIn(_Msg, tag="Request"):
     cmd: msgspec.Raw
 
 
-class BatchIn(_Msg, tag="Batch"):
+class BatchIn(_Command, tag="Batch"):
     """Server side of :class:`Batch`: each command decoded on its own, so one
     bad command is rejected alone."""
 

@@ -16,6 +16,8 @@ structure is built, from exact Decimals.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import re
 import time
@@ -32,6 +34,68 @@ from clients._core import DEFAULT_MARKET_DATA, DEFAULT_ORDERS, Core, raise_for
 from clients.ccxt import errors as E
 from protocol import messages as m
 from protocol.session import decode_market
+
+
+# ccxt's unified params this venue cannot honour, with why: a bot that sends
+# one must hear so, never believe its stop-loss is in place when it is not.
+UNSUPPORTED_PARAMS = {
+    "stopLoss": "attached stop-loss orders are not supported yet; place a separate reduce-only stop "
+                "(create_stop_market_order with params={'reduceOnly': True})",
+    "takeProfit": "attached take-profit orders are not supported yet",
+    "trailingPercent": "trailing stops are not supported yet",
+    "trailingAmount": "trailing stops are not supported yet",
+    "trailingTriggerPrice": "trailing stops are not supported yet",
+    "triggerType": "stops trigger on the mark price only",
+    "triggerDirection": "a stop triggers when the mark moves against the order side; the direction is implied",
+    "workingType": "stops trigger on the mark price only",
+    "closePosition": "close-position orders are not supported yet; send a reduce-only order for the position size",
+    "marginMode": "the margin mode is per account: call set_margin_mode",
+    "leverage": "the venue has no leverage setting; margin comes from notional tiers",
+    "hedged": "one net position per instrument (one-way mode)",
+    "positionSide": "one net position per instrument (one-way mode)",
+}
+
+
+def camel(name: str) -> str:
+    """``fetch_open_orders`` -> ``fetchOpenOrders`` (ccxt's spelling in messages)."""
+    head, *rest = name.split("_")
+    return head + "".join(w.title() for w in rest)
+
+
+def refuse_unknown_params(exchange_id: str, method: str, params, known=()) -> None:
+    """Raise unless every key of ``params`` is one ``method`` reads: a
+    known-unsupported ccxt param is ``NotSupported`` with the reason, any
+    other key ``BadRequest`` naming it and the keys the method does read."""
+    if not params:
+        return
+    if not isinstance(params, dict):
+        raise E.BadRequest(f"{exchange_id} {camel(method)}() params must be a dict, not {type(params).__name__}")
+    for key in params:
+        if key in known:
+            continue
+        why = UNSUPPORTED_PARAMS.get(key)
+        if why is not None:
+            raise E.NotSupported(f"{exchange_id} {camel(method)}() params['{key}'] is not supported: {why}")
+        reads = ", ".join(known) if known else "no params"
+        raise E.BadRequest(f"{exchange_id} {camel(method)}() unknown params['{key}']: it is refused, not ignored "
+                           f"({camel(method)} reads {reads})")
+
+
+def params_read(*known: str):
+    """Decorate a ``_g_`` method: its ``params`` may hold only ``known``
+    keys, checked when it is called (before any I/O)."""
+    def deco(fn):
+        names = list(inspect.signature(fn).parameters)
+        at = names.index("params")
+        method = fn.__name__.removeprefix("_g_")
+
+        @functools.wraps(fn)
+        def checked(*args, **kwargs):
+            params = kwargs["params"] if "params" in kwargs else (args[at] if len(args) > at else None)
+            refuse_unknown_params(args[0].id, method, params, known)
+            return fn(*args, **kwargs)
+        return checked
+    return deco
 
 # CCXT's precision constants (ccxt/base/decimal_to_precision.py)
 TRUNCATE, ROUND = 0, 1
@@ -828,6 +892,7 @@ class ExchangeBase:
     # Each yields Req / DRAIN and returns the CCXT structure; the public
     # wrappers (same names without the underscore) are in the subclasses.
 
+    @params_read()
     def _g_load_markets(self, reload: bool = False, params=None):
         if reload or self.markets is None:
             (rep,) = yield Req((m.QueryInstruments(),), auth=False)
@@ -836,19 +901,23 @@ class ExchangeBase:
         self._open_trade_feed()
         return self.markets
 
+    @params_read()
     def _g_fetch_markets(self, params=None):
         (rep,) = yield Req((m.QueryInstruments(),), auth=False)
         (info,) = raise_for(rep.events)
         return self._parse_markets(info)
 
+    @params_read()
     def _g_fetch_currencies(self, params=None):
         yield from self._g_load_markets()
         return self.currencies
 
+    @params_read()
     def _g_fetch_time(self, params=None):
         yield from self._g_load_markets()
         return now_ms()
 
+    @params_read()
     def _g_fetch_ticker(self, symbol: str, params=None):
         yield from self._g_load_markets()
         mid = self.market(symbol)["id"]
@@ -858,6 +927,7 @@ class ExchangeBase:
         self._drain_trade_feed()
         return self._ticker(mid, book, info)
 
+    @params_read()
     def _g_fetch_tickers(self, symbols=None, params=None):
         yield from self._g_load_markets()
         ids = [self.market(s)["id"] for s in symbols] if symbols else list(self.ids)
@@ -871,6 +941,7 @@ class ExchangeBase:
             out[t["symbol"]] = t
         return out
 
+    @params_read()
     def _g_fetch_order_book(self, symbol: str, limit: int | None = None, params=None):
         yield from self._g_load_markets()
         mid = self.market(symbol)["id"]
@@ -880,12 +951,14 @@ class ExchangeBase:
         return self._order_book(mid, [(ins.price(p), ins.qty(q)) for p, q in snap.bids],
                                 [(ins.price(p), ins.qty(q)) for p, q in snap.asks], snap.seq)
 
+    @params_read()
     def _g_fetch_trades(self, symbol: str, since: int | None = None, limit: int | None = None, params=None):
         yield from self._g_load_markets()
         mid = self.market(symbol)["id"]
         self._drain_trade_feed()
         return _since_limit(list(self._public_trades.get(mid, ())), since, limit)
 
+    @params_read()
     def _g_fetch_balance(self, params=None):
         yield from self._g_load_markets()
         (rep,) = yield Req((m.QueryAccount(account=self._account()),))
@@ -894,6 +967,7 @@ class ExchangeBase:
         self._account_ev = ev
         return self._balance(ev)
 
+    @params_read('timeInForce', 'postOnly', 'reduceOnly', 'clientOrderId', 'triggerPrice', 'stopPrice', 'stopLossPrice', 'takeProfitPrice', 'stp', 'selfTradePrevention')
     def _g_create_order(self, symbol: str, type: str, side: str, amount, price=None, params=None):
         yield from self._g_load_markets()
         market = self.market(symbol)
@@ -955,6 +1029,7 @@ class ExchangeBase:
         self._apply(events)
         return self._order_dict(self._orders[events[0].order_id])
 
+    @params_read()
     def _g_edit_order(self, id, symbol: str, type: str | None = None, side: str | None = None, amount=None,
                       price=None, params=None):
         """Amend in place: ``amount`` is the new total amount (CCXT), sent
@@ -980,6 +1055,7 @@ class ExchangeBase:
         self._apply(raise_for(rep.events))
         return self._order_dict(self._orders[oid])
 
+    @params_read('clientOrderId')
     def _g_cancel_order(self, id, symbol: str | None = None, params=None):
         yield from self._g_load_markets()
         params = dict(params or {})
@@ -996,6 +1072,7 @@ class ExchangeBase:
             raise E.BadResponse(f"{self.id} unexpected reply to a cancel: {evs!r}")
         return self._order_dict(self._orders[ev.order_id])
 
+    @params_read()
     def _g_cancel_all_orders(self, symbol: str | None = None, params=None):
         yield from self._g_load_markets()
         mid = None if symbol is None else self.market(symbol)["id"]
@@ -1014,12 +1091,14 @@ class ExchangeBase:
         views = [o for ev in evs if type(ev) is m.OpenOrders for o in ev.orders]
         return [self._from_view(v) for v in views]
 
+    @params_read()
     def _g_fetch_open_orders(self, symbol: str | None = None, since=None, limit=None, params=None):
         yield from self._g_load_markets()
         mid = None if symbol is None else self.market(symbol)["id"]
         recs = yield from self._g_open_views(mid)
         return _since_limit([self._order_dict(r) for r in recs], since, limit)
 
+    @params_read('clientOrderId')
     def _g_fetch_order(self, id, symbol: str | None = None, params=None):
         yield from self._g_load_markets()
         params = dict(params or {})
@@ -1044,15 +1123,19 @@ class ExchangeBase:
         recs.sort(key=lambda r: (r.timestamp or 0, r.id))
         return _since_limit([self._order_dict(r) for r in recs], since, limit)
 
+    @params_read()
     def _g_fetch_orders(self, symbol=None, since=None, limit=None, params=None):
         return (yield from self._g_cached_orders(symbol, since, limit, ("open", "closed", "canceled")))
 
+    @params_read()
     def _g_fetch_closed_orders(self, symbol=None, since=None, limit=None, params=None):
         return (yield from self._g_cached_orders(symbol, since, limit, ("closed", "canceled")))
 
+    @params_read()
     def _g_fetch_canceled_orders(self, symbol=None, since=None, limit=None, params=None):
         return (yield from self._g_cached_orders(symbol, since, limit, ("canceled",)))
 
+    @params_read()
     def _g_fetch_my_trades(self, symbol=None, since=None, limit=None, params=None):
         yield from self._g_load_markets()
         mid = None if symbol is None else self.market(symbol)["id"]
@@ -1068,17 +1151,20 @@ class ExchangeBase:
         self._account_ev = ev
         return ev, explain
 
+    @params_read()
     def _g_fetch_positions(self, symbols=None, params=None):
         yield from self._g_load_markets()
         ev, explain = yield from self._g_account_and_explain()
         return self._positions(ev, explain, symbols)
 
+    @params_read()
     def _g_fetch_position(self, symbol: str, params=None):
         positions = yield from self._g_fetch_positions([symbol])
         if positions:
             return positions[0]
         return self._positions(self._account_ev, None, [symbol], closed=(self.market(symbol)["id"],))[0]
 
+    @params_read()
     def _g_fetch_margin_mode(self, symbol: str | None = None, params=None):
         yield from self._g_load_markets()
         (rep,) = yield Req((m.QueryAccount(account=self._account()),))
@@ -1087,6 +1173,7 @@ class ExchangeBase:
         return {"info": {"account": ev.account, "margin_mode": mode},
                 "symbol": None if symbol is None else self.market(symbol)["symbol"], "marginMode": mode}
 
+    @params_read()
     def _g_set_margin_mode(self, marginMode: str, symbol: str | None = None, params=None):
         mode = str(marginMode).lower()
         if mode == "crossed":
@@ -1105,6 +1192,7 @@ class ExchangeBase:
         return {"info": {**(builtins(changed) if changed else {}), "changed": True}, "symbol": sym,
                 "marginMode": mode}
 
+    @params_read()
     def _g_modify_margin(self, symbol: str, amount, kind: str, params=None):
         yield from self._g_load_markets()
         mkt = self.market(symbol)

@@ -46,7 +46,7 @@ from clients.aio import AsyncClient
 from clients.ccxt import errors
 from clients.ccxt import errors as E
 from clients._core import raise_for
-from clients.ccxt._base import DRAIN, METHODS, ExchangeBase, Req, _since_limit
+from clients.ccxt._base import DRAIN, METHODS, ExchangeBase, Req, _since_limit, refuse_unknown_params
 from clients.ccxt.errors import *  # noqa: F401,F403  (CCXT's exception classes, at module level as in ccxt)
 from clients.ccxt.errors import translate
 from clients.errors import ExchangeError as _ClientError
@@ -256,6 +256,7 @@ class exchangesim(ExchangeBase):  # noqa: N801
     async def watch_order_book(self, symbol: str, limit: int | None = None, params=None) -> dict:
         """The order book after its next change (the first call: as soon as
         the local mirror is in sync). ``nonce`` is the delta sequence."""
+        refuse_unknown_params(self.id, 'watch_order_book', params)
         await self.load_markets()
         mid = self.market(symbol)["id"]
         entry = self._mirrors.get(mid)
@@ -285,6 +286,7 @@ class exchangesim(ExchangeBase):  # noqa: N801
 
     async def watch_orders(self, symbol: str | None = None, since=None, limit=None, params=None) -> list[dict]:
         """Orders that changed since the previous call (waits for one)."""
+        refuse_unknown_params(self.id, 'watch_orders', params)
         await self._watch_private()
         mid = None if symbol is None else self.market(symbol)["id"]
         if self._order_updates is None:
@@ -301,6 +303,7 @@ class exchangesim(ExchangeBase):  # noqa: N801
 
     async def watch_positions(self, symbols=None, since=None, limit=None, params=None) -> list[dict]:
         """The account's positions after its next update."""
+        refuse_unknown_params(self.id, 'watch_positions', params)
         await self._watch_private()
         self._positions_watched = True
         for s in symbols or ():

@@ -464,7 +464,7 @@ class Server:
         try:
             msg = decode_inbound(frame)
         except Exception as exc:  # msgspec errors, and e.g. UnicodeDecodeError on bad UTF-8
-            reason, text = classify_decode_error(exc)
+            reason, text = classify_decode_error(exc, frame)
             self._reject_frame(sess, reason, text, frame)
             return
         t = type(msg)
@@ -475,7 +475,7 @@ class Server:
             try:
                 cmd = decode_command(msg.cmd)
             except Exception as exc:
-                reason, text = classify_decode_error(exc)
+                reason, text = classify_decode_error(exc, msg.cmd)
                 self._reply(sess, msg.id, [self._rej(sess, reason, text, "Request")])
                 return
             pushes: dict[Session, list] = {}
@@ -525,7 +525,7 @@ class Server:
             try:
                 cmd = decode_command(raw)
             except Exception as exc:
-                reason, text = classify_decode_error(exc)
+                reason, text = classify_decode_error(exc, raw)
                 results.append([self._rej(sess, reason, f"command {i}: {text}", "Batch")])
                 continue
             reply, dup = self._command(sess, cmd, pushes)

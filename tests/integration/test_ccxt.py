@@ -558,3 +558,44 @@ def test_async_rest_methods(server, ctx):
 
     asyncio.run(main())
     maker.close()
+
+
+def test_unknown_or_unsupported_params_are_refused_never_dropped(server, ctx):
+    """A bot that attaches ``stopLoss`` to its entry must hear that the
+    venue cannot do it, before anything is sent: the entry is not placed
+    without its protection. A misspelled param (``reduce_only`` for
+    ccxt's ``reduceOnly``) is ``BadRequest`` naming it; a ccxt param the
+    venue does not support is ``NotSupported`` with the reason. Read-only
+    methods refuse params they do not read, too. Nothing reaches the book."""
+    maker = quote(server, ctx)
+    ex = ccxt.exchangesim(cfg(server))
+    try:
+        with pytest.raises(ccxt.NotSupported, match=r"params\['stopLoss'\] is not supported"):
+            ex.create_order(BTC, "market", "buy", 0.01, None, {"stopLoss": {"triggerPrice": 55_000}})
+        with pytest.raises(ccxt.NotSupported, match=r"params\['trailingPercent'\]"):
+            ex.create_order(BTC, "limit", "buy", 0.01, 59_000, {"trailingPercent": 1})
+        with pytest.raises(ccxt.BadRequest, match=r"createOrder\(\) unknown params\['reduce_only'\].*reduceOnly"):
+            ex.create_limit_buy_order(BTC, 0.01, 59_000, {"reduce_only": True})
+        with pytest.raises(ccxt.BadRequest, match=r"cancelOrder\(\) unknown params\['orderId'\]"):
+            ex.cancel_order("1", BTC, {"orderId": 1})
+        with pytest.raises(ccxt.BadRequest, match=r"fetchBalance\(\) unknown params\['type'\].*reads no params"):
+            ex.fetch_balance({"type": "future"})
+        with pytest.raises(ccxt.BadRequest, match="params must be a dict"):
+            ex.fetch_ticker(BTC, ["x"])
+        assert ex.fetch_open_orders(BTC) == []  # nothing above was placed
+        assert ex.fetch_balance()["USDT"]["total"] > 0  # and the session works on
+        o = ex.create_order(BTC, "limit", "buy", 0.01, 59_000, {"clientOrderId": "ok-1", "postOnly": True})
+        assert o["clientOrderId"] == "ok-1" and o["postOnly"] is True  # known params still work
+    finally:
+        ex.close()
+        maker.close()
+
+    async def watch() -> None:
+        aex = accxt.exchangesim(cfg(server))
+        try:
+            with pytest.raises(accxt.BadRequest, match=r"watchOrderBook\(\) unknown params\['speed'\]"):
+                await aex.watch_order_book(BTC, None, {"speed": 100})
+        finally:
+            await aex.close()
+
+    asyncio.run(asyncio.wait_for(watch(), 20))

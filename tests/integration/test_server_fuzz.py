@@ -70,7 +70,8 @@ def test_each_kind_of_bad_input_gets_its_typed_reject(serve, ctx):
     assert type(login).__name__ == "LoginOk"
     typed = [
         ({**order, "qty": "10"}, R.MALFORMED),  # wrong type
-        ({**order, "qty": 1.5}, R.MALFORMED),
+        ({**order, "qty": 1.5}, R.MALFORMED),  # a float for an integer
+        ({**order, "reduceOnly": True}, R.INVALID_FIELD),  # an unknown field is refused, not dropped
         ({k: v for k, v in order.items() if k != "qty"}, R.MALFORMED),  # missing field
         ({**order, "qty": -5}, R.INVALID_FIELD),  # negative
         ({**order, "qty": 2**63}, R.INVALID_FIELD),  # absurdly large
@@ -242,3 +243,43 @@ def test_fuzz_then_trade_normally(serve, ctx):
         for c in (mk, tk, admin):
             c.close()
     print(f"fuzz: {sent} frames in {elapsed:.2f}s, {answered} answers, rejects {reasons}")
+
+
+def test_an_unknown_field_is_refused_naming_it_never_dropped(serve, ctx):
+    """A bot that misspells ``reduce_only`` as ``reduceOnly`` must not get an
+    order placed without it: the command is refused, naming the field, the
+    message and the field it probably meant; so is an integral float where
+    the protocol wants an integer (``5.0`` from a JavaScript encoder), and
+    an unknown field in a session message or inside a batch. Nothing is
+    placed."""
+    srv = serve()
+    s = _dealer(ctx, srv.orders)
+    assert type(_ask(s, encode(Login(account=3, api_key=KEYS[3])))).__name__ == "LoginOk"
+    order = {"msg": "NewOrder", "account": 3, "symbol": "BTC-PERP", "side": "buy", "qty": 10, "price": 599_000}
+
+    rep = _ask(s, msgspec.msgpack.encode({"msg": "Request", "id": 1, "cmd": {**order, "reduceOnly": True}}))
+    assert type(rep) is Reply and rep.id == 1 and _reason(rep) == R.INVALID_FIELD
+    text = rep.events[0].message
+    assert "unknown field `reduceOnly` in NewOrder" in text and "did you mean `reduce_only`?" in text, text
+
+    bare = _ask(s, msgspec.msgpack.encode({**order, "stopLoss": {"price": 1}}))
+    assert _reason(bare) == R.INVALID_FIELD and "unknown field `stopLoss` in NewOrder" in bare.message
+
+    rep = _ask(s, msgspec.msgpack.encode({"msg": "Request", "id": 2, "cmd": {**order, "qty": 5.0}}))
+    assert _reason(rep) == R.MALFORMED and "`qty` must be an integer" in rep.events[0].message
+    assert "send 5, not 5.0" in rep.events[0].message
+
+    rej = _ask(s, msgspec.msgpack.encode({"msg": "Login", "account": 3, "api_key": KEYS[3], "cancelOnDisconnect": True}))
+    assert _reason(rej) == R.INVALID_FIELD and "did you mean `cancel_on_disconnect`?" in rej.message
+
+    s.send(msgspec.msgpack.encode({"msg": "Batch", "id": 3, "cmds": [order, {**order, "postOnly": True}]}))
+    assert s.poll(5000)
+    batch = decode_outbound(s.recv())
+    assert type(batch).__name__ == "BatchReply"
+    assert type(batch.results[0][0]).__name__ == "OrderAccepted"  # the good one alone is placed
+    bad = batch.results[1][0]
+    assert bad.reason == R.INVALID_FIELD and "command 1: unknown field `postOnly` in NewOrder" in bad.message
+    s.close()
+    with Client(srv.orders, 0, ADMIN_KEY, context=ctx) as admin:
+        (acct,) = admin.call(m.QueryOpenOrders(account=3))
+        assert [o.qty for o in acct.orders] == [10]  # only the batch's valid order rests
