@@ -12,19 +12,22 @@ from protocol.messages import PROTOCOL_VERSION, Command, Event
 
 
 def json_schema() -> dict:
-    """One JSON Schema document: the venue's ``Command`` and ``Event`` unions
-    and the server's session messages (``protocol.session``) both ways."""
+    """One JSON Schema document: the venue's ``Command`` and ``Event`` unions,
+    the server's session messages (``protocol.session``) both ways, and what
+    rides the PUB socket (``market_data``: events plus ``BookHeartbeat``), so
+    every message that can appear on the wire is in it."""
     from protocol import session
 
-    (command, event, sess_in, sess_out), components = msgspec.json.schema_components(
-        [Command, Event, session.SessionMessage, session.Outbound], ref_template="#/$defs/{name}"
+    (command, event, sess_in, sess_out, market), components = msgspec.json.schema_components(
+        [Command, Event, session.SessionMessage, session.Outbound, session.MarketData], ref_template="#/$defs/{name}"
     )
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": f"exchange-sim protocol v{PROTOCOL_VERSION}",
         "description": "Frames are msgpack maps tagged by the 'msg' field.",
         "$defs": components,
-        "properties": {"command": command, "event": event, "session_in": sess_in, "session_out": sess_out},
+        "properties": {"command": command, "event": event, "session_in": sess_in, "session_out": sess_out,
+                       "market_data": market},
     }
 
 
@@ -71,8 +74,8 @@ def markdown_reference() -> str:
                     out.append(f"| `{field}` | {_type_name(fs)} | {'yes' if field in req else ''} | {default} |")
                 out.append("")
 
-    (cmd_schema, ev_schema, sess_in, sess_out), comps = msgspec.json.schema_components(
-        [Command, Event, session.SessionMessage, session.Outbound], ref_template="#/$defs/{name}")
+    (cmd_schema, ev_schema, sess_in, sess_out, market), comps = msgspec.json.schema_components(
+        [Command, Event, session.SessionMessage, session.Outbound, session.MarketData], ref_template="#/$defs/{name}")
 
     def names(s: dict) -> list[str]:
         return [r["$ref"].rsplit("/", 1)[-1] for r in s.get("anyOf", [])]
@@ -84,6 +87,11 @@ def markdown_reference() -> str:
         "`exchange-sim schema` prints the same as JSON Schema. Every frame is one msgpack map whose `msg` field",
         "names the message. Units: prices in ticks, quantities in lots, balances in minor units, index prices in",
         "1e-8 USD (see the top of `protocol/messages.py`).",
+        "",
+        "**Unknown fields are refused.** A client message with a field its schema does not list is answered",
+        "`invalid_field`, naming the field, the message and its fields (a misspelled `reduceOnly` never places an",
+        "order without it); a float where an integer is expected (`5.0`) is `malformed`, never truncated.",
+        "Messages the venue sends may gain fields in later versions: a client should ignore fields it does not know.",
         "",
         "## Market-data sync rules",
         "",
@@ -107,4 +115,7 @@ def markdown_reference() -> str:
     table([n for n in names(sess_in)], comps, out)
     out += ["## Session messages (server → client)", ""]
     table([n for n in names(sess_out) if n not in names(ev_schema)], comps, out)
+    out += ["## Market data only (PUB socket)", ""]
+    seen = set(names(ev_schema)) | set(names(sess_out))
+    table([n for n in names(market) if n not in seen], comps, out)
     return "\n".join(out).rstrip() + "\n"

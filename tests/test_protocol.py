@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import typing
+from typing import get_args
 
 import msgspec
 import msgspec.inspect as mi
@@ -237,6 +238,18 @@ def test_json_schema_lists_every_message():
     assert refs(schema["properties"]["command"]) == {c.__name__ for c in COMMANDS}
     assert refs(schema["properties"]["event"]) == {c.__name__ for c in EVENTS}
     assert str(PROTOCOL_VERSION) in schema["title"]
+    # everything the PUB socket carries, BookHeartbeat included, and every
+    # session message both ways: a bot written from the schema alone meets
+    # no message it was not told about
+    from protocol import session
+    wire = set(get_args(session.Inbound)) | set(get_args(session.Outbound)) | set(get_args(session.MarketData))
+    assert {c.__name__ for c in wire} <= set(defs)
+    assert refs(schema["properties"]["market_data"]) == {c.__name__ for c in get_args(session.MarketData)}
+    assert "BookHeartbeat" in refs(schema["properties"]["market_data"])
+    # what a client sends is closed (unknown fields refused), what it receives is open
+    for cls in tuple(COMMANDS) + get_args(session.SessionMessage):
+        assert defs[cls.__name__].get("additionalProperties") is False, cls.__name__
+    assert "additionalProperties" not in defs["Fill"]
 
 
 def test_json_schema_carries_the_field_bounds():
