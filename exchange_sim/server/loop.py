@@ -61,7 +61,6 @@ from exchange_sim import config as config_mod
 from exchange_sim.config import Config
 from exchange_sim.server.routing import (
     ADMIN_EV,
-    PRIVATE,
     PUBLIC,
     REPLY,
     ROUTES,
@@ -500,7 +499,6 @@ class Server:
             sess = self._new_session(ident)
         now = time.monotonic()
         sess.last_seen = now
-        sess.frames += 1
         self.frames_in += 1
         if len(frame) > self._max_frame:
             self._reject_frame(sess, R.MALFORMED, f"frame of {len(frame)} bytes exceeds the maximum {self._max_frame}")
@@ -642,7 +640,6 @@ class Server:
         sess.admin = who == "admin"
         sess.account = msg.account
         sess.cod = msg.cancel_on_disconnect
-        sess.firehose = msg.firehose
         if msg.firehose:
             self.firehose.append(sess)
         self.by_account.setdefault(msg.account, []).append(sess)
@@ -716,7 +713,6 @@ class Server:
 
     def _rej(self, sess: Session, reason: RejectReason, message: str, command: str = "") -> Rejected:
         self._count(self.rejects, reason.value)
-        sess.rejects += 1
         self._log_bad(sess, f"{reason.value}: {message}")
         return Rejected(reason=reason, message=message, command=command)
 
