@@ -5,17 +5,8 @@ Configs are the embedded default with overrides through
 (:data:`HOUSE`) that is the counterparty when a test opens a position, a
 market maker that quotes depth around the index, and funded traders.
 
-Units (default config), so docstrings can show arithmetic by hand:
-
-=========  ===========  ========  ==================  ============
-symbol     tick (USD)   lot       µUSDT per tick×lot  default mark
-=========  ===========  ========  ==================  ============
-BTC-PERP   0.1          0.001     100                 $60,000
-ETH-PERP   0.01         0.001     10                  $3,000
-SOL-PERP   0.001        0.1       100                 $150
-BNB-PERP   0.01         0.01      100                 $600
-MEME-PERP  0.00001      1         10                  $0.25
-=========  ===========  ========  ==================  ============
+Units (ticks, lots, µUSDT per tick×lot, start marks): the one table in
+``units.py``, re-exported here (``U``, ``COIN``, the symbols).
 
 Margin tiers, marginal like tax brackets (IM rate, MM rate):
 BTC/ETH: ≤$250k 1%/0.5%, ≤$1M 2%/1%; SOL/BNB: ≤$100k 2%/1%, ≤$1M 5%/2.5%;
@@ -31,6 +22,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import msgspec
+
+from units import BNB, BTC, COIN, ETH, MEME, SOL, U  # noqa: F401  (re-exported)
 
 from exchange_sim import config as config_mod
 from exchange_sim.config import Config
@@ -50,15 +43,9 @@ from protocol.messages import (
     Side,
 )
 
-U = 10**6  # µUSDT per USDT
-COIN = 10**8  # minor units of BTC / ETH / SOL / BNB / MEME
 HOUSE = 0  # counterparty with (practically) unlimited USDT
 HOUSE_USDT = 10**12  # whole USDT
 FUND = 1_000_000_000  # the insurance fund's account id (default config)
-BTC, ETH, SOL, BNB, MEME = "BTC-PERP", "ETH-PERP", "SOL-PERP", "BNB-PERP", "MEME-PERP"
-#: ticks per USD per symbol
-TICKS_PER_USD = {BTC: 10, ETH: 100, SOL: 1000, BNB: 100, MEME: 100_000}
-UNDERLYING = {BTC: "BTC", ETH: "ETH", SOL: "SOL", BNB: "BNB", MEME: "MEME"}
 
 
 # ------------------------------------------------------------------ configs
