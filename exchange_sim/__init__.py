@@ -25,9 +25,10 @@ module's imports (``ast``, nothing imported) and enforces this.
    web page (:mod:`exchange_sim.web`), the load generator
    (:mod:`clients.loadgen`) and the example bots (:mod:`clients.bots`). They
    may import the core and the clients. They live beside the layer they are
-   closest to (``exchange-sim load`` and the bots are clients at heart; they
-   read the embedded config only for defaults), so the layer of a module is
-   given by the list in ``tests/test_layering.py``, not by its directory.
+   closest to (``exchange-sim load`` and the bots are clients at heart that
+   also read the venue's config: demo keys, endpoints, thresholds), so the
+   layer of a module is given by the list ``APPLICATIONS`` in
+   ``tests/test_layering.py``, not by its directory.
 """
 
 from exchange_sim.venue import Venue
