@@ -16,13 +16,8 @@ orders) so the file cannot rot and costs a few seconds.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
+import e2e_load  # this directory: pytest prepends it to sys.path (it has no __init__.py)
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import e2e_load  # noqa: E402
 
 
 @pytest.fixture(scope="module")

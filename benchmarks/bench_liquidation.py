@@ -8,7 +8,7 @@ Run::
 ``test_crash_cascade``: a 30 % crash of SOL on a venue with
 ``LIQ_BENCH_ACCOUNTS`` accounts holding positions (10,000 by default; 300
 when timing is disabled, so CI stays fast), built by
-``tests/liq_helpers.crash_venue``: 70 % long SOL at 1-4.5x (half also long
+``benchmarks/crash.py``: 70 % long SOL at 1-4.5x (half also long
 BTC), 17 % short SOL, the rest in ETH; cross, portfolio and isolated; a
 market maker with 100 levels a side ($10M per side on SOL, 10 bps apart)
 around the post-crash price. Timed: one ``venue.apply(ShockPrice(SOL,
@@ -31,17 +31,13 @@ import copy
 import hashlib
 import os
 import random
-import sys
 
 import msgspec
 import pytest
+from crash import bench_config, crash_venue, replace
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-
-from liq_helpers import crash_venue, liq_config, replace  # noqa: E402
-
-from exchange_sim.venue import Venue  # noqa: E402
-from protocol.messages import (  # noqa: E402
+from exchange_sim.venue import Venue
+from protocol.messages import (
     AutoDeleverage,
     InsuranceTakeover,
     LiquidationSlice,
@@ -122,7 +118,7 @@ def test_crash_cascade(benchmark, request, fund):
 def _twenty_positions():
     """A venue with 20 instruments (the 5 defaults and copies of them over the
     same underlyings) and one account's exposures: mixed signs, $1k-$500k."""
-    cfg = liq_config()
+    cfg = bench_config()
     base = list(cfg.instruments)
     out, k = list(base), 2
     while len(out) < 20:

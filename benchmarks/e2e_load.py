@@ -85,7 +85,6 @@ def order_flow(client: int, n: int, seed: int = 1, account: int | None = None, t
 
 def bench_config(clients: int) -> str:
     """The default config with bench accounts and limits out of the way."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from exchange_sim import config as config_mod
 
     text = config_mod.default_text()
@@ -294,7 +293,6 @@ def run_latency(endpoint: str, rate: float, seconds: float, warmup: float = 0.5,
 
 def run_core(clients: int, per_client: int) -> dict:
     """The same order flow straight into ``Venue.apply``: the server's ceiling."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from exchange_sim import config as config_mod
     from exchange_sim.server import Server
 

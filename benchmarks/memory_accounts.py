@@ -41,15 +41,10 @@ import resource
 import sys
 import time
 
-try:
-    from exchange_sim import Venue
-except ImportError:  # run from a checkout without installing
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from exchange_sim import Venue
+from flows import funding_commands  # this directory: sys.path[0] when run as a script
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from flows import funding_commands  # noqa: E402
-from protocol.messages import (  # noqa: E402
+from exchange_sim import Venue
+from protocol.messages import (
     CancelAll,
     MarginMode,
     NewOrder,

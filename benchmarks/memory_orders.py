@@ -35,15 +35,10 @@ import resource
 import sys
 import time
 
-try:
-    from exchange_sim import Venue
-except ImportError:  # run from a checkout without installing
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from exchange_sim import Venue
+from flows import funding_commands, resting_orders  # this directory: sys.path[0] when run as a script
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from flows import funding_commands, resting_orders  # noqa: E402
-from protocol.messages import Rejected  # noqa: E402
+from exchange_sim import Venue
+from protocol.messages import Rejected
 
 
 def _rss_mb() -> float:

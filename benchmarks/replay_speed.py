@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from flows import mixed_flow  # this directory: sys.path[0] when run as a script
 
-from flows import mixed_flow  # noqa: E402
-
-from exchange_sim import Venue, journal, replay, snapshot  # noqa: E402
+from exchange_sim import Venue, journal, replay, snapshot
 
 
 def run(commands: int, directory: Path) -> dict:

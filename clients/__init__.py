@@ -17,6 +17,7 @@ from clients.errors import (
     DuplicateOrder,
     ExchangeError,
     InsufficientMargin,
+    InternalError,
     InvalidOrder,
     NotAllowed,
     NotAuthenticated,
@@ -33,6 +34,6 @@ __all__ = [
     "Client", "AsyncClient", "BookMirror",
     "ExchangeError", "ProtocolError", "NotAuthenticated", "AuthenticationFailed", "NotAllowed", "RateLimited",
     "OrderRejected", "InvalidOrder", "InsufficientMargin", "DuplicateOrder", "OrderNotFound", "RequestTimeout",
-    "Disconnected",
+    "Disconnected", "InternalError",
     "AccountState", "Book", "Fill", "OpenOrder", "OrderResult", "OrderUpdate", "Position",
 ]

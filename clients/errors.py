@@ -16,6 +16,7 @@ class from the reason::
     │   ├── InsufficientMargin   INSUFFICIENT_MARGIN, INSUFFICIENT_BALANCE, REDUCE_ONLY_MODE
     │   └── DuplicateOrder       DUPLICATE_CLIENT_ORDER_ID
     ├── OrderNotFound            (also a LookupError) UNKNOWN_ORDER
+    ├── InternalError            INTERNAL: the server failed; the command's effect is unknown
     ├── RequestTimeout           (also a TimeoutError) no answer in time
     └── Disconnected             the server ended the session (logout, heartbeat timeout, shutdown)
 """
@@ -78,6 +79,13 @@ class OrderNotFound(ExchangeError, LookupError):
     pass
 
 
+class InternalError(ExchangeError):
+    """The server failed while handling the command (``INTERNAL``): its bug,
+    not the caller's. Unlike every other refusal, the command may have been
+    partly applied: query the orders and account before acting again, and do
+    not resend blindly (a resent order may be a second order)."""
+
+
 class RequestTimeout(ExchangeError, TimeoutError):
     pass
 
@@ -98,6 +106,7 @@ _BY_REASON: dict[RejectReason, type[ExchangeError]] = {
     R.REDUCE_ONLY_MODE: InsufficientMargin,
     R.DUPLICATE_CLIENT_ORDER_ID: DuplicateOrder,
     R.UNKNOWN_ORDER: OrderNotFound,
+    R.INTERNAL: InternalError,
     R.INVALID_FIELD: InvalidOrder,
     R.UNKNOWN_SYMBOL: InvalidOrder,
     R.UNKNOWN_ASSET: InvalidOrder,

@@ -90,7 +90,9 @@ class MarginMode(enum.StrEnum):
 
 
 class RejectReason(enum.StrEnum):
-    """Why a command was refused. A reject never changes venue state."""
+    """Why a command was refused. A reject never changes venue state, except
+    ``INTERNAL``: the venue failed while applying the command (a server bug,
+    not the sender's), so its effect is unknown; it may be partly applied."""
 
     MALFORMED = "malformed"  # undecodable frame or wrong field types
     UNKNOWN_MESSAGE = "unknown_message"
@@ -125,6 +127,7 @@ class RejectReason(enum.StrEnum):
     REDUCE_ONLY_MODE = "reduce_only_mode"  # the account may only reduce risk
     MARGIN_MODE_CHANGE_DENIED = "margin_mode_change_denied"
     ACCOUNT_EXISTS = "account_exists"
+    INTERNAL = "internal"  # the server failed on the command: its effect is unknown
 
 
 #: what each reject reason means, for people (docs, logs, client errors)
@@ -162,6 +165,9 @@ REJECT_HELP = {
     RejectReason.REDUCE_ONLY_MODE: "the margin ratio is below the reduce-only threshold: only risk-reducing orders",
     RejectReason.MARGIN_MODE_CHANGE_DENIED: "the new margin mode would not meet IM, or positions/orders are open",
     RejectReason.ACCOUNT_EXISTS: "that account id is already open",
+    RejectReason.INTERNAL: ("the server failed while handling the command (its bug, not yours; logged there "
+                            "with a traceback): the command's effect is unknown, it may be partly applied. "
+                            "Do not resend blindly: query your orders and account to see what happened"),
 }
 
 
@@ -375,7 +381,8 @@ Command = Union[
 
 
 class Rejected(_Msg):
-    """A command was refused; nothing changed. ``reason`` is machine-readable,
+    """A command was refused; nothing changed (except for reason ``internal``,
+    a server fault: the effect is unknown). ``reason`` is machine-readable,
     ``message`` is for the person reading the log."""
 
     reason: RejectReason

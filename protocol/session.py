@@ -179,7 +179,7 @@ class Stats(_Msg):
     logged_in: int
     commands: int  # reached the venue
     frames_in: int
-    rejects: dict[str, int]  # server-side rejects by reason (before the venue)
+    rejects: dict[str, int]  # server-side rejects by reason (before the venue; "internal": server faults)
     dropped: dict[str, int]  # frames dropped with no reply possible, by cause
     published: int
 

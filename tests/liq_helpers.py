@@ -1,21 +1,12 @@
-"""Factories for the liquidation tests and benchmarks.
+"""Factories for the liquidation tests.
 
 Configs are the embedded default with overrides through
 ``msgspec.structs.replace``; venues come with a deep-pocketed house account
 (:data:`HOUSE`) that is the counterparty when a test opens a position, a
 market maker that quotes depth around the index, and funded traders.
 
-Units (default config), so docstrings can show arithmetic by hand:
-
-=========  ===========  ========  ==================  ============
-symbol     tick (USD)   lot       µUSDT per tick×lot  default mark
-=========  ===========  ========  ==================  ============
-BTC-PERP   0.1          0.001     100                 $60,000
-ETH-PERP   0.01         0.001     10                  $3,000
-SOL-PERP   0.001        0.1       100                 $150
-BNB-PERP   0.01         0.01      100                 $600
-MEME-PERP  0.00001      1         10                  $0.25
-=========  ===========  ========  ==================  ============
+Units (ticks, lots, µUSDT per tick×lot, start marks): the one table in
+``units.py``, re-exported here (``U``, ``COIN``, the symbols).
 
 Margin tiers, marginal like tax brackets (IM rate, MM rate):
 BTC/ETH: ≤$250k 1%/0.5%, ≤$1M 2%/1%; SOL/BNB: ≤$100k 2%/1%, ≤$1M 5%/2.5%;
@@ -31,6 +22,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import msgspec
+
+from units import BNB, BTC, COIN, ETH, MEME, SOL, U  # noqa: F401  (re-exported)
 
 from exchange_sim import config as config_mod
 from exchange_sim.config import Config
@@ -50,15 +43,9 @@ from protocol.messages import (
     Side,
 )
 
-U = 10**6  # µUSDT per USDT
-COIN = 10**8  # minor units of BTC / ETH / SOL / BNB / MEME
 HOUSE = 0  # counterparty with (practically) unlimited USDT
 HOUSE_USDT = 10**12  # whole USDT
 FUND = 1_000_000_000  # the insurance fund's account id (default config)
-BTC, ETH, SOL, BNB, MEME = "BTC-PERP", "ETH-PERP", "SOL-PERP", "BNB-PERP", "MEME-PERP"
-#: ticks per USD per symbol
-TICKS_PER_USD = {BTC: 10, ETH: 100, SOL: 1000, BNB: 100, MEME: 100_000}
-UNDERLYING = {BTC: "BTC", ETH: "ETH", SOL: "SOL", BNB: "BNB", MEME: "MEME"}
 
 
 # ------------------------------------------------------------------ configs
@@ -286,73 +273,3 @@ def determinism_scenario() -> list[list]:
     do(ShockPrice(asset="MEME", change_bps=5_000))
     v._check()
     return out
-
-
-def crash_venue(n_accounts: int, seed: int = 1, fund_usd: str = "1000000") -> Venue:
-    """The crash benchmark's venue (``benchmarks/bench_liquidation.py``):
-    ``n_accounts`` traders with $500-$10,000 of USDT, 10 % in portfolio and
-    10 % in isolated mode: 70 % long SOL at 1-4.5x (half of them also long
-    BTC at up to 15x), 17 % short SOL at 0.5-3x, the rest in ETH; all opened
-    against the house at mark. Then a market maker quotes 100 levels a side,
-    10 bps apart, $100k each, around SOL's index *after* a 30 % fall (the
-    book a market that re-quoted during the move would have; the limit band
-    is widened to 50 % so it can rest there), and 100 levels of $200k, 5 bps
-    apart, around BTC and ETH. Deterministic for a seed. A SetIndexPrice to
-    the current SOL price at the end syncs the risk arrays, as a feed tick
-    before the crash would."""
-    import random  # noqa: PLC0415
-
-    from protocol.messages import CancelAll, TimeInForce  # noqa: PLC0415
-
-    cfg = liq_config(fees=True, insurance_seed=fund_usd, max_open_orders=100_000)
-    cfg = replace(cfg, venue=replace(cfg.venue, limit_price_band="0.5"))
-    v = Venue(cfg)
-    rnd = random.Random(seed)
-    maker = 1
-    v.apply(Deposit(account=HOUSE, asset="USDT", amount=HOUSE_USDT * U))
-    v.apply(Deposit(account=maker, asset="USDT", amount=10**10 * U))
-    sol, btc, eth = (v.instruments[s] for s in (SOL, BTC, ETH))
-
-    def open_(a: int, ins, lots: int) -> None:
-        if not lots:
-            return
-        buy = lots > 0
-        v.apply(NewOrder(account=HOUSE, symbol=ins.symbol, side=Side.SELL if buy else Side.BUY, qty=abs(lots),
-                         price=ins.mark, tif=TimeInForce.POST_ONLY))
-        ev = v.apply(NewOrder(account=a, symbol=ins.symbol, side=Side.BUY if buy else Side.SELL, qty=abs(lots),
-                              price=ins.mark, tif=TimeInForce.IOC))
-        if isinstance(ev[0], Rejected):
-            v.apply(CancelAll(account=HOUSE))
-
-    for a in range(10, 10 + n_accounts):
-        c = rnd.choice([500, 1_000, 2_000, 5_000, 10_000])
-        v.apply(Deposit(account=a, asset="USDT", amount=c * U))
-        r = rnd.random()
-        if r < 0.1:
-            v.apply(SetMarginMode(account=a, mode="portfolio"))
-        elif r < 0.2:
-            v.apply(SetMarginMode(account=a, mode="isolated"))
-        kind = rnd.random()
-        if kind < 0.7:
-            open_(a, sol, int(rnd.uniform(1.0, 4.5) * c / sol.usd(sol.mark)))
-            if rnd.random() < 0.5:
-                open_(a, btc, int(rnd.uniform(0, 15) * c / btc.usd(btc.mark)))
-        elif kind < 0.87:
-            open_(a, sol, -int(rnd.uniform(0.5, 3) * c / sol.usd(sol.mark)))
-        else:
-            open_(a, eth, int(rnd.uniform(-5, 5) * c / eth.usd(eth.mark)) or 1)
-
-    def quote(ins, center: int, levels: int, step_bps: int, usd: float) -> None:
-        q = max(1, int(usd / ins.usd(center)))
-        for k in range(1, levels + 1):
-            off = center * step_bps * k // 10_000
-            for side, price in ((Side.BUY, center - off), (Side.SELL, center + off)):
-                ev = v.apply(NewOrder(account=maker, symbol=ins.symbol, side=side, qty=q, price=price,
-                                      tif=TimeInForce.POST_ONLY))
-                assert not isinstance(ev[0], Rejected), ev
-
-    quote(sol, sol.mark * 7_000 // 10_000, 100, 10, 100_000)
-    quote(btc, btc.mark, 100, 5, 200_000)
-    quote(eth, eth.mark, 100, 5, 200_000)
-    v.apply(SetIndexPrice(asset="SOL", price=v.assets["SOL"].index))
-    return v

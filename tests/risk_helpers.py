@@ -2,17 +2,8 @@
 one with ``msgspec.structs.replace``, venues with a deep-pocketed house
 account, positions opened at an exact price, and tolerant float compares.
 
-Units (default config), so docstrings can show arithmetic by hand:
-
-=========  ===========  ========  ==================  ============
-symbol     tick (USD)   lot       µUSDT per tick×lot  default mark
-=========  ===========  ========  ==================  ============
-BTC-PERP   0.1          0.001     100                 $60,000
-ETH-PERP   0.01         0.001     10                  $3,000
-SOL-PERP   0.001        0.1       100                 $150
-BNB-PERP   0.01         0.01      100                 $600
-MEME-PERP  0.00001      1         10                  $0.25
-=========  ===========  ========  ==================  ============
+Units (ticks, lots, µUSDT per tick×lot, start marks): the one table in
+``units.py``, re-exported here (``U``, ``COIN``).
 
 Default margin tiers, marginal like tax brackets (IM rate, MM rate):
 BTC/ETH: ≤$250k 1%/0.5%, ≤$1M 2%/1%, ≤$10M 5%/2.5%, above 10%/5%;
@@ -26,6 +17,8 @@ import math
 from decimal import Decimal
 
 import msgspec
+
+from units import COIN, U  # noqa: F401  (re-exported)
 
 from exchange_sim import config as config_mod
 from exchange_sim.config import Config
@@ -44,8 +37,6 @@ from protocol.messages import (
     Side,
 )
 
-U = 10**6  # µUSDT per USDT
-COIN = 10**8  # minor units of BTC / ETH / SOL / BNB / MEME
 HOUSE = 0  # counterparty with (practically) unlimited USDT
 HOUSE_USDT = 10**12  # whole USDT
 

@@ -12,8 +12,7 @@ import pytest
 from exchange_sim import Venue, journal, replay, snapshot
 from exchange_sim.cli import main
 from protocol import messages as m
-
-USDT = 10**6
+from units import U as USDT
 
 
 class JournaledVenue(Venue):

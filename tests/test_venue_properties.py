@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from units import TICK_E8  # one tick in 1e-8 USD
 from venue_helpers import BTC, ETH, SOL, U, fund, make_venue, snapshot
 from protocol.messages import (
     PRICE_SCALE,
@@ -63,7 +64,6 @@ QTY = {BTC: (1, 400), ETH: (2, 4000), SOL: (1, 1500)}
 # stream, ``command_stream``, mostly takes new ids and reuses recent ones.)
 CIDS = ("a", "b", "c", "d")
 STREAM_CIDS = tuple(f"c{i}" for i in range(8))
-TICK_E8 = {BTC: 10**7, ETH: 10**6, SOL: 10**5}  # one tick in 1e-8 USD
 
 
 def _funded_venue():

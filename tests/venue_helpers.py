@@ -5,17 +5,8 @@ that return their events, and a snapshot of everything a user can observe
 in ``conftest.py``; this is a plain module (``from venue_helpers import
 ...``) so its name cannot clash with another directory's ``conftest``.
 
-Units of the default config, so tests can state their arithmetic by hand:
-
-=========  ===========  ========  ==================  =================
-symbol     tick (USDT)  lot       µUSDT per tick×lot  mark at start
-=========  ===========  ========  ==================  =================
-BTC-PERP   0.1          0.001     100                 600_000 ($60,000)
-ETH-PERP   0.01         0.001     10                  300_000 ($3,000)
-SOL-PERP   0.001        0.1       100                 150_000 ($150)
-BNB-PERP   0.01         0.01      100                 60_000 ($600)
-MEME-PERP  0.00001      1         10                  25_000 ($0.25)
-=========  ===========  ========  ==================  =================
+Units (ticks, lots, µUSDT per tick×lot, start marks): the one table in
+``units.py``, re-exported here (``U``, the symbols, ``BTC_MARK``, ``ETH_MARK``).
 
 Fees: maker 0.02 %, taker 0.05 %, rounded up to the µUSDT. Limit prices must
 lie within 20 % of mark; market orders fill no further than 5 % from mark.
@@ -26,6 +17,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import msgspec
+
+from units import BNB, BTC, BTC_MARK, ETH, ETH_MARK, MEME, SOL, U  # noqa: F401  (re-exported)
 
 from exchange_sim import config as config_mod
 from exchange_sim.book import BUY, SELL
@@ -49,15 +42,6 @@ from protocol.messages import (
     Side,
 )
 
-U = 10**6  # µUSDT per USDT
-COIN = 10**8  # minor units per BTC / ETH / SOL / BNB / MEME
-BTC = "BTC-PERP"
-ETH = "ETH-PERP"
-SOL = "SOL-PERP"
-BNB = "BNB-PERP"
-MEME = "MEME-PERP"
-BTC_MARK = 600_000
-ETH_MARK = 300_000
 MAKER = 100  # a deep-pocketed counterparty account used by many tests
 
 _SIDES = {"buy": Side.BUY, "sell": Side.SELL, Side.BUY: Side.BUY, Side.SELL: Side.SELL}

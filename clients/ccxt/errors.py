@@ -230,6 +230,7 @@ BY_REASON: dict[RejectReason, type[BaseError]] = {
     R.REDUCE_ONLY_MODE: InsufficientFunds,  # margin ratio too low: only risk-reducing orders
     R.MARGIN_MODE_CHANGE_DENIED: OperationRejected,
     R.ACCOUNT_EXISTS: BadRequest,
+    R.INTERNAL: ExchangeError,  # the venue's fault, the effect unknown: not InvalidOrder, not retryable blindly
 }
 
 _ORDER_COMMANDS = frozenset({"NewOrder", "AmendOrder", "CancelOrder", "CancelAll"})

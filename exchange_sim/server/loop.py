@@ -26,8 +26,14 @@ Contract:
   typed ``Rejected`` (MALFORMED, UNKNOWN_MESSAGE, INVALID_FIELD,
   NOT_LOGGED_IN, AUTH_FAILED, NOT_ALLOWED, RATE_LIMITED) and a log line
   (log lines are themselves rate-limited; the counters in ``Stats`` are not).
-  An exception inside the venue is logged with its command and answered as
-  a reject: the server keeps serving everyone else.
+- **A server fault is the server's, not the bot's.** An exception inside the
+  venue (or the server's own frame handling) is logged with its command and
+  traceback, counted in ``Stats.rejects["internal"]`` and answered as
+  ``Rejected(INTERNAL)``: the command's effect is unknown, the server keeps
+  serving everyone else.
+- **One fan-out.** The events of a session's command and of a timer's
+  (feed, clock, cancel-on-disconnect) are routed by one function,
+  :meth:`Server._fan_out`.
 - **Slow consumers never slow matching.** PUB drops beyond ``pub_hwm`` per
   subscriber (the subscriber sees a sequence gap and re-syncs from a
   snapshot). ROUTER sends are non-blocking with ``ROUTER_MANDATORY``: a reply
@@ -55,10 +61,9 @@ from exchange_sim import config as config_mod
 from exchange_sim.config import Config
 from exchange_sim.server.routing import (
     ADMIN_EV,
-    PRIVATE,
     PUBLIC,
     REPLY,
-    _route_cache,
+    ROUTES,
     classify_decode_error,
     route,
     topic_prefix,
@@ -95,7 +100,6 @@ log = logging.getLogger("exchange_sim.server")
 R = RejectReason
 _COMMANDS = frozenset(m.Command.__args__)  # type: ignore[attr-defined]
 _QUERIES = frozenset(c for c in _COMMANDS if c.__name__.startswith("Query"))
-_TICK = getattr(m, "Tick", None)  # the venue clock command, when the protocol has it
 _DRAIN = 256  # frames handled per loop turn before timers get a look
 # With a journal each turn ends in one fsync (group commit): a longer turn
 # amortizes it over more commands, at the price of a little more ack latency.
@@ -142,7 +146,7 @@ class Server:
         self._hb_s = p.heartbeat_interval_ms / 1000
         self._timeout_s = p.heartbeat_timeout_ms / 1000
         self._md_hb_s = p.md_heartbeat_ms / 1000
-        self._tick_s = p.tick_interval_ms / 1000 if _TICK is not None else 0
+        self._tick_s = p.tick_interval_ms / 1000
         self._running = False
         # counters (Stats)
         self.frames_in = 0
@@ -193,7 +197,7 @@ class Server:
     def execute(self, command) -> list:
         """Stamp ``command`` with the venue clock and apply it: the only path
         into the core. Never raises: a crash inside the venue is logged and
-        answered as a reject (state may then be suspect: ``CheckInvariants``)."""
+        answered as ``Rejected(INTERNAL)`` (state may then be suspect: ``CheckInvariants``)."""
         ts = time.time_ns()
         if self.journal is not None:
             self.journal.append(self.venue.seq + 1, ts, command)
@@ -205,9 +209,9 @@ class Server:
             return events
         except Exception as exc:  # a venue bug must not take every session down
             log.error("venue raised on %r: %s\n%s", command, exc, traceback.format_exc())
-            self._count(self.dropped, "venue_error")
-            return [Rejected(reason=R.INVALID_FIELD, message=f"internal error: {type(exc).__name__}: {exc}",
-                             command=type(command).__name__)]
+            self._count(self.rejects, R.INTERNAL.value)
+            return [Rejected(reason=R.INTERNAL, message=f"internal error: {type(exc).__name__}: {exc}",
+                             command=type(command).__name__, account=getattr(command, "account", None))]
 
     def take_snapshot(self) -> SnapshotTaken | None:
         """Write the whole venue state to the data dir (journal synced first,
@@ -346,7 +350,7 @@ class Server:
                 self._publish(sym.encode() + b".book\x00" + encode(BookHeartbeat(symbol=sym, seq=ins.book_seq)))
         if self._next_tick is not None and now >= self._next_tick:
             self._next_tick = now + self._tick_s
-            self._from_timer(_TICK())
+            self._from_timer(m.Tick())
         if self.feed is not None:
             due = self.feed.next_due()
             if due is not None and now >= due:
@@ -395,24 +399,61 @@ class Server:
     def _from_timer(self, command) -> None:
         """A command no session asked for (feed, clock, cancel-on-disconnect)."""
         pushes: dict[Session, list] = {}
-        events = self.execute(command)
+        for ev in self._fan_out(self.execute(command), None, pushes):
+            if type(ev) is Rejected:
+                self._log_bad(None, f"timer command {type(command).__name__} rejected: {ev.message}")
+        if pushes:
+            self._flush(pushes)
+
+    def _fan_out(self, events: list, sess: Session | None, pushes: dict) -> list:
+        """Route one command's events; return the requester's share.
+
+        Public events go to the PUB socket; private ones to their account's
+        other sessions and the firehose, as ``pushes``; admin events to the
+        firehose. The requester ``sess`` (None for a timer's command) gets in
+        its reply: its rejects and REPLY-only answers, the events of its own
+        account (an admin: every event). For a timer the share is just its
+        rejects (nobody asked, so nobody is answered)."""
+        reply = []
+        me = sess.account if sess is not None else None
+        admin = sess is not None and sess.admin
+        routes = ROUTES
+        firehose = self.firehose
         for ev in events:
-            r = route(type(ev))
+            et = type(ev)
+            r = routes.get(et)
+            if r is None:
+                r = route(et)
             if r == PUBLIC:
                 self._publish(topic_prefix(ev) + encode(ev))
-            elif r == PRIVATE and type(ev) is not Rejected:
-                for peer in self.by_account.get(ev.account, ()):
-                    pushes.setdefault(peer, []).append(ev)
-                for peer in self.firehose:
-                    if peer.account != ev.account:
-                        pushes.setdefault(peer, []).append(ev)
+                if admin:
+                    reply.append(ev)
+            elif r == REPLY or et is Rejected:
+                if sess is not None or et is Rejected:
+                    reply.append(ev)
             elif r == ADMIN_EV:
-                for peer in self.firehose:
-                    pushes.setdefault(peer, []).append(ev)
-            elif type(ev) is Rejected:
-                self._log_bad(None, f"timer command {type(command).__name__} rejected: {ev.message}")
-        for peer, evs in pushes.items():
-            self._send(peer, encode(Push(events=evs)))
+                if admin:
+                    reply.append(ev)
+                for peer in firehose:
+                    if peer is not sess:
+                        pushes.setdefault(peer, []).append(ev)
+            else:
+                acct = ev.account
+                if sess is not None and (acct == me or admin or acct is None):
+                    reply.append(ev)
+                peers = self.by_account.get(acct)
+                if peers:
+                    for peer in peers:
+                        if peer is not sess:
+                            lst = pushes.get(peer)
+                            if lst is None:
+                                pushes[peer] = [ev]
+                            else:
+                                lst.append(ev)
+                for peer in firehose:
+                    if peer is not sess and peer.account != acct:
+                        pushes.setdefault(peer, []).append(ev)
+        return reply
 
     # ---------------------------------------------------------------- frames
 
@@ -435,12 +476,14 @@ class Server:
         self._reject_frame(sess, R.MALFORMED, f"expected 1 frame per message, got {len(frames)}")
 
     def _internal_error(self, ident: bytes, exc: Exception) -> None:
+        """A bug in the server's own handling of a frame: logged with its
+        traceback, counted, answered as INTERNAL (the client did nothing wrong)."""
         log.error("internal error on a frame from %r: %s\n%s", ident, exc, traceback.format_exc())
-        self._count(self.dropped, "internal_error")
+        self._count(self.rejects, R.INTERNAL.value)
         sess = self.sessions.get(ident)
         if sess is not None:
             try:
-                self._send(sess, encode(Rejected(reason=R.MALFORMED, message=f"internal error: {type(exc).__name__}")))
+                self._send(sess, encode(Rejected(reason=R.INTERNAL, message=f"internal error: {type(exc).__name__}")))
             except Exception:
                 pass
 
@@ -456,7 +499,6 @@ class Server:
             sess = self._new_session(ident)
         now = time.monotonic()
         sess.last_seen = now
-        sess.frames += 1
         self.frames_in += 1
         if len(frame) > self._max_frame:
             self._reject_frame(sess, R.MALFORMED, f"frame of {len(frame)} bytes exceeds the maximum {self._max_frame}")
@@ -465,7 +507,7 @@ class Server:
             msg = decode_inbound(frame)
         except Exception as exc:  # msgspec errors, and e.g. UnicodeDecodeError on bad UTF-8
             reason, text = classify_decode_error(exc, frame)
-            self._reject_frame(sess, reason, text, frame)
+            self._reject_frame(sess, reason, text)
             return
         t = type(msg)
         if t is RequestIn:
@@ -565,50 +607,12 @@ class Server:
                 return [self._rej(sess, R.DUPLICATE_CLIENT_ORDER_ID,
                                   f"client order id {cid!r} was used for a different order", t.__name__)], False
         events = self.execute(cmd)
-        reply = []
         if pol == PUBLIC_CMD or t in _QUERIES:
             reply = events  # a query's answer is for the asker alone
         else:
-            me = sess.account
-            admin = sess.admin
-            routes = _route_cache
-            for ev in events:
-                et = type(ev)
-                r = routes.get(et)
-                if r is None:
-                    r = route(et)
-                if r == PUBLIC:
-                    self._publish(topic_prefix(ev) + encode(ev))
-                    if admin:
-                        reply.append(ev)
-                elif r == REPLY or et is Rejected:
-                    reply.append(ev)
-                elif r == ADMIN_EV:
-                    if admin:
-                        reply.append(ev)
-                    for peer in self.firehose:
-                        if peer is not sess:
-                            pushes.setdefault(peer, []).append(ev)
-                else:
-                    acct = ev.account
-                    if acct == me or admin or acct is None:
-                        reply.append(ev)
-                    peers = self.by_account.get(acct)
-                    if peers:
-                        for peer in peers:
-                            if peer is not sess:
-                                lst = pushes.get(peer)
-                                if lst is None:
-                                    pushes[peer] = [ev]
-                                else:
-                                    lst.append(ev)
-                    for peer in self.firehose:
-                        if peer is not sess and peer.account != acct:
-                            pushes.setdefault(peer, []).append(ev)
+            reply = self._fan_out(events, sess, pushes)
         if cid is not None and reply and type(reply[0]) is OrderAccepted:
             self.idem.put(cmd.account, cid, cmd, reply)
-        if reply and type(reply[0]) is Rejected:
-            pass  # venue rejects are normal business, not logged
         return reply, False
 
     def _flush(self, pushes: dict) -> None:
@@ -636,7 +640,6 @@ class Server:
         sess.admin = who == "admin"
         sess.account = msg.account
         sess.cod = msg.cancel_on_disconnect
-        sess.firehose = msg.firehose
         if msg.firehose:
             self.firehose.append(sess)
         self.by_account.setdefault(msg.account, []).append(sess)
@@ -710,11 +713,10 @@ class Server:
 
     def _rej(self, sess: Session, reason: RejectReason, message: str, command: str = "") -> Rejected:
         self._count(self.rejects, reason.value)
-        sess.rejects += 1
         self._log_bad(sess, f"{reason.value}: {message}")
         return Rejected(reason=reason, message=message, command=command)
 
-    def _reject_frame(self, sess: Session, reason: RejectReason, message: str, frame: bytes | None = None) -> None:
+    def _reject_frame(self, sess: Session, reason: RejectReason, message: str) -> None:
         """A frame with no readable request id: a bare Rejected back."""
         rej = self._rej(sess, reason, message)
         self._send(sess, encode(rej))

@@ -38,31 +38,44 @@ from typing import get_args
 
 import msgspec
 
-from protocol.messages import BookSnapshot, CascadeBoundHit, Command, Instruments, RejectReason
+from protocol.messages import (
+    BookDelta,
+    BookSnapshot,
+    CascadeBoundHit,
+    Command,
+    FundingRate,
+    Instruments,
+    LiquidationNotice,
+    MarkPrice,
+    RejectReason,
+    SymbolStatus,
+    Trade,
+)
 from protocol.session import TOPIC_SEP, SessionMessage, topic
 
 PUBLIC, PRIVATE, REPLY, ADMIN_EV = 0, 1, 2, 3
 
 _REPLY_ONLY = (BookSnapshot, Instruments)
 _ADMIN_ONLY = (CascadeBoundHit,)
-#: short channel names for the common public events; others: lowercased class name
-CHANNELS = {
-    "BookDelta": "book",
-    "Trade": "trade",
-    "MarkPrice": "mark",
-    "SymbolStatus": "status",
-    "FundingRate": "funding",
-    "Liquidation": "liquidation",
-    "PublicLiquidation": "liquidation",
-    "LiquidationNotice": "liquidation",
+#: the channel of each public event class (keyed by class, so a name that is
+#: no event cannot creep in); another public class: its lowercased name
+CHANNELS: dict[type, str] = {
+    BookDelta: "book",
+    Trade: "trade",
+    MarkPrice: "mark",
+    SymbolStatus: "status",
+    FundingRate: "funding",
+    LiquidationNotice: "liquidation",
 }
 
-_route_cache: dict[type, int] = {}
+#: the route of each event class seen so far (filled by :func:`route`; the
+#: server's hot path reads it directly to save a call per event)
+ROUTES: dict[type, int] = {}
 _topic_cache: dict[tuple[type, str | None], bytes] = {}
 
 
 def route(cls: type) -> int:
-    r = _route_cache.get(cls)
+    r = ROUTES.get(cls)
     if r is None:
         fields = getattr(cls, "__struct_fields__", ())
         if cls in _REPLY_ONLY:
@@ -73,7 +86,7 @@ def route(cls: type) -> int:
             r = PRIVATE
         else:
             r = PUBLIC
-        _route_cache[cls] = r
+        ROUTES[cls] = r
     return r
 
 
@@ -84,8 +97,7 @@ def topic_prefix(event) -> bytes:
     key = (cls, symbol)
     t = _topic_cache.get(key)
     if t is None:
-        name = cls.__name__
-        t = _topic_cache[key] = topic(symbol, CHANNELS.get(name, name.lower())) + TOPIC_SEP
+        t = _topic_cache[key] = topic(symbol, CHANNELS.get(cls, cls.__name__.lower())) + TOPIC_SEP
     return t
 
 

@@ -72,7 +72,7 @@ class Session:
 
     __slots__ = (
         "ident", "sid", "account", "admin", "logged_in", "cod", "last_seen", "tokens", "stamp",
-        "req", "frames", "rejects", "firehose",
+        "req",
     )
 
     def __init__(self, ident: bytes, sid: int, now: float, burst: float):
@@ -82,13 +82,10 @@ class Session:
         self.admin = False
         self.logged_in = False
         self.cod = False  # cancel-on-disconnect
-        self.firehose = False  # admin monitoring: every account's private events
         self.last_seen = now
         self.tokens = float(burst)
         self.stamp = now
         self.req = False  # a REQ peer: replies need the empty delimiter frame
-        self.frames = 0
-        self.rejects = 0
 
     def take(self, n: int, now: float, rate: float, burst: float) -> bool:
         """Token bucket: spend ``n`` tokens if there are that many. O(1)."""

@@ -22,11 +22,11 @@ import zmq
 
 from clients import BookMirror, Client
 from integration_helpers import KEYS
+from units import BTC_MARK as MARK  # ticks: $60,000.0
 from protocol import messages as m
 from protocol.messages import OrderAccepted, OrderType, Side, TimeInForce
 
 SYM = "BTC-PERP"
-MARK = 600_000  # ticks: $60,000.0
 
 
 class LossyLink(threading.Thread):
