@@ -4,6 +4,7 @@
     exchange-sim run        the same, explicitly
     exchange-sim schema     the JSON Schema of every protocol message
     exchange-sim serve      the venue over ZeroMQ (sessions, orders, market data)
+    exchange-sim config     the effective configuration (default or --config FILE) as TOML
     exchange-sim keys       a new CURVE key pair for the server's config
     exchange-sim explain    every margin figure of an account (the article's example by default)
     exchange-sim load       many accounts, a target order rate, shocks: live figures and a JSON report
@@ -54,6 +55,14 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_config(args: argparse.Namespace) -> int:
+    cfg = config_mod.load(args.config) if args.config else config_mod.default()
+    source = f"the embedded default merged with {args.config}" if args.config else "the embedded default"
+    sys.stdout.write(config_mod.dumps(cfg, header=f"exchange-sim effective configuration: {source}.\n"
+                                      "Copy it, keep only what you change, and pass it with --config.\n"))
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from exchange_sim.server import run
 
@@ -67,7 +76,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         return run(cfg, orders=args.orders, market_data=args.market_data, feed=feed, feed_csv=args.feed_csv,
                    seed=args.seed, speed=args.speed, duration=args.duration, data_dir=args.data_dir,
-                   config_text=text if args.config or not args.data_dir else config_mod.default_text())
+                   # the data dir keeps the whole effective config, not a partial file whose
+                   # meaning would change with the next version's default
+                   config_text=config_mod.dumps(cfg, header="the config this data dir was created with"))
     except zmq.ZMQError as exc:
         raise OSError(f"cannot serve: {exc}") from None
 
@@ -206,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--duration", type=float, help="stop by itself after this many seconds")
     p_serve.add_argument("--data-dir", help="journal + snapshots here; a restart recovers the state exactly")
     p_serve.set_defaults(func=_cmd_serve)
+    p_config = sub.add_parser("config", help="print the effective configuration as TOML (default or --config FILE)",
+                              description="Print the effective configuration as TOML: the embedded default, or\n"
+                              "--config FILE merged onto it. The output reads back to the same configuration.\n\n"
+                              + config_mod.MERGE_RULES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p_config.add_argument("--config", help="TOML config to merge onto the default")
+    p_config.set_defaults(func=_cmd_config)
     p_keys = sub.add_parser("keys", help="print a new CURVE key pair for [server]")
     p_keys.set_defaults(func=_cmd_keys)
     p_explain = sub.add_parser("explain", help="explain an account's margin: haircuts, requirement, scenarios, modes")
