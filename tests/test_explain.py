@@ -243,7 +243,7 @@ def test_cli_explain_scenario_file_and_config(capsys, tmp_path):
     ETH at $3,000, short 2 BTC at $60,000, 10,000 USDT) and a config file
     with BTC's haircut removed: MM 780, IM 1,560 (see test_article)."""
     sc = tmp_path / "hedge.toml"
-    sc.write_text('mode = "portfolio"\n[holdings]\nUSDT = "10000"\nBTC = "1"\n'
+    sc.write_text('mode = "portfolio"\n[prices]\nBTC = 60000\nETH = "3000"\n[holdings]\nUSDT = "10000"\nBTC = "1"\n'
                   '[[positions]]\nsymbol = "ETH-PERP"\nqty = "80"\n'
                   '[[positions]]\nsymbol = "BTC-PERP"\nqty = "-2"\nentry = "61000"\n')
     from exchange_sim.config import default_text
@@ -272,8 +272,9 @@ def test_cli_explain_scenario_file_and_config(capsys, tmp_path):
         ('[prices]\nSOL = "1e400"\n', "price"),
         ('[holdings]\nDOGE = "1"\n', "unknown asset"),
         ('[holdings]\nUSDT = "1000"\n[[positions]]\nsymbol = "DOGE-PERP"\nqty = "1"\n', "unknown symbol"),
-        ('[holdings]\nUSDT = "1000"\n[[positions]]\nsymbol = "SOL-PERP"\nqty = "0.05"\n', "lots"),
-        ('[holdings]\nUSDT = "10"\n[[positions]]\nsymbol = "BTC-PERP"\nqty = "10"\n', "insufficient_margin"),
+        ('[prices]\nSOL = 150\n[holdings]\nUSDT = "1000"\n[[positions]]\nsymbol = "SOL-PERP"\nqty = "0.05"\n', "lots"),
+        ('[prices]\nBTC = 60000\n[holdings]\nUSDT = "10"\n[[positions]]\nsymbol = "BTC-PERP"\nqty = "10"\n',
+         "insufficient_margin"),
         ('mode = "hedge"\n', "hedge"),
     ],
 )
