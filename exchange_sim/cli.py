@@ -49,7 +49,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     venue = scenario.build(cfg, scenario.load(args.scenario))
     ex = venue.explain(scenario.ACCOUNT)
     if args.json:
-        sys.stdout.write(msgspec.json.encode(ex).decode() + "\n")
+        from exchange_sim import jsonview
+
+        sys.stdout.write(jsonview.encode(ex, venue.settle.decimals, units=True) + "\n")
     else:
         print(render(ex))
     return 0
@@ -97,7 +99,7 @@ def _cmd_keys(args: argparse.Namespace) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     import msgspec
 
-    from exchange_sim import replay, snapshot
+    from exchange_sim import jsonview, replay, snapshot
     from exchange_sim.journal import JournalCorrupt
 
     directory = args.data_dir
@@ -119,10 +121,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
                 if out is not None:
                     frame = enc.encode([rec.seq, events])
                     out.write(len(frame).to_bytes(4, "little") + frame)
-                if args.print:
-                    print(f"#{rec.seq} {type(rec.command).__name__} {msgspec.json.encode(rec.command).decode()}")
+                if args.print:  # money exact (jsonview): people read these lines
+                    dec = venue.settle.decimals
+                    print(f"#{rec.seq} {type(rec.command).__name__} {jsonview.encode(rec.command, dec)}")
                     for ev in events:
-                        print(f"    {type(ev).__name__} {msgspec.json.encode(ev).decode()}")
+                        print(f"    {type(ev).__name__} {jsonview.encode(ev, dec)}")
         finally:
             if out is not None:
                 out.close()
@@ -229,14 +232,18 @@ def build_parser() -> argparse.ArgumentParser:
     p_explain.add_argument("scenario", nargs="?", help="scenario TOML (default: the source article's example)")
     p_explain.add_argument("--config", help="TOML config (default: the embedded one)")
     p_explain.add_argument("--profile", help="portfolio-margin profile, e.g. stress")
-    p_explain.add_argument("--json", action="store_true", help="print the Explain message as JSON")
+    p_explain.add_argument("--json", action="store_true",
+                           help="print the Explain message as JSON; USD money as decimal strings rounded half-even "
+                           "to the settlement asset's minor unit (6 decimals for USDT), prices per unit with 8 "
+                           "decimals, ratios and rates as numbers (the output's \"units\" says so too)")
     p_explain.set_defaults(func=_cmd_explain)
     p_replay = sub.add_parser("replay", help="rebuild a venue offline from a data dir's snapshot + journal")
     p_replay.add_argument("data_dir")
     p_replay.add_argument("--until", type=int, help="stop after this sequence number")
     p_replay.add_argument("--from-start", action="store_true", help="ignore snapshots: replay the journal alone")
     p_replay.add_argument("--events", help="write each command's events to this file (u32 length + msgpack [seq, events])")
-    p_replay.add_argument("--print", action="store_true", help="print every command and its events as JSON lines")
+    p_replay.add_argument("--print", action="store_true", help="print every command and its events as JSON lines "
+                          "(USD money figures as decimal strings, as in explain --json)")
     p_replay.add_argument("--verify", action="store_true", help="replay the journal alone and check every snapshot's state hash")
     p_replay.set_defaults(func=_cmd_replay)
     p_prune = sub.add_parser("prune", help="delete journal segments and snapshots older than the newest snapshot")

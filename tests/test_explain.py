@@ -9,6 +9,7 @@ ETH haircut 5 % below $1M; SOL/BNB tiers IM 2 %, MM 1 % below $100k).
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import msgspec
 import pytest
@@ -23,7 +24,7 @@ from risk_helpers import (
     with_models,
 )
 
-from exchange_sim import scenario
+from exchange_sim import jsonview, scenario
 from exchange_sim.cli import main
 from protocol.messages import Explain, MarginMode, QueryExplain, Rejected, RejectReason
 
@@ -216,9 +217,9 @@ def test_cli_explain_text(capsys):
 def test_cli_explain_json_matches_the_venue(capsys, article):
     rc, out, _ = run_cli(capsys, "--json")
     assert rc == 0
-    ex = msgspec.json.decode(out, type=Explain)
-    assert ex == article.explain(ARTICLE)
-    assert json.loads(out)["msg"] == "Explain"
+    printed = json.loads(out)
+    assert printed.pop("units").startswith("USD money figures are decimal strings")
+    assert printed == jsonview.view(article.explain(ARTICLE), 6) and printed["msg"] == "Explain"
 
 
 def test_cli_explain_stress_profile(capsys):
@@ -228,12 +229,12 @@ def test_cli_explain_stress_profile(capsys):
     → portfolio MM 4,600, IM 5,980; the cross figures do not change."""
     rc, out, _ = run_cli(capsys, "--profile", "stress", "--json")
     assert rc == 0
-    ex = msgspec.json.decode(out, type=Explain)
-    rows = {c.mode: c for c in ex.compare}
-    assert ex.profile == "stress" and ex.floor == pytest.approx(750)
-    assert (rows[MarginMode.PORTFOLIO].mm, rows[MarginMode.PORTFOLIO].im) == pytest.approx((4_600, 5_980))
-    assert (rows[MarginMode.CROSS].mm, rows[MarginMode.CROSS].im) == pytest.approx((750, 1_500))
-    assert [s.name for s in ex.scenarios if s.worst] == ["SOL -"]
+    ex = json.loads(out)
+    rows = {c["mode"]: c for c in ex["compare"]}
+    assert ex["profile"] == "stress" and Decimal(ex["floor"]) == 750
+    assert (Decimal(rows["portfolio"]["mm"]), Decimal(rows["portfolio"]["im"])) == (4_600, 5_980)
+    assert (Decimal(rows["cross"]["mm"]), Decimal(rows["cross"]["im"])) == (750, 1_500)
+    assert [s["name"] for s in ex["scenarios"] if s.get("worst")] == ["SOL -"]
     rc, text, _ = run_cli(capsys, "--profile", "stress")
     assert rc == 0 and "portfolio profile: stress" in text and "4,600.00" in text and "5,980.00" in text
 
@@ -255,10 +256,10 @@ def test_cli_explain_scenario_file_and_config(capsys, tmp_path):
     cfg.write_text(cfg_text)
     rc, out, _ = run_cli(capsys, str(sc), "--config", str(cfg), "--json")
     assert rc == 0
-    ex = msgspec.json.decode(out, type=Explain)
-    assert ex.mode is MarginMode.PORTFOLIO and (ex.mm, ex.im) == pytest.approx((780, 1_560))
+    ex = json.loads(out)
+    assert ex["mode"] == "portfolio" and (Decimal(ex["mm"]), Decimal(ex["im"])) == (780, 1_560)
     # short 2 BTC entered at $61,000, mark $60,000: uPnL +2,000; BTC counts in full now
-    assert ex.upnl == pytest.approx(2_000) and ex.collateral == pytest.approx(70_000)
+    assert Decimal(ex["upnl"]) == 2_000 and Decimal(ex["collateral"]) == 70_000
 
 
 @pytest.mark.parametrize(
