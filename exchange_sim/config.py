@@ -16,7 +16,9 @@ Merge rules (:func:`merge`):
   ``name``, ``[[instruments]]`` by ``symbol``, ``[[server.accounts]]`` by
   ``account``. An entry whose name is in the default overrides only the
   fields it gives; a new name adds an entry, which must then be complete;
-  ``remove = true`` (with only the name) removes a default entry;
+  ``remove = true`` (with only the name) removes a default entry (an
+  asset's removal also drops the default's scan ranges, feed volatility and
+  demo deposits of it; its instruments must be removed by the file too);
 - every other value (numbers, strings, bracket lists such as ``haircut`` or
   ``margin_tiers``) replaces the default's value whole.
 
@@ -342,7 +344,9 @@ is a whole config.
 - [[assets]] merge by name, [[instruments]] by symbol, [[server.accounts]]
   by account: an entry with a known name overrides only the fields it
   gives; a new name adds an entry, which must then be complete; an entry
-  holding only its name and `remove = true` removes that default entry.
+  holding only its name and `remove = true` removes that default entry
+  (removing an asset also drops the default's scan ranges, feed volatility
+  and demo deposits of it; its instruments must be removed too).
 - Any other value (numbers, strings, lists such as haircut or margin_tiers)
   replaces the default's value whole.
 - Unknown keys are refused, naming the key and its table; types and ranges
@@ -447,7 +451,29 @@ def loads(text: str) -> Config:
 
     Raises ``ValueError`` (``msgspec.ValidationError`` is one) naming the bad key.
     """
-    return from_raw(merge(_default_raw(), _parse(text)))
+    override = _parse(text)
+    return from_raw(merge(_without_removed_assets(_default_raw(), override), override))
+
+
+def _without_removed_assets(default: dict, override: dict) -> dict:
+    """The default without its mentions of the assets ``override`` removes
+    (scan ranges, feed volatility, demo deposits): those are not the user's
+    to delete key by key, and must not block the removal."""
+    entries = override.get("assets")
+    gone = {e.get("name") for e in entries if isinstance(e, dict) and e.get(REMOVE) is True} \
+        if isinstance(entries, list) else set()
+    if not gone:
+        return default
+    out = dict(default)
+    risk = out["risk"] = dict(out["risk"])
+    risk["profiles"] = {k: {**p, "scan_ranges": {a: r for a, r in p.get("scan_ranges", {}).items() if a not in gone}}
+                        for k, p in risk.get("profiles", {}).items()}
+    server = out["server"] = dict(out["server"])
+    feed = server["feed"] = dict(server["feed"])
+    feed["volatility"] = {a: v for a, v in feed.get("volatility", {}).items() if a not in gone}
+    server["accounts"] = [{**acct, "deposits": {a: d for a, d in acct.get("deposits", {}).items() if a not in gone}}
+                          for acct in server.get("accounts", [])]
+    return out
 
 
 def load(path: str | Path) -> Config:

@@ -152,3 +152,20 @@ def test_config_help_states_the_merge_rules(capsys):
         main(["config", "--help"])
     out = capsys.readouterr().out
     assert "merge by name" in out and "remove = true" in out and "Unknown keys are refused" in out
+
+
+def test_removing_an_asset_drops_the_defaults_mentions_of_it():
+    """MEME out: its instrument goes by the file, the stress profile's scan
+    range and the feed's volatility for it by the removal itself."""
+    cfg = config_mod.loads('[[assets]]\nname = "MEME"\nremove = true\n[[instruments]]\nsymbol = "MEME-PERP"\nremove = true\n')
+    assert "MEME" not in [a.name for a in cfg.assets]
+    assert "MEME" not in cfg.risk.profiles["stress"].scan_ranges and "MEME" not in cfg.server.feed.volatility
+    assert cfg.risk.profiles["stress"].scan_ranges["BTC"] == 0.08
+    assert config_mod.loads(config_mod.dumps(cfg)) == cfg
+    with pytest.raises(ValueError) as exc:  # the instrument still names it
+        config_mod.loads('[[assets]]\nname = "MEME"\nremove = true\n')
+    assert str(exc.value) == "MEME-PERP: underlying 'MEME' is not an asset"
+    with pytest.raises(ValueError) as exc:  # the file's own mention is refused as before
+        config_mod.loads('[[assets]]\nname = "MEME"\nremove = true\n[[instruments]]\nsymbol = "MEME-PERP"\n'
+                         'remove = true\n[risk.profiles.stress]\nscan_ranges = { MEME = 0.2 }\n')
+    assert str(exc.value) == "risk.profiles.stress: unknown underlyings ['MEME']"
