@@ -44,7 +44,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config) if args.config else config_mod.default()
     if args.profile:
         if args.profile not in cfg.risk.profiles:
-            raise ValueError(f"unknown profile {args.profile!r}; the config has {sorted(cfg.risk.profiles)}")
+            raise ValueError(f"unknown profile {args.profile!r}; valid: {', '.join(sorted(cfg.risk.profiles))}")
         cfg = msgspec.structs.replace(cfg, risk=msgspec.structs.replace(cfg.risk, profile=args.profile))
     venue = scenario.build(cfg, scenario.load(args.scenario))
     ex = venue.explain(scenario.ACCOUNT)

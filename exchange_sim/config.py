@@ -292,13 +292,13 @@ def _validate(cfg: Config) -> Config:
     if len(set(names)) != len(names):
         raise ValueError("asset names must be unique")
     if cfg.venue.settlement_asset not in names:
-        raise ValueError(f"settlement asset {cfg.venue.settlement_asset!r} is not an asset")
+        raise ValueError(f"venue.settlement_asset {cfg.venue.settlement_asset!r} is not an asset; valid: {', '.join(names)}")
     symbols = [i.symbol for i in cfg.instruments]
     if len(set(symbols)) != len(symbols):
         raise ValueError("instrument symbols must be unique")
     for ins in cfg.instruments:
         if ins.underlying not in names:
-            raise ValueError(f"{ins.symbol}: underlying {ins.underlying!r} is not an asset")
+            raise ValueError(f"{ins.symbol}: underlying {ins.underlying!r} is not an asset; valid: {', '.join(names)}")
         if ins.settlement != cfg.venue.settlement_asset:
             raise ValueError(f"{ins.symbol}: only {cfg.venue.settlement_asset}-settled instruments")
         for field in ("tick_size", "lot_size"):
@@ -320,7 +320,7 @@ def _validate(cfg: Config) -> Config:
     for name, prof in risk.profiles.items():
         unknown = set(prof.scan_ranges) - set(names)
         if unknown:
-            raise ValueError(f"risk.profiles.{name}: unknown underlyings {sorted(unknown)}")
+            raise ValueError(f"risk.profiles.{name}: unknown underlyings {sorted(unknown)}; valid: {', '.join(names)}")
     return cfg
 
 

@@ -93,6 +93,8 @@ def test_remove_drops_a_default_entry():
         ('[[instruments]]\nsymbol = "BTC-PERP"\nremove = true\nmax_qty = 5\n',
          "config: [[instruments]] symbol = 'BTC-PERP': remove = true goes alone with the symbol"),
         ('[[instruments]]\ntick_size = "1"\n', "config: every [[instruments]] entry needs its symbol"),
+        ('[venue]\nsettlement_asset = "USD"\n',
+         "venue.settlement_asset 'USD' is not an asset; valid: USDT, USDC, BTC, ETH, SOL, BNB, MEME"),
         ("[risk\n", None),
     ],
 )
@@ -164,8 +166,8 @@ def test_removing_an_asset_drops_the_defaults_mentions_of_it():
     assert config_mod.loads(config_mod.dumps(cfg)) == cfg
     with pytest.raises(ValueError) as exc:  # the instrument still names it
         config_mod.loads('[[assets]]\nname = "MEME"\nremove = true\n')
-    assert str(exc.value) == "MEME-PERP: underlying 'MEME' is not an asset"
+    assert str(exc.value) == "MEME-PERP: underlying 'MEME' is not an asset; valid: USDT, USDC, BTC, ETH, SOL, BNB"
     with pytest.raises(ValueError) as exc:  # the file's own mention is refused as before
         config_mod.loads('[[assets]]\nname = "MEME"\nremove = true\n[[instruments]]\nsymbol = "MEME-PERP"\n'
                          'remove = true\n[risk.profiles.stress]\nscan_ranges = { MEME = 0.2 }\n')
-    assert str(exc.value) == "risk.profiles.stress: unknown underlyings ['MEME']"
+    assert str(exc.value) == "risk.profiles.stress: unknown underlyings ['MEME']; valid: USDT, USDC, BTC, ETH, SOL, BNB"

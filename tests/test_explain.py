@@ -290,4 +290,4 @@ def test_cli_explain_bad_scenario_exits_2_with_a_message(capsys, tmp_path, text,
 
 def test_cli_explain_unknown_profile(capsys):
     rc, _, err = run_cli(capsys, "--profile", "nope")
-    assert rc == 2 and "unknown profile 'nope'" in err
+    assert rc == 2 and err == "exchange-sim: unknown profile 'nope'; valid: default, stress\n"

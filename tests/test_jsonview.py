@@ -8,7 +8,6 @@ import json
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import msgspec
-import pytest
 
 from exchange_sim import config as config_mod
 from exchange_sim import journal, jsonview, scenario
