@@ -6,7 +6,7 @@ reads another TOML file and merges it onto that default, so a file needs to
 say only what it changes. ``exchange-sim config [--config FILE]`` prints the
 result (:func:`dumps`) as TOML to copy and edit.
 
-Merge rules (:func:`merge`):
+Merge rules (:func:`loads`, by way of :func:`merge`):
 
 - tables merge key by key, recursively: ``[risk]\nwarning_ratio = 2.0`` is a
   whole config (every other key keeps its default). This holds for every
