@@ -4,6 +4,7 @@
     exchange-sim run        the same, explicitly
     exchange-sim schema     the JSON Schema of every protocol message
     exchange-sim serve      the venue over ZeroMQ (sessions, orders, market data)
+    exchange-sim config     the effective configuration (default or --config FILE) as TOML
     exchange-sim keys       a new CURVE key pair for the server's config
     exchange-sim explain    every margin figure of an account (the article's example by default)
     exchange-sim load       many accounts, a target order rate, shocks: live figures and a JSON report
@@ -43,14 +44,24 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config) if args.config else config_mod.default()
     if args.profile:
         if args.profile not in cfg.risk.profiles:
-            raise ValueError(f"unknown profile {args.profile!r}; the config has {sorted(cfg.risk.profiles)}")
+            raise ValueError(f"unknown profile {args.profile!r}; valid: {', '.join(sorted(cfg.risk.profiles))}")
         cfg = msgspec.structs.replace(cfg, risk=msgspec.structs.replace(cfg.risk, profile=args.profile))
     venue = scenario.build(cfg, scenario.load(args.scenario))
     ex = venue.explain(scenario.ACCOUNT)
     if args.json:
-        sys.stdout.write(msgspec.json.encode(ex).decode() + "\n")
+        from exchange_sim import jsonview
+
+        sys.stdout.write(jsonview.encode(ex, venue.settle.decimals, units=True) + "\n")
     else:
         print(render(ex))
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    cfg = config_mod.load(args.config) if args.config else config_mod.default()
+    source = f"the embedded default merged with {args.config}" if args.config else "the embedded default"
+    sys.stdout.write(config_mod.dumps(cfg, header=f"exchange-sim effective configuration: {source}.\n"
+                                      "Copy it, keep only what you change, and pass it with --config.\n"))
     return 0
 
 
@@ -67,7 +78,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         return run(cfg, orders=args.orders, market_data=args.market_data, feed=feed, feed_csv=args.feed_csv,
                    seed=args.seed, speed=args.speed, duration=args.duration, data_dir=args.data_dir,
-                   config_text=text if args.config or not args.data_dir else config_mod.default_text())
+                   # the data dir keeps the whole effective config, not a partial file whose
+                   # meaning would change with the next version's default
+                   config_text=config_mod.dumps(cfg, header="the config this data dir was created with"))
     except zmq.ZMQError as exc:
         raise OSError(f"cannot serve: {exc}") from None
 
@@ -86,7 +99,7 @@ def _cmd_keys(args: argparse.Namespace) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     import msgspec
 
-    from exchange_sim import replay, snapshot
+    from exchange_sim import jsonview, replay, snapshot
     from exchange_sim.journal import JournalCorrupt
 
     directory = args.data_dir
@@ -108,10 +121,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
                 if out is not None:
                     frame = enc.encode([rec.seq, events])
                     out.write(len(frame).to_bytes(4, "little") + frame)
-                if args.print:
-                    print(f"#{rec.seq} {type(rec.command).__name__} {msgspec.json.encode(rec.command).decode()}")
+                if args.print:  # money exact (jsonview): people read these lines
+                    dec = venue.settle.decimals
+                    print(f"#{rec.seq} {type(rec.command).__name__} {jsonview.encode(rec.command, dec)}")
                     for ev in events:
-                        print(f"    {type(ev).__name__} {msgspec.json.encode(ev).decode()}")
+                        print(f"    {type(ev).__name__} {jsonview.encode(ev, dec)}")
         finally:
             if out is not None:
                 out.close()
@@ -206,20 +220,30 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--duration", type=float, help="stop by itself after this many seconds")
     p_serve.add_argument("--data-dir", help="journal + snapshots here; a restart recovers the state exactly")
     p_serve.set_defaults(func=_cmd_serve)
+    p_config = sub.add_parser("config", help="print the effective configuration as TOML (default or --config FILE)",
+                              description="Print the effective configuration as TOML: the embedded default, or\n"
+                              "--config FILE merged onto it. The output reads back to the same configuration.\n\n"
+                              + config_mod.MERGE_RULES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p_config.add_argument("--config", help="TOML config to merge onto the default")
+    p_config.set_defaults(func=_cmd_config)
     p_keys = sub.add_parser("keys", help="print a new CURVE key pair for [server]")
     p_keys.set_defaults(func=_cmd_keys)
     p_explain = sub.add_parser("explain", help="explain an account's margin: haircuts, requirement, scenarios, modes")
     p_explain.add_argument("scenario", nargs="?", help="scenario TOML (default: the source article's example)")
     p_explain.add_argument("--config", help="TOML config (default: the embedded one)")
     p_explain.add_argument("--profile", help="portfolio-margin profile, e.g. stress")
-    p_explain.add_argument("--json", action="store_true", help="print the Explain message as JSON")
+    p_explain.add_argument("--json", action="store_true",
+                           help="print the Explain message as JSON; USD money as decimal strings rounded half-even "
+                           "to the settlement asset's minor unit (6 decimals for USDT), prices per unit with 8 "
+                           "decimals, ratios and rates as numbers (the output's \"units\" says so too)")
     p_explain.set_defaults(func=_cmd_explain)
     p_replay = sub.add_parser("replay", help="rebuild a venue offline from a data dir's snapshot + journal")
     p_replay.add_argument("data_dir")
     p_replay.add_argument("--until", type=int, help="stop after this sequence number")
     p_replay.add_argument("--from-start", action="store_true", help="ignore snapshots: replay the journal alone")
     p_replay.add_argument("--events", help="write each command's events to this file (u32 length + msgpack [seq, events])")
-    p_replay.add_argument("--print", action="store_true", help="print every command and its events as JSON lines")
+    p_replay.add_argument("--print", action="store_true", help="print every command and its events as JSON lines "
+                          "(USD money figures as decimal strings, as in explain --json)")
     p_replay.add_argument("--verify", action="store_true", help="replay the journal alone and check every snapshot's state hash")
     p_replay.set_defaults(func=_cmd_replay)
     p_prune = sub.add_parser("prune", help="delete journal segments and snapshots older than the newest snapshot")

@@ -2,8 +2,30 @@
 
 The default configuration is ``default.toml`` shipped inside the package, so
 ``Venue()`` works on a fresh install with no files around. ``load(path)``
-reads another TOML file with the same shape; unknown keys are refused so a
-typo never silently falls back to a default.
+reads another TOML file and merges it onto that default, so a file needs to
+say only what it changes. ``exchange-sim config [--config FILE]`` prints the
+result (:func:`dumps`) as TOML to copy and edit.
+
+Merge rules (:func:`loads`, by way of :func:`merge`):
+
+- tables merge key by key, recursively: ``[risk]\nwarning_ratio = 2.0`` is a
+  whole config (every other key keeps its default). This holds for every
+  table, including ``risk.profiles``, ``scan_ranges``, ``volatility`` and an
+  account's ``deposits``: a key given replaces that key, keys not given stay;
+- the arrays of named things merge by their name: ``[[assets]]`` by
+  ``name``, ``[[instruments]]`` by ``symbol``, ``[[server.accounts]]`` by
+  ``account``. An entry whose name is in the default overrides only the
+  fields it gives; a new name adds an entry, which must then be complete;
+  ``remove = true`` (with only the name) removes a default entry (an
+  asset's removal also drops the default's scan ranges, feed volatility and
+  demo deposits of it; its instruments must be removed by the file too);
+- every other value (numbers, strings, bracket lists such as ``haircut`` or
+  ``margin_tiers``) replaces the default's value whole.
+
+Unknown keys are refused, naming the key and its table, so a typo never
+silently falls back to a default; types and ranges are checked by msgspec,
+cross-field rules by ``_validate``. Errors are ``ValueError`` naming the
+place in TOML terms (``instruments[SOL-PERP].tick_size``).
 
 Exact values (tick sizes, fees, prices) are decimal strings in the file and
 stay ``str`` here; ``instruments.py`` turns them into integers once.
@@ -11,6 +33,8 @@ stay ``str`` here; ``instruments.py`` turns them into integers once.
 
 from __future__ import annotations
 
+import math
+import re
 import tomllib
 from decimal import Decimal, InvalidOperation
 from importlib import resources
@@ -19,6 +43,22 @@ from typing import Annotated
 
 import msgspec
 from msgspec import Meta
+
+#: the string choices of the config (protocol.messages.MarginMode's values)
+MARGIN_MODES = ("isolated", "cross", "portfolio")
+FEED_KINDS = ("none", "random_walk", "csv")
+JOURNAL_POLICIES = ("group", "fsync")
+
+
+def not_valid(where: str, value: object, what: str, valid) -> str:
+    """The error text for a string that is not one of its choices.
+
+    >>> not_valid("risk.default_mode", "crossed", "margin mode", MARGIN_MODES)
+    "risk.default_mode: 'crossed' is not a valid margin mode; valid: isolated, cross, portfolio"
+    """
+    prefix = f"{where}: " if where else ""
+    return f"{prefix}{value!r} is not a valid {what}; valid: {', '.join(str(v) for v in valid)}"
+
 
 DecimalStr = Annotated[str, Meta(pattern=r"^[0-9]+(\.[0-9]+)?$")]
 Rate = Annotated[float, Meta(ge=0.0, le=1.0)]
@@ -194,8 +234,8 @@ class ServerParams(_Frozen, kw_only=True):
         ids = [a.account for a in self.accounts]
         if len(set(ids)) != len(ids):
             raise ValueError("server.accounts: account numbers must be unique")
-        if self.feed.kind not in ("none", "random_walk", "csv"):
-            raise ValueError("server.feed.kind must be none, random_walk or csv")
+        if self.feed.kind not in FEED_KINDS:
+            raise ValueError(not_valid("server.feed.kind", self.feed.kind, "feed kind", FEED_KINDS))
 
     def __repr__(self) -> str:  # never print a secret by accident
         return (f"ServerParams(orders_endpoint={self.orders_endpoint!r}, "
@@ -252,13 +292,13 @@ def _validate(cfg: Config) -> Config:
     if len(set(names)) != len(names):
         raise ValueError("asset names must be unique")
     if cfg.venue.settlement_asset not in names:
-        raise ValueError(f"settlement asset {cfg.venue.settlement_asset!r} is not an asset")
+        raise ValueError(f"venue.settlement_asset {cfg.venue.settlement_asset!r} is not an asset; valid: {', '.join(names)}")
     symbols = [i.symbol for i in cfg.instruments]
     if len(set(symbols)) != len(symbols):
         raise ValueError("instrument symbols must be unique")
     for ins in cfg.instruments:
         if ins.underlying not in names:
-            raise ValueError(f"{ins.symbol}: underlying {ins.underlying!r} is not an asset")
+            raise ValueError(f"{ins.symbol}: underlying {ins.underlying!r} is not an asset; valid: {', '.join(names)}")
         if ins.settlement != cfg.venue.settlement_asset:
             raise ValueError(f"{ins.symbol}: only {cfg.venue.settlement_asset}-settled instruments")
         for field in ("tick_size", "lot_size"):
@@ -267,19 +307,20 @@ def _validate(cfg: Config) -> Config:
         _check_brackets(ins.symbol, [t[0] for t in ins.margin_tiers])
     for a in cfg.assets:
         _check_brackets(a.name, [b[0] for b in a.haircut])
-    if cfg.journal.policy not in ("group", "fsync"):
-        raise ValueError("journal.policy must be 'group' or 'fsync'")
+    if cfg.journal.policy not in JOURNAL_POLICIES:
+        raise ValueError(not_valid("journal.policy", cfg.journal.policy, "journal policy", JOURNAL_POLICIES))
     risk = cfg.risk
     if risk.profile not in risk.profiles and risk.profile != "default":
-        raise ValueError(f"risk.profile {risk.profile!r} is not in risk.profiles")
-    if risk.default_mode not in ("isolated", "cross", "portfolio"):
-        raise ValueError("risk.default_mode must be isolated, cross or portfolio")
+        valid = sorted({"default", *risk.profiles})
+        raise ValueError(not_valid("risk.profile", risk.profile, "profile (a key of risk.profiles)", valid))
+    if risk.default_mode not in MARGIN_MODES:
+        raise ValueError(not_valid("risk.default_mode", risk.default_mode, "margin mode", MARGIN_MODES))
     if not risk.liquidation_ratio <= risk.reduce_only_ratio <= risk.warning_ratio:
         raise ValueError("need liquidation_ratio <= reduce_only_ratio <= warning_ratio")
     for name, prof in risk.profiles.items():
         unknown = set(prof.scan_ranges) - set(names)
         if unknown:
-            raise ValueError(f"risk.profiles.{name}: unknown underlyings {sorted(unknown)}")
+            raise ValueError(f"risk.profiles.{name}: unknown underlyings {sorted(unknown)}; valid: {', '.join(names)}")
     return cfg
 
 
@@ -290,23 +331,153 @@ def _check_brackets(owner: str, bounds: list[float]) -> None:
         raise ValueError(f"{owner}: bracket bounds must be positive and increasing")
 
 
-def loads(text: str) -> Config:
-    """Parse TOML text into a validated :class:`Config`.
+#: the merge rules in a few lines, for ``exchange-sim config --help``
+MERGE_RULES = """\
+A config file is merged onto the embedded default, so it needs only what it
+changes: a file holding just
+    [risk]
+    warning_ratio = 2.0
+is a whole config.
+- Tables merge key by key, recursively (also risk.profiles, scan_ranges,
+  volatility, deposits): a key given replaces that key; keys not given keep
+  their default.
+- [[assets]] merge by name, [[instruments]] by symbol, [[server.accounts]]
+  by account: an entry with a known name overrides only the fields it
+  gives; a new name adds an entry, which must then be complete; an entry
+  holding only its name and `remove = true` removes that default entry
+  (removing an asset also drops the default's scan ranges, feed volatility
+  and demo deposits of it; its instruments must be removed too).
+- Any other value (numbers, strings, lists such as haircut or margin_tiers)
+  replaces the default's value whole.
+- Unknown keys are refused, naming the key and its table; types and ranges
+  are checked, and the error names the place (instruments[SOL-PERP].lot_size).
+"""
 
-    Raises ``ValueError`` (``msgspec.ValidationError`` is one) naming the bad key.
+#: arrays of tables holding named things: merged entry by entry on this key
+NAMED_ARRAYS: dict[tuple[str, ...], str] = {
+    ("assets",): "name",
+    ("instruments",): "symbol",
+    ("server", "accounts"): "account",
+}
+REMOVE = "remove"
+
+
+def merge(base: dict, override: dict, path: tuple[str, ...] = ()) -> dict:
+    """``override`` (parsed TOML) merged onto ``base`` by the module's rules.
+
+    Neither argument is changed. Raises ``ValueError`` for an entry of a
+    named array without its name, a name given twice, or a bad removal.
     """
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"config is not valid TOML: {exc}") from None
+    out = dict(base)
+    for key, value in override.items():
+        here = (*path, key)
+        old = out.get(key)
+        if here in NAMED_ARRAYS and isinstance(value, list):
+            out[key] = _merge_named(old if isinstance(old, list) else [], value, here, NAMED_ARRAYS[here])
+        elif isinstance(value, dict) and isinstance(old, dict):
+            out[key] = merge(old, value, here)
+        else:
+            out[key] = value
+    return out
+
+
+def _merge_named(base: list, override: list, path: tuple[str, ...], key: str) -> list:
+    where = ".".join(path)
+    merged = {entry[key]: entry for entry in base}
+    seen = set()
+    for entry in override:
+        if not isinstance(entry, dict) or key not in entry:
+            raise ValueError(f"config: every [[{where}]] entry needs its {key}")
+        name = entry[key]
+        if name in seen:
+            raise ValueError(f"config: [[{where}]] {key} = {name!r} is given twice")
+        seen.add(name)
+        if REMOVE in entry:
+            if entry[REMOVE] is not True or len(entry) != 2:
+                raise ValueError(f"config: [[{where}]] {key} = {name!r}: remove = true goes alone with the {key}")
+            if name not in merged:
+                raise ValueError(f"config: [[{where}]] {key} = {name!r}: no such entry to remove")
+            del merged[name]
+        elif name in merged:
+            merged[name] = merge(merged[name], entry, path)
+        else:
+            merged[name] = entry
+    return list(merged.values())
+
+
+def _where(path: str, raw: dict) -> str:
+    """msgspec's ``$.instruments[2].tick_size`` in TOML terms: ``instruments[SOL-PERP].tick_size``."""
+    out: list[str] = []
+    node: object = raw
+    names: list[str] = []
+    for part in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path):
+        field, index = part
+        if field:
+            names.append(field)
+            out.append(field)
+            node = node.get(field) if isinstance(node, dict) else None
+        else:
+            key = NAMED_ARRAYS.get(tuple(names))
+            entry = node[int(index)] if isinstance(node, list) and int(index) < len(node) else None
+            label = entry.get(key) if key and isinstance(entry, dict) else None
+            out[-1] += f"[{label}]" if label is not None else f"[{index}]"
+            node = entry
+    return ".".join(out) or "the top level"
+
+
+def from_raw(raw: dict) -> Config:
+    """A validated :class:`Config` from a complete, merged dict."""
     try:
         return _validate(msgspec.convert(raw, Config))
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        m = re.search(r" - at `(\$[^`]*)`$", text)
+        if m is None:  # msgspec names no place for the top level
+            raise ValueError(f"config: {text} - at the top level") from None
+        raise ValueError(f"config: {text[:m.start()]} - at {_where(m.group(1)[1:], raw)}") from None
     except InvalidOperation:
         raise ValueError("config holds a malformed decimal") from None
 
 
+def _parse(text: str) -> dict:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"config is not valid TOML: {exc}") from None
+
+
+def loads(text: str) -> Config:
+    """Parse TOML text, merge it onto the embedded default, validate.
+
+    Raises ``ValueError`` (``msgspec.ValidationError`` is one) naming the bad key.
+    """
+    override = _parse(text)
+    return from_raw(merge(_without_removed_assets(_default_raw(), override), override))
+
+
+def _without_removed_assets(default: dict, override: dict) -> dict:
+    """The default without its mentions of the assets ``override`` removes
+    (scan ranges, feed volatility, demo deposits): those are not the user's
+    to delete key by key, and must not block the removal."""
+    entries = override.get("assets")
+    gone = {e.get("name") for e in entries if isinstance(e, dict) and e.get(REMOVE) is True} \
+        if isinstance(entries, list) else set()
+    if not gone:
+        return default
+    out = dict(default)
+    risk = out["risk"] = dict(out["risk"])
+    risk["profiles"] = {k: {**p, "scan_ranges": {a: r for a, r in p.get("scan_ranges", {}).items() if a not in gone}}
+                        for k, p in risk.get("profiles", {}).items()}
+    server = out["server"] = dict(out["server"])
+    feed = server["feed"] = dict(server["feed"])
+    feed["volatility"] = {a: v for a, v in feed.get("volatility", {}).items() if a not in gone}
+    server["accounts"] = [{**acct, "deposits": {a: d for a, d in acct.get("deposits", {}).items() if a not in gone}}
+                          for acct in server.get("accounts", [])]
+    return out
+
+
 def load(path: str | Path) -> Config:
-    """Load a TOML config file."""
+    """Load a TOML config file (merged onto the default)."""
     return loads(Path(path).read_text(encoding="utf-8"))
 
 
@@ -315,6 +486,106 @@ def default_text() -> str:
     return resources.files("exchange_sim").joinpath("default.toml").read_text(encoding="utf-8")
 
 
+def _default_raw() -> dict:
+    return _parse(default_text())
+
+
 def default() -> Config:
     """The embedded default config."""
-    return loads(default_text())
+    return from_raw(_default_raw())
+
+
+# ------------------------------------------------------------------ TOML out
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _key(k: str) -> str:
+    return k if _BARE_KEY.match(k) else _string(k)
+
+
+def _string(s: str) -> str:
+    out = ['"']
+    for ch in s:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _value(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)  # shortest text that reads back to the same float
+    if isinstance(v, str):
+        return _string(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {_value(x)}" for k, x in v.items() if x is not None) + " }" if v else "{}"
+    raise TypeError(f"cannot write {type(v).__name__} as TOML")
+
+
+def _dotted(path: tuple[str, ...]) -> str:
+    return ".".join(_key(p) for p in path)
+
+
+def _emit(out: list[str], path: tuple[str, ...], obj: msgspec.Struct, base: object) -> None:
+    """One struct as a table: its plain keys, then its sub-tables (a struct
+    field, or a map of structs such as ``risk.profiles``), then its arrays
+    of tables. ``base`` is the default's raw dict at this place, for the
+    ``remove = true`` entries of named arrays."""
+    later = []
+    for k in obj.__struct_fields__:
+        v = getattr(obj, k)
+        here = (*path, k)
+        if v is None:
+            continue  # TOML has no null: the key's default (None) applies
+        if isinstance(v, msgspec.Struct) or here in NAMED_ARRAYS or (
+                isinstance(v, dict) and v and all(isinstance(x, msgspec.Struct) for x in v.values())):
+            later.append((k, v))
+        else:
+            out.append(f"{_key(k)} = {_value(msgspec.to_builtins(v))}")
+    for k, v in later:
+        here = (*path, k)
+        sub_base = base.get(k) if isinstance(base, dict) else None
+        if isinstance(v, msgspec.Struct):
+            out.extend(["", f"[{_dotted(here)}]"])
+            _emit(out, here, v, sub_base)
+        elif isinstance(v, dict):
+            for name, item in v.items():
+                out.extend(["", f"[{_dotted((*here, name))}]"])
+                _emit(out, (*here, name), item, sub_base.get(name) if isinstance(sub_base, dict) else None)
+        else:
+            key = NAMED_ARRAYS[here]
+            for entry in v:
+                out.extend(["", f"[[{_dotted(here)}]]"])
+                _emit(out, here, entry, None)
+            kept = {getattr(entry, key) for entry in v}
+            for entry in sub_base or []:  # default entries this config drops
+                if entry[key] not in kept:
+                    out.extend(["", f"[[{_dotted(here)}]]", f"{_key(key)} = {_value(entry[key])}", f"{REMOVE} = true"])
+
+
+def dumps(cfg: Config, header: str = "") -> str:
+    """``cfg`` as a complete TOML config: :func:`loads` reads it back equal.
+
+    Every key is written (``None`` values, which TOML cannot say, are left
+    out: they are the defaults of those keys). Default entries of a named
+    array that ``cfg`` lacks are written as ``remove = true`` entries, so the
+    text means the same when it is merged onto the default again.
+    """
+    out = [f"# {line}" if line else "#" for line in header.splitlines()]
+    _emit(out, (), cfg, _default_raw())
+    return "\n".join(out).lstrip("\n") + "\n"

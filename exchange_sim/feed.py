@@ -18,8 +18,9 @@ Two feeds, chosen by ``[server.feed] kind`` or ``exchange-sim serve --feed``:
   ``0.6 * sqrt(1 / 31_536_000) = 0.0107%`` (≈ $6 at $60,000) per tick; with
   ``speed = 3600`` (an hour a second) about 0.64% per tick. The price path
   depends only on the seed and the tick number, never on wall-clock jitter.
-- :class:`CsvFeed`: replays ``time,asset,price`` rows (seconds from the start,
-  USD, a header row is optional), divided by ``speed``, optionally looping.
+- :class:`CsvFeed`: replays ``time,asset,price`` rows (seconds from the start
+  in time order, USD, a header row is optional), divided by ``speed``,
+  optionally looping. A bad row is refused as ``FILE:LINE: what, the value``.
 
 Both expose the same two methods the server's timer loop calls:
 ``next_due()`` (a ``time.monotonic()`` deadline, or ``None``) and
@@ -45,12 +46,16 @@ def usd_to_e8(text: str | Decimal) -> int:
     >>> usd_to_e8("60000.5")
     6000050000000
     """
-    value = Decimal(text)
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"price {str(text)!r} is not a number") from None
     if not value.is_finite() or value <= 0:
-        raise ValueError(f"price must be positive, got {text!r}")
-    e8 = int((value * PRICE_SCALE).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+        raise ValueError(f"price {str(text)!r} is not a positive number")
+    # range first: quantizing a huge value would overflow the decimal context
+    e8 = 0 if value * PRICE_SCALE > MAX_PRICE else int((value * PRICE_SCALE).quantize(Decimal(1), ROUND_HALF_EVEN))
     if not 1 <= e8 <= MAX_PRICE:
-        raise ValueError(f"price {text!r} is out of range")
+        raise ValueError(f"price {str(text)!r} is out of range: 0.00000001 to {MAX_PRICE // PRICE_SCALE:,} USD")
     return e8
 
 
@@ -106,10 +111,13 @@ class RandomWalkFeed:
 class CsvFeed:
     """Replay of a CSV price path: rows ``time,asset,price``.
 
-    ``time`` is seconds from the start of the run (decimal), ``price`` USD.
-    Rows are sorted by time (stable, so same-time rows keep file order).
-    Raises ``ValueError`` naming the line of a malformed row, or an asset not
-    in ``known_assets``.
+    ``time`` is seconds from the start of the run (decimal, >= 0), ``price``
+    USD (rounded half-even to 1e-8). An optional header row ``time,...``
+    comes first; blank lines and lines starting with ``#`` are skipped. Rows
+    must be in time order (rows at the same time are applied in file order;
+    one asset has at most one price per time). Raises ``ValueError``
+    "FILE:LINE: what is wrong, with the bad value" for a malformed row, an
+    asset not in ``known_assets``, or a file without rows.
     """
 
     def __init__(self, path: str | Path, *, speed: float = 1.0, loop: bool = False,
@@ -118,27 +126,7 @@ class CsvFeed:
             raise ValueError("speed must be positive")
         self.speed = speed
         self.loop = loop
-        self.rows: list[tuple[float, str, int]] = []
-        with open(path, newline="", encoding="utf-8") as fh:
-            for lineno, row in enumerate(csv.reader(fh), 1):
-                if not row or row[0].strip().startswith("#"):
-                    continue
-                if lineno == 1 and row[0].strip().lower() == "time":
-                    continue
-                if len(row) != 3:
-                    raise ValueError(f"{path}:{lineno}: expected time,asset,price")
-                try:
-                    t = float(Decimal(row[0].strip()))
-                    price = usd_to_e8(row[2].strip())
-                except (InvalidOperation, ValueError) as exc:
-                    raise ValueError(f"{path}:{lineno}: {exc}") from None
-                asset = row[1].strip()
-                if t < 0 or not math.isfinite(t):
-                    raise ValueError(f"{path}:{lineno}: time must be >= 0")
-                if known_assets is not None and asset not in known_assets:
-                    raise ValueError(f"{path}:{lineno}: unknown asset {asset!r}")
-                self.rows.append((t, asset, price))
-        self.rows.sort(key=lambda r: r[0])
+        self.rows = _read_csv(path, known_assets)
         self.period = (self.rows[-1][0] if self.rows else 0.0) + 1.0
         self.pos = 0
         self.offset = 0.0  # simulated seconds added per completed loop
@@ -167,3 +155,53 @@ class CsvFeed:
             if len(out) >= 10_000:  # a dense file never stalls the loop
                 break
         return out
+
+
+def _read_csv(path: str | Path, known_assets: set[str] | None) -> list[tuple[float, str, int]]:
+    rows: list[tuple[float, str, int]] = []
+    last_time: tuple[Decimal, int] | None = None  # (time, line) of the previous row
+    seen: dict[tuple[Decimal, str], int] = {}  # (time, asset) -> line, for duplicates
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            first = True
+            for row in reader:
+                where = f"{path}:{reader.line_num}"
+                if not row or not "".join(row).strip() or row[0].strip().startswith("#"):
+                    continue
+                if first and row[0].strip().lower() == "time":
+                    first = False
+                    continue
+                first = False
+                if len(row) != 3:
+                    raise ValueError(f"{where}: expected 3 columns time,asset,price, got {len(row)}: "
+                                     f"{','.join(row)!r}")
+                t_text, asset, p_text = (cell.strip() for cell in row)
+                try:
+                    t = Decimal(t_text)
+                except InvalidOperation:
+                    raise ValueError(f"{where}: time {t_text!r} is not a number (seconds from the start)") from None
+                if not t.is_finite() or t < 0:
+                    raise ValueError(f"{where}: time {t_text!r} is not a number of seconds >= 0")
+                if last_time is not None and t < last_time[0]:
+                    raise ValueError(f"{where}: time {t_text!r} is before {last_time[0]} on line {last_time[1]}: "
+                                     "rows must be in time order")
+                if known_assets is not None and asset not in known_assets:
+                    raise ValueError(f"{where}: unknown asset {asset!r}; valid: {', '.join(sorted(known_assets))}")
+                if (t, asset) in seen:
+                    raise ValueError(f"{where}: {asset} already has a price at time {t_text} "
+                                     f"(line {seen[t, asset]})")
+                try:
+                    price = usd_to_e8(p_text)
+                except ValueError as exc:
+                    raise ValueError(f"{where}: {exc}") from None
+                seen[t, asset] = reader.line_num
+                last_time = (t, reader.line_num)
+                rows.append((float(t), asset, price))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except csv.Error as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    if not rows:
+        raise ValueError(f"{path}: no price rows (lines time,asset,price)")
+    return rows

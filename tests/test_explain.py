@@ -9,6 +9,7 @@ ETH haircut 5 % below $1M; SOL/BNB tiers IM 2 %, MM 1 % below $100k).
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import msgspec
 import pytest
@@ -23,7 +24,7 @@ from risk_helpers import (
     with_models,
 )
 
-from exchange_sim import scenario
+from exchange_sim import jsonview, scenario
 from exchange_sim.cli import main
 from protocol.messages import Explain, MarginMode, QueryExplain, Rejected, RejectReason
 
@@ -216,9 +217,9 @@ def test_cli_explain_text(capsys):
 def test_cli_explain_json_matches_the_venue(capsys, article):
     rc, out, _ = run_cli(capsys, "--json")
     assert rc == 0
-    ex = msgspec.json.decode(out, type=Explain)
-    assert ex == article.explain(ARTICLE)
-    assert json.loads(out)["msg"] == "Explain"
+    printed = json.loads(out)
+    assert printed.pop("units").startswith("USD money figures are decimal strings")
+    assert printed == jsonview.view(article.explain(ARTICLE), 6) and printed["msg"] == "Explain"
 
 
 def test_cli_explain_stress_profile(capsys):
@@ -228,12 +229,12 @@ def test_cli_explain_stress_profile(capsys):
     → portfolio MM 4,600, IM 5,980; the cross figures do not change."""
     rc, out, _ = run_cli(capsys, "--profile", "stress", "--json")
     assert rc == 0
-    ex = msgspec.json.decode(out, type=Explain)
-    rows = {c.mode: c for c in ex.compare}
-    assert ex.profile == "stress" and ex.floor == pytest.approx(750)
-    assert (rows[MarginMode.PORTFOLIO].mm, rows[MarginMode.PORTFOLIO].im) == pytest.approx((4_600, 5_980))
-    assert (rows[MarginMode.CROSS].mm, rows[MarginMode.CROSS].im) == pytest.approx((750, 1_500))
-    assert [s.name for s in ex.scenarios if s.worst] == ["SOL -"]
+    ex = json.loads(out)
+    rows = {c["mode"]: c for c in ex["compare"]}
+    assert ex["profile"] == "stress" and Decimal(ex["floor"]) == 750
+    assert (Decimal(rows["portfolio"]["mm"]), Decimal(rows["portfolio"]["im"])) == (4_600, 5_980)
+    assert (Decimal(rows["cross"]["mm"]), Decimal(rows["cross"]["im"])) == (750, 1_500)
+    assert [s["name"] for s in ex["scenarios"] if s.get("worst")] == ["SOL -"]
     rc, text, _ = run_cli(capsys, "--profile", "stress")
     assert rc == 0 and "portfolio profile: stress" in text and "4,600.00" in text and "5,980.00" in text
 
@@ -243,7 +244,7 @@ def test_cli_explain_scenario_file_and_config(capsys, tmp_path):
     ETH at $3,000, short 2 BTC at $60,000, 10,000 USDT) and a config file
     with BTC's haircut removed: MM 780, IM 1,560 (see test_article)."""
     sc = tmp_path / "hedge.toml"
-    sc.write_text('mode = "portfolio"\n[holdings]\nUSDT = "10000"\nBTC = "1"\n'
+    sc.write_text('mode = "portfolio"\n[prices]\nBTC = 60000\nETH = "3000"\n[holdings]\nUSDT = "10000"\nBTC = "1"\n'
                   '[[positions]]\nsymbol = "ETH-PERP"\nqty = "80"\n'
                   '[[positions]]\nsymbol = "BTC-PERP"\nqty = "-2"\nentry = "61000"\n')
     from exchange_sim.config import default_text
@@ -255,10 +256,10 @@ def test_cli_explain_scenario_file_and_config(capsys, tmp_path):
     cfg.write_text(cfg_text)
     rc, out, _ = run_cli(capsys, str(sc), "--config", str(cfg), "--json")
     assert rc == 0
-    ex = msgspec.json.decode(out, type=Explain)
-    assert ex.mode is MarginMode.PORTFOLIO and (ex.mm, ex.im) == pytest.approx((780, 1_560))
+    ex = json.loads(out)
+    assert ex["mode"] == "portfolio" and (Decimal(ex["mm"]), Decimal(ex["im"])) == (780, 1_560)
     # short 2 BTC entered at $61,000, mark $60,000: uPnL +2,000; BTC counts in full now
-    assert ex.upnl == pytest.approx(2_000) and ex.collateral == pytest.approx(70_000)
+    assert Decimal(ex["upnl"]) == 2_000 and Decimal(ex["collateral"]) == 70_000
 
 
 @pytest.mark.parametrize(
@@ -272,8 +273,9 @@ def test_cli_explain_scenario_file_and_config(capsys, tmp_path):
         ('[prices]\nSOL = "1e400"\n', "price"),
         ('[holdings]\nDOGE = "1"\n', "unknown asset"),
         ('[holdings]\nUSDT = "1000"\n[[positions]]\nsymbol = "DOGE-PERP"\nqty = "1"\n', "unknown symbol"),
-        ('[holdings]\nUSDT = "1000"\n[[positions]]\nsymbol = "SOL-PERP"\nqty = "0.05"\n', "lots"),
-        ('[holdings]\nUSDT = "10"\n[[positions]]\nsymbol = "BTC-PERP"\nqty = "10"\n', "insufficient_margin"),
+        ('[prices]\nSOL = 150\n[holdings]\nUSDT = "1000"\n[[positions]]\nsymbol = "SOL-PERP"\nqty = "0.05"\n', "lots"),
+        ('[prices]\nBTC = 60000\n[holdings]\nUSDT = "10"\n[[positions]]\nsymbol = "BTC-PERP"\nqty = "10"\n',
+         "insufficient_margin"),
         ('mode = "hedge"\n', "hedge"),
     ],
 )
@@ -288,4 +290,4 @@ def test_cli_explain_bad_scenario_exits_2_with_a_message(capsys, tmp_path, text,
 
 def test_cli_explain_unknown_profile(capsys):
     rc, _, err = run_cli(capsys, "--profile", "nope")
-    assert rc == 2 and "unknown profile 'nope'" in err
+    assert rc == 2 and err == "exchange-sim: unknown profile 'nope'; valid: default, stress\n"

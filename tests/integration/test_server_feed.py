@@ -34,7 +34,7 @@ def test_random_walk_is_seeded_and_time_independent():
 
 def test_csv_feed_parses_and_refuses(tmp_path):
     p = tmp_path / "path.csv"
-    p.write_text("time,asset,price\n0.5,ETH,3010.5\n0,BTC,61000\n1,BTC,61000.123456789\n")
+    p.write_text("time,asset,price\n0,BTC,61000\n0.5,ETH,3010.5\n1,BTC,61000.123456789\n")
     f = CsvFeed(p, speed=10.0, known_assets={"BTC", "ETH"})
     f.start(0.0)
     assert [(c.asset, c.price) for c in f.poll(0.05)] == [("BTC", 61_000 * 10**8), ("ETH", 301_050_000_000)]
