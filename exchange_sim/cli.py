@@ -142,7 +142,8 @@ def _verify(directory: str) -> int:
         print(f"FAIL: the replayed state differs from {len(failed)} of {len(checks)} snapshots "
               f"(seq {', '.join(map(str, failed))})")
         return VERIFY_FAILED
-    print(f"PASS: the journal replayed from seq 1 reproduces all {len(checks)} snapshots' state hashes")
+    what = "the snapshot's state hash" if len(checks) == 1 else f"all {len(checks)} snapshots' state hashes"
+    print(f"PASS: the journal replayed from seq 1 reproduces {what}")
     return 0
 
 
@@ -158,7 +159,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     for path in removed:
         print(f"removed {path.name}")
     if not removed:
-        print(f"nothing to prune: every file in {directory} is still needed after the newest snapshot "
+        print(f"nothing to prune: no journal segment or snapshot in {directory} is older than the newest snapshot "
               f"({snaps[-1].name})")
     else:
         print(f"{len(removed)} files removed; the newest snapshot, {snaps[-1].name}, and the journal after it remain")
@@ -294,6 +295,11 @@ def main(argv: list[str] | None = None) -> int:
         (parser.commands[args.command] if named else parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.func(args)
+    except BrokenPipeError:  # `exchange-sim replay DIR --print | head`: the reader has all it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 1
     except (ValueError, OSError) as exc:
         print(f"exchange-sim: {exc}", file=sys.stderr)
         return 2

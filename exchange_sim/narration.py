@@ -131,5 +131,6 @@ class Narrator:
             book = f"{some} in the book ({bound})"
         else:
             book = f"none in the book at the {bound} or better"
-        return (f"    {n:>2}. account {e.account} {side} {self.qty(e.symbol, e.qty)}, {book}; fee {self.money(e.fee)}; "
+        return (f"    {n:>2}. account {e.account} {side} {self.qty(e.symbol, e.qty)} (impact {usd(e.impact)}): {book}; "
+                f"fee {self.money(e.fee)}; "
                 f"ratio {ratio_text(before)} -> {ratio_text(e.margin_ratio_after)}")

@@ -142,6 +142,11 @@ def test_the_journaled_demo_replays_to_the_same_liquidations(told, capsys):
     # and the replay reaches the very state the venue snapshotted
     assert main(["replay", str(data), "--verify"]) == 0
     assert "PASS" in capsys.readouterr().out
+    # the page's replay (``exchange-sim web --data-dir``) steps through the same journal, from seq 1
+    from exchange_sim.web.sources import ReplaySource
+
+    src = ReplaySource(data, account=demo.POOLED)
+    assert len(src.records) == seq and src.records[0].seq == 1
     # a second demo into the same dir is refused: its figures assume a fresh venue
     with pytest.raises(ValueError, match="already holds a run"):
         demo.run(fast=True, out=io.StringIO(), web_hint=False, default_ports=False, data_dir=data)

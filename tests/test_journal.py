@@ -292,7 +292,7 @@ def test_prune_says_what_it_did_and_what_it_kept(run_dir, capsys):
     assert removed and set(removed) <= {p.name for p in before}
     assert f"{len(removed)} files removed; the newest snapshot, {journal.snapshots(d)[-1].name}" in out
     assert main(["prune", str(d)]) == 0  # again: nothing left to remove, and it says so
-    assert capsys.readouterr().out.startswith("nothing to prune: every file")
+    assert capsys.readouterr().out.startswith("nothing to prune: no journal segment or snapshot in")
 
 
 def test_prune_and_verify_without_a_snapshot(tmp_path, capsys):
