@@ -194,6 +194,7 @@ def verify(directory: str | Path, cfg: Config | None = None) -> tuple[list[Check
     snapshot the journal reaches, oldest first) and notes on snapshots that
     could not be checked (unreadable, or past the journal's end)."""
     directory = require_data_dir(directory)
+    cfg = cfg if cfg is not None else data_config(directory)
     expected: dict[int, str] = {}
     notes: list[str] = []
     for path in journal.snapshots(directory):
@@ -206,11 +207,10 @@ def verify(directory: str | Path, cfg: Config | None = None) -> tuple[list[Check
     checks = []
     if expected:
         first, last = _journal_span(directory)
-        if first != 1:
+        if first not in (0, 1):  # 0: no journal at all, so every snapshot is past its end
             raise ValueError(f"{directory}: the journal starts at seq {first}, not 1 (pruned): --verify "
                              "needs it whole, from seq 1")
-        for rec, _, venue in replay(directory, cfg=cfg, start=(Venue(cfg or data_config(directory)),
-                                                               Start(0, "verify"))):
+        for rec, _, venue in replay(directory, start=(Venue(cfg), Start(0, "--verify: the journal alone"))):
             if rec.seq in expected:
                 checks.append(Check(rec.seq, expected[rec.seq], snapshot.state_hash(venue)))
         for seq in sorted(expected):
