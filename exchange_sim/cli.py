@@ -96,6 +96,10 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``replay --verify`` exit codes beyond 0 (every hash matches) and 2 (a bad dir)
+VERIFY_FAILED, VERIFY_NOTHING = 1, 4
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     import msgspec
 
@@ -105,18 +109,15 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     directory = args.data_dir
     try:
         if args.verify:
-            results = replay.verify(directory)
-            for seq, ok in results:
-                print(f"seq {seq}: state hash {'matches' if ok else 'DIFFERS from'} the snapshot's")
-            if not results:
-                print("no snapshot reached by the journal: nothing to verify against")
-            return 0 if all(ok for _, ok in results) else 1
+            return _verify(directory)
+        start = replay.start_point(directory, until=args.until, from_start=args.from_start)
+        print(replay.describe(start[1]), flush=True)
         out = open(args.events, "wb") if args.events else None
         enc = msgspec.msgpack.Encoder()
-        venue = None
+        venue = start[0]
         n = 0
         try:
-            for rec, events, venue in replay.replay(directory, until=args.until, from_start=args.from_start):
+            for rec, events, venue in replay.replay(directory, until=args.until, start=start):
                 n += 1
                 if out is not None:
                     frame = enc.encode([rec.seq, events])
@@ -132,22 +133,50 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     except JournalCorrupt as exc:
         print(f"exchange-sim: {exc}", file=sys.stderr)
         return 3
-    if venue is None:
-        print("nothing to replay after the snapshot")
-        return 0
     print(f"replayed {n} commands; venue at seq {venue.seq}; state hash {snapshot.state_hash(venue)}")
     return 0
 
 
+def _verify(directory: str) -> int:
+    from exchange_sim import replay
+
+    checks, notes = replay.verify(directory)
+    for note in notes:
+        print(f"note: {note}")
+    if not checks:
+        print(f"exchange-sim: nothing to verify: {directory} has no snapshot the journal reaches, so there is no "
+              "recorded state hash to compare the replay with (a server writes one every "
+              "journal.snapshot_every commands and when it stops)", file=sys.stderr)
+        return VERIFY_NOTHING
+    for c in checks:
+        verdict = "PASS" if c.ok else "FAIL"
+        print(f"{verdict} seq {c.seq}: replayed from seq 1 {c.replayed}, snapshot {c.recorded}")
+    failed = [c.seq for c in checks if not c.ok]
+    if failed:
+        print(f"FAIL: the replayed state differs from {len(failed)} of {len(checks)} snapshots "
+              f"(seq {', '.join(map(str, failed))})")
+        return VERIFY_FAILED
+    what = "the snapshot's state hash" if len(checks) == 1 else f"all {len(checks)} snapshots' state hashes"
+    print(f"PASS: the journal replayed from seq 1 reproduces {what}")
+    return 0
+
+
 def _cmd_prune(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from exchange_sim import journal, replay
 
-    from exchange_sim import journal
-
-    removed = journal.prune(Path(args.data_dir))
+    directory = replay.require_data_dir(args.data_dir)
+    snaps = journal.snapshots(directory)
+    if not snaps:
+        print(f"nothing to prune: {directory} has no snapshot yet, and the journal is all there is")
+        return 0
+    removed = journal.prune(directory)
     for path in removed:
         print(f"removed {path.name}")
-    print(f"{len(removed)} files removed")
+    if not removed:
+        print(f"nothing to prune: no journal segment or snapshot in {directory} is older than the newest snapshot "
+              f"({snaps[-1].name})")
+    else:
+        print(f"{len(removed)} files removed; the newest snapshot, {snaps[-1].name}, and the journal after it remain")
     return 0
 
 
@@ -186,8 +215,8 @@ def _cmd_web(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from exchange_sim import demo
 
-    demo.run(fast=args.fast, stay=args.stay)
-    return 0
+    demo.run(fast=args.fast, stay=args.stay, data_dir=args.data_dir)
+    return 0  # also after Ctrl-C, which stops the venue cleanly, as serve does
 
 
 def _cmd_load(args: argparse.Namespace) -> int:
@@ -205,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo = sub.add_parser("demo", help="start the venue and tell the source article's story, narrated")
     p_demo.add_argument("--fast", action="store_true", help="no pauses, a 1 s warm-up (for CI)")
     p_demo.add_argument("--stay", action="store_true", help="keep the venue up after the story (Ctrl-C stops it)")
+    p_demo.add_argument("--data-dir", help="journal the run in this new (or empty) dir: `exchange-sim replay DIR` "
+                        "and `exchange-sim web --data-dir DIR` replay it step by step")
     p_demo.set_defaults(func=_cmd_demo)
     p_schema = sub.add_parser("schema", help="print the JSON Schema of the protocol")
     p_schema.set_defaults(func=_cmd_schema)
@@ -237,14 +268,20 @@ def build_parser() -> argparse.ArgumentParser:
                            "to the settlement asset's minor unit (6 decimals for USDT), prices per unit with 8 "
                            "decimals, ratios and rates as numbers (the output's \"units\" says so too)")
     p_explain.set_defaults(func=_cmd_explain)
-    p_replay = sub.add_parser("replay", help="rebuild a venue offline from a data dir's snapshot + journal")
+    p_replay = sub.add_parser("replay", help="rebuild a venue offline from a data dir's snapshot + journal",
+                              description="Rebuild a venue offline from a data dir: from the newest snapshot "
+                              "that has journaled commands after it, else from the journal's start (the first "
+                              "line says which). --verify exits 0 when every hash matches, 1 when one differs, "
+                              "4 when there is no snapshot to compare with; 2 for a missing or empty dir, "
+                              "3 for a corrupt journal.")
     p_replay.add_argument("data_dir")
     p_replay.add_argument("--until", type=int, help="stop after this sequence number")
     p_replay.add_argument("--from-start", action="store_true", help="ignore snapshots: replay the journal alone")
     p_replay.add_argument("--events", help="write each command's events to this file (u32 length + msgpack [seq, events])")
     p_replay.add_argument("--print", action="store_true", help="print every command and its events as JSON lines "
                           "(USD money figures as decimal strings, as in explain --json)")
-    p_replay.add_argument("--verify", action="store_true", help="replay the journal alone and check every snapshot's state hash")
+    p_replay.add_argument("--verify", action="store_true", help="replay the journal alone from seq 1 and compare the state hash with every snapshot's: "
+                          "PASS or FAIL, both hashes")
     p_replay.set_defaults(func=_cmd_replay)
     p_prune = sub.add_parser("prune", help="delete journal segments and snapshots older than the newest snapshot")
     p_prune.add_argument("data_dir")
@@ -267,16 +304,26 @@ def build_parser() -> argparse.ArgumentParser:
     p_load = sub.add_parser("load", help="load a venue: many accounts, an order rate, shocks; live figures, JSON report",
                             description=load_doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     load_arguments(p_load).set_defaults(func=_cmd_load)
+    parser.commands = sub.choices  # name -> subparser: an unknown flag is reported with its command's usage
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["run", *(argv or [])])
+    argv = sys.argv[1:] if argv is None else argv
+    args, unknown = parser.parse_known_args(argv)
+    named = args.command is not None
+    if not named:
+        args, unknown = parser.parse_known_args(["run", *argv])
+    if unknown:  # argparse would show the top-level usage: show the command's own
+        (parser.commands[args.command] if named else parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.func(args)
+    except BrokenPipeError:  # `exchange-sim replay DIR --print | head`: the reader has all it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 1
     except (ValueError, OSError) as exc:
         print(f"exchange-sim: {exc}", file=sys.stderr)
         return 2

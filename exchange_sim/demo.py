@@ -16,8 +16,12 @@ says at each step:
 The story talks to the venue over the wire through one admin session (which
 may act on any account), and its counterparty is a "house" account quoting
 exact prices, so every narrated figure is deterministic: `tests/test_demo.py`
-checks them against the venue's own state. Watch it live in a browser with
-``exchange-sim web --orders ... --market-data ...`` (the demo prints the line).
+checks them against the venue's own state. Every margin call and liquidation
+the venue reports is narrated as it happens (:mod:`exchange_sim.narration`).
+Watch it live in a browser with ``exchange-sim web`` (the demo prints the
+line); with ``--data-dir DIR`` the venue journals the whole run, so
+``exchange-sim replay DIR`` and ``exchange-sim web --data-dir DIR`` replay it
+step by step afterwards.
 """
 
 from __future__ import annotations
@@ -25,13 +29,16 @@ from __future__ import annotations
 import threading
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import TextIO
 
 from clients import Client
 from exchange_sim import config as config_mod
+from exchange_sim.narration import LIQUIDATION_EVENTS, Narrator
 from exchange_sim.risk.explain import render
 from exchange_sim.server.loop import Server
 from protocol import messages as m
+from protocol.units import ratio_text
 
 HOUSE = 100  # quotes every book at exact prices: the story's counterparty
 STORY = 101  # the article's BTC + ETH account
@@ -44,11 +51,13 @@ PRICES = {"BTC": "50000", "ETH": "2500", "SOL": "200", "BNB": "500", "MEME": "0.
 class Story:
     """The narrated part: one admin client, exact prices, every figure from the venue."""
 
-    def __init__(self, client: Client, out: TextIO, pause: float):
+    def __init__(self, client: Client, out: TextIO, pause: float, data_dir: Path | None = None):
         self.c = client
         self.out = out
         self.pause = pause
-        self.figures: dict = {}
+        self.data_dir = data_dir
+        self.figures: dict = {"liquidations": []}  # every margin / liquidation event, in venue order
+        self.narrator: Narrator | None = None
 
     # ------------------------------------------------------------ helpers
 
@@ -65,6 +74,10 @@ class Story:
         rej = [e for e in events if isinstance(e, m.Rejected)]
         if rej:
             raise RuntimeError(f"the venue refused {type(cmd).__name__}: {rej[0].reason}: {rej[0].message}")
+        if self.narrator is not None:  # whatever a command set off is told right under it
+            self.figures["liquidations"] += [e for e in events if isinstance(e, LIQUIDATION_EVENTS)]
+            for line in self.narrator.lines(events):
+                self.say(line)
         return events
 
     def _ins(self, symbol: str) -> m.InstrumentInfo:
@@ -115,6 +128,7 @@ class Story:
 
     def run(self) -> dict:
         (self.info,) = [e for e in self.send(m.QueryInstruments()) if isinstance(e, m.Instruments)]
+        self.narrator = Narrator(self.info)
         self.set_prices(PRICES)
         self.deposit(HOUSE, "USDT", "100000000")
 
@@ -135,7 +149,7 @@ class Story:
 
         self.chapter("3. Isolated vs cross vs portfolio: the idle capital of each")
         for row in ex.compare:
-            ratio = "inf" if row.margin_ratio is None else f"{row.margin_ratio:.1%}"
+            ratio = ratio_text(row.margin_ratio)
             self.say(f"  {row.mode.value:<10} needs IM ${row.im:>9,.2f} (MM ${row.mm:>8,.2f}); usable collateral "
                      f"${row.usable_collateral:>10,.2f}; free ${row.free:>10,.2f}; ratio {ratio}")
         self.say("  isolated margin is funded in USDT only, so this wallet backs nothing there;")
@@ -166,31 +180,21 @@ class Story:
             self.house_bids(sym, str(Decimal(price) * Decimal("0.999")), "0.1", 30, 4_000)
         before = self.explain(POOLED)
         self.say(f"account {POOLED}: $10,000 of USDT behind $115,000 of longs in five perpetuals "
-                 f"(margin ratio {before.margin_ratio:.0%})")
+                 f"(margin ratio {ratio_text(before.margin_ratio)})")
         self.say("SOL falls 11% four times (-37% in all); each time the house has already moved its")
-        self.say("SOL bids below the new price, as a market does before the index catches up:")
+        self.say("SOL bids below the new price, as a market does before the index catches up.")
+        self.say("The venue closes the positions in slices, the one whose closing frees the most")
+        self.say("maintenance margin first, never below its bankruptcy price (the bound):")
         events = []
         price = Decimal("200")
-        for _ in range(4):
+        for i in range(4):
             price = price * Decimal("0.89")
             self.send(m.CancelAll(account=HOUSE, symbol="SOL-PERP"))
             self.house_bids("SOL-PERP", str(price * Decimal("0.999")), "0.1", 30, 4_000)
+            self.say(f"  SOL -11% (shock {i + 1} of 4): index ${price:,.2f}")
             events += self.send(m.ShockPrice(asset="SOL", change_bps=-1100))
-        cascade = []
-        for e in events:
-            if isinstance(e, m.MarginCall) and e.account == POOLED:
-                self.say(f"  margin call ({e.level}): ratio {e.margin_ratio:.3f}")
-            elif isinstance(e, m.LiquidationStarted):
-                self.say(f"  liquidation of account {e.account} starts: equity ${e.equity:,.2f} < MM ${e.mm:,.2f}")
-            elif isinstance(e, m.LiquidationSlice):
-                cascade.append(e.symbol)
-                ratio = "inf" if e.margin_ratio_after is None else f"{e.margin_ratio_after:.3f}"
-                self.say(f"  {len(cascade):>2}. close {e.qty:>6} lots {e.symbol:<9} (impact ${e.impact:7.2f}, bound "
-                         f"{e.bankruptcy_price}) -> ratio {ratio}")
-            elif isinstance(e, m.LiquidationFinished):
-                ratio = "inf" if e.margin_ratio is None else f"{e.margin_ratio:.3f}"
-                self.say(f"  liquidation finished: ratio {ratio}, equity ${e.equity:,.2f}")
-        closed = sorted({s for s in cascade})
+        cascade = [e.symbol for e in events if isinstance(e, m.LiquidationSlice) and e.account == POOLED]
+        closed = sorted(set(cascade))
         self.say(f"a crash in one trade (SOL) closed positions in {len(closed)} books: {', '.join(closed)}")
         self.figures["cascade"] = cascade
 
@@ -203,21 +207,31 @@ class Story:
             ex = self.explain(acct)
             main = max(ex.assets, key=lambda a: a.value)
             self.say(f"account {acct}: ${main.value:,.0f} of {main.asset} counted as ${main.counted:,.2f}, "
-                     f"long $50,000 BNB-PERP, ratio {ex.margin_ratio:.0%}")
-        self.say("BNB falls 5% and MEME, a risk-on coin, falls 40% with it:")
-        events = self.send(m.ShockPrice(asset="BNB", change_bps=-500)) + self.send(
-            m.ShockPrice(asset="MEME", change_bps=-4000))
+                     f"long $50,000 BNB-PERP, ratio {ratio_text(ex.margin_ratio)}")
+        self.say(f"(account {POOLED} still holds what its liquidation left of its five longs: the same")
+        self.say(" moves reach it too, and the book's bids run out, so the insurance fund takes over)")
+        self.say("BNB falls 5%:")
+        events = self.send(m.ShockPrice(asset="BNB", change_bps=-500))
+        self.say("MEME, a risk-on coin, falls 40% with it:")
+        events += self.send(m.ShockPrice(asset="MEME", change_bps=-4000))
         liquidated = sorted({e.account for e in events if isinstance(e, m.LiquidationStarted)})
+        self.say("after both moves:")
         for acct in (BUFFER_USDT, BUFFER_MEME):
             ex = self.explain(acct)
             fate = "LIQUIDATED" if acct in liquidated else "survives"
-            ratio = "inf" if ex.margin_ratio is None else f"{ex.margin_ratio:.0%}"
-            self.say(f"  account {acct} ({'USDT' if acct == BUFFER_USDT else 'MEME'} collateral): {fate}; "
-                     f"ratio now {ratio}")
+            now = "no positions left" if ex.margin_ratio is None else f"ratio now {ratio_text(ex.margin_ratio)}"
+            self.say(f"  account {acct} ({'USDT' if acct == BUFFER_USDT else 'MEME'} collateral): {fate}; {now}")
         self.figures["buffer_liquidated"] = liquidated
         self.chapter("The end")
-        self.say("every figure above came from the venue over the wire; replay it with a data dir:")
-        self.say("  exchange-sim serve --data-dir run1   # then: exchange-sim replay run1 --print")
+        if self.data_dir is not None:
+            self.say(f"every figure above came from the venue over the wire, and {self.data_dir} journals it all;")
+            self.say("replay it step by step:")
+            self.say(f"  exchange-sim replay {self.data_dir} --print     # every command and what it set off")
+            self.say(f"  exchange-sim web --data-dir {self.data_dir}     # the page, replaying beside this story")
+        else:
+            self.say("every figure above came from the venue over the wire; to replay it, run it with a data dir:")
+            self.say("  exchange-sim demo --data-dir run1   # then: exchange-sim replay run1 --print")
+            self.say("                                      # or:   exchange-sim web --data-dir run1")
         return self.figures
 
 
@@ -242,44 +256,93 @@ def warm_up(orders: str, market_data: str, seconds: float, out: TextIO) -> None:
                          kwargs=dict(account=2, key=keys[2], rate=20.0, seed=1), daemon=True),
     ]
     print(f"warm-up: a market maker and a noise taker trade BTC-PERP for {seconds:g}s ...", file=out, flush=True)
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(seconds + 15)
-    stop.set()
-    for name, tally in sorted(tallies.items()):
-        print(f"  {name}: {tally}", file=out)
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(seconds + 15)
+    finally:
+        stop.set()  # also on Ctrl-C: the bots end their sessions
+    if "maker" in tallies:
+        print(f"  {maker_line(tallies['maker'])}", file=out)
+    if "taker" in tallies:
+        print(f"  {taker_line(tallies['taker'])}", file=out)
     out.flush()
 
 
-def _bind(cfg, default_ports: bool) -> tuple[Server, str, str]:
+def _position(qty: Decimal, symbol: str = "BTC-PERP") -> str:
+    return f"flat in {symbol}" if not qty else f"{'long' if qty > 0 else 'short'} {abs(qty)} {symbol}"
+
+
+def maker_line(t) -> str:
+    """The market maker's tally (``clients.bots.market_maker.Stats``) as a sentence."""
+    refused = f", {t.refused} quotes refused" if t.refused else ""
+    return (f"market maker (account 1): {t.placed} quotes placed, {t.amended} amended{refused}; "
+            f"{t.fills} fills; now {_position(t.position)}")
+
+
+def taker_line(t) -> str:
+    """The noise taker's tally (``clients.bots.noise_taker.Stats``) as a sentence."""
+    refused = ""
+    if t.refused:
+        why = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in sorted(t.refused.items()))
+        refused = f", {sum(t.refused.values())} refused ({why})"
+    return (f"noise taker (account 2): {t.orders} orders ({t.market} market, {t.limit} limit){refused}; "
+            f"{t.fills} fills; now {_position(t.position)}")
+
+
+def _bind(cfg, default_ports: bool, venue=None) -> tuple[Server, str, str]:
     """The config's endpoints when they are free (so a plain ``exchange-sim
     web`` finds the demo), else any free loopback ports."""
     import zmq
 
     if default_ports:
-        server = Server(cfg)
+        server = Server(cfg, venue=venue)
         try:
             return server, *server.bind()
         except zmq.ZMQError:
             server.close()
-    server = Server(cfg, orders_endpoint="tcp://127.0.0.1:*", market_data_endpoint="tcp://127.0.0.1:*")
+    server = Server(cfg, orders_endpoint="tcp://127.0.0.1:*", market_data_endpoint="tcp://127.0.0.1:*", venue=venue)
     return server, *server.bind()
 
 
+def _open_data_dir(directory: Path, cfg, out: TextIO):
+    """A journal in ``directory``, as ``serve --data-dir`` keeps one; the
+    story's figures assume a fresh venue, so a dir holding a run is refused."""
+    from exchange_sim import journal
+    from exchange_sim.server import open_data_dir
+
+    if directory.exists() and (not directory.is_dir() or journal.segments(directory) or journal.snapshots(directory)):
+        raise ValueError(f"{directory} already holds a run (or is not a directory): the demo tells its story on a "
+                         "fresh venue; give it a new or empty data dir")
+    return open_data_dir(directory, cfg, config_mod.default_text(), out)
+
+
 def run(fast: bool = False, out: TextIO | None = None, web_hint: bool = True, stay: bool = False,
-        default_ports: bool = True) -> dict:
+        default_ports: bool = True, data_dir: str | Path | None = None) -> dict | None:
     """Start the venue, warm it up, tell the story, stop (or, with ``stay``,
-    keep serving until Ctrl-C). Returns the figures."""
+    keep serving until Ctrl-C). Returns the figures, or None when Ctrl-C
+    cut the story short (the venue is stopped cleanly all the same).
+
+    With ``data_dir`` the venue journals every command there, as
+    ``exchange-sim serve --data-dir`` does, and snapshots it at the end."""
     import signal
     import sys
 
     out = out or sys.stdout
     cfg = config_mod.default()
-    server, orders, market_data = _bind(cfg, default_ports)
+    journal = venue = None
+    if data_dir is not None:
+        data_dir = Path(data_dir)
+        cfg, venue, journal, _ = _open_data_dir(data_dir, cfg, out)
+    server, orders, market_data = _bind(cfg, default_ports, venue)
+    if journal is not None:
+        server.journal, server.data_dir, server.snapshot_every = journal, data_dir, cfg.journal.snapshot_every
     server.start_up()
     thread = threading.Thread(target=server.serve_forever, name="venue", daemon=True)
     thread.start()
+    if data_dir is not None:
+        print(f"exchange-sim demo: journaling the run in {data_dir}", file=out)
     print(f"exchange-sim demo: the venue listens on {orders} (orders) and {market_data} (market data)", file=out)
     if web_hint:
         plain = (orders, market_data) == (cfg.server.orders_endpoint, cfg.server.market_data_endpoint)
@@ -287,11 +350,14 @@ def run(fast: bool = False, out: TextIO | None = None, web_hint: bool = True, st
         print(f"watch it in a browser: run `{how}` in another terminal, open http://127.0.0.1:8080,", file=out)
         print(f"and pick account {STORY} (the article's wallet) or {POOLED} (the cascade)", file=out)
     out.flush()
+    figures = None
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main_thread else None
     try:
         warm_up(orders, market_data, 1.0 if fast else 4.0, out)
         admin = Client(orders, 0, cfg.server.admin_key, timeout=10.0)
         try:
-            figures = Story(admin, out, 0.0 if fast else 1.5).run()
+            figures = Story(admin, out, 0.0 if fast else 1.5, data_dir).run()
         finally:
             admin.close()
         if stay:
@@ -301,8 +367,17 @@ def run(fast: bool = False, out: TextIO | None = None, web_hint: bool = True, st
                 signal.signal(sig, lambda *_: done.set())
             while not done.wait(0.5):
                 pass
-        return figures
+    except KeyboardInterrupt:  # Ctrl-C: stop as serve does, one line, no traceback
+        if main_thread:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean stop short
+        kept = f"; {data_dir} keeps the journal so far" if data_dir is not None else ""
+        print(f"\ninterrupted (Ctrl-C): stopping the venue{kept}", file=out, flush=True)
     finally:
         server.stop()
         thread.join(10)
         server.close()
+        if journal is not None:
+            journal.close()
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+    return figures

@@ -11,6 +11,7 @@ from typing import TextIO
 
 from exchange_sim.config import Config
 from exchange_sim.venue import Venue
+from protocol.units import ratio_text
 from protocol.messages import (
     AccountUpdate,
     BookSnapshot,
@@ -80,7 +81,7 @@ def run_session(config: Config, out: TextIO) -> Venue:
     for p in acct.positions:
         say(f"  {p.symbol} {_human_qty(venue, p.symbol, p.qty)} @ {_human_price(venue, p.symbol, p.entry_price)}"
             f"  uPnL {p.upnl / usdt:,.2f} USDT")
-    ratio = "inf" if acct.margin_ratio is None else f"{acct.margin_ratio:.1%}"
+    ratio = ratio_text(acct.margin_ratio)
     say(f"  collateral after haircuts {acct.collateral:,.2f}  equity {acct.equity:,.2f}  "
         f"IM {acct.im:,.2f}  MM {acct.mm:,.2f}  margin ratio {ratio}")
     say("  (the USDT balance is negative: fees were paid in USDT the trader never had;\n"

@@ -137,3 +137,23 @@ def test_schema_prints_valid_json(capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(json.dumps(json_schema()))
     assert "NewOrder" in printed["$defs"] and "Fill" in printed["$defs"]
+
+
+@pytest.mark.parametrize("argv, command", [(["serve", "--port", "7005"], "serve"), (["replay", "d", "--bogus"], "replay"),
+                                           (["demo", "--slow"], "demo")])
+def test_an_unknown_flag_shows_the_commands_own_usage(capsys, argv, command):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: exchange-sim {command} [-h]")
+    assert f"exchange-sim {command}: error: unrecognized arguments: {' '.join(argv[-1:] if command != 'serve' else argv[1:])}" in err
+    assert "{run,demo" not in err  # not the top-level usage
+
+
+def test_an_unknown_flag_without_a_command_shows_the_top_level_usage(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--bogus"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: exchange-sim [-h]") and "unrecognized arguments: --bogus" in err

@@ -86,7 +86,9 @@ def test_replaying_twice_gives_byte_identical_event_streams(run_dir):
 
 def test_verify_checks_the_snapshot_hash(run_dir):
     d, live, _ = run_dir
-    assert replay.verify(d) == [(605, True)]
+    checks, notes = replay.verify(d)
+    assert notes == [] and [(c.seq, c.ok) for c in checks] == [(605, True)]
+    assert checks[0].recorded == journal.load_snapshot(journal.snapshots(d)[0]).state_hash
 
 
 def test_torn_tail_is_truncated_and_reported(run_dir):
@@ -198,7 +200,7 @@ def test_replay_cli_prints_verifies_and_writes_events(run_dir, tmp_path, capsys)
         pos += 4 + n
     assert [f[0] for f in frames] == list(range(606, 811))  # the tail after the snapshot
     assert main(["replay", str(d), "--verify"]) == 0
-    assert "matches" in capsys.readouterr().out
+    assert "PASS seq 605" in capsys.readouterr().out
     assert main(["replay", str(d), "--from-start", "--until", "3", "--print"]) == 0
     printed = capsys.readouterr().out
     assert printed.count("#") == 3 and "Deposit" in printed
@@ -208,3 +210,112 @@ def test_replay_cli_prints_verifies_and_writes_events(run_dir, tmp_path, capsys)
     seg.write_bytes(bytes(raw))
     assert main(["replay", str(d), "--from-start"]) == 3
     assert "corrupt" in capsys.readouterr().err
+
+
+# ------------------------------------------------- replay / prune as a person runs them
+
+
+def _snapshot_now(d: Path, v) -> int:
+    journal.write_snapshot(d, v.seq, snapshot.state_hash(v), snapshot.encode(snapshot.capture(v)))
+    return v.seq
+
+
+def test_replay_starts_before_a_snapshot_that_ends_the_journal(run_dir, capsys):
+    """A server snapshots when it stops: the newest snapshot is the journal's
+    end. Replay starts from the previous snapshot instead, and says so."""
+    d, live, _ = run_dir
+    _snapshot_now(d, live)  # seq 810, the end
+    assert main(["replay", str(d)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == ("replaying from the snapshot at seq 605: an older snapshot: the newest snapshot "
+                                   "(seq 810) is the end of the journal, with nothing to replay after it")
+    assert f"replayed 205 commands; venue at seq 810; state hash {snapshot.state_hash(live)}" in out
+
+
+def test_replay_starts_from_the_journals_start_when_the_only_snapshot_ends_it(run_dir, capsys):
+    d, live, _ = run_dir
+    (older,) = journal.snapshots(d)
+    older.unlink()
+    _snapshot_now(d, live)
+    assert main(["replay", str(d)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("replaying from the start of the journal (seq 1): the newest snapshot (seq 810) is the "
+                          "end of the journal")
+    assert f"replayed 810 commands; venue at seq 810; state hash {snapshot.state_hash(live)}" in out
+    # --until a snapshot's own seq: nothing would follow it, so from the start too
+    assert main(["replay", str(d), "--until", "810", "--from-start"]) == 0
+    assert "--from-start" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_replay_until_a_snapshot_seq_starts_before_it(run_dir, capsys):
+    d, live, _ = run_dir
+    assert main(["replay", str(d), "--until", "605"]) == 0
+    out = capsys.readouterr().out
+    assert "the newest snapshot (seq 605) is --until 605 itself" in out.splitlines()[0]
+    assert "replayed 605 commands; venue at seq 605" in out
+
+
+def test_replay_after_prune_to_the_end_is_a_clear_error(run_dir, capsys):
+    d, live, _ = run_dir
+    _snapshot_now(d, live)
+    journal.prune(d)  # keeps the snapshot at 810 and the last segment only
+    assert main(["replay", str(d)]) == 2
+    err = capsys.readouterr().err
+    assert "the journal starts at seq" in err and "not 1 (pruned)" in err
+    assert main(["replay", str(d), "--verify"]) == 2
+    assert "--verify needs it whole, from seq 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["replay"], ["replay", "--verify"], ["replay", "--print"], ["prune"]])
+@pytest.mark.parametrize("kind", ["missing", "empty", "file"])
+def test_replay_and_prune_refuse_what_is_not_a_data_dir(tmp_path, capsys, command, kind):
+    target = tmp_path / "run1"
+    if kind == "empty":
+        target.mkdir()
+    elif kind == "file":
+        target.write_text("hello")
+    assert main([command[0], str(target), *command[1:]]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # never "0 files removed" or a replay of nothing
+    expected = {"missing": f"no such data dir: {target}", "empty": f"{target} holds no journal and no snapshot",
+                "file": f"{target} is not a directory"}[kind]
+    assert captured.err.startswith(f"exchange-sim: {expected}")
+
+
+def test_prune_says_what_it_did_and_what_it_kept(run_dir, capsys):
+    d, _, _ = run_dir
+    before = journal.segments(d)
+    assert main(["prune", str(d)]) == 0
+    out = capsys.readouterr().out
+    removed = [line.split()[1] for line in out.splitlines() if line.startswith("removed ")]
+    assert removed and set(removed) <= {p.name for p in before}
+    assert f"{len(removed)} files removed; the newest snapshot, {journal.snapshots(d)[-1].name}" in out
+    assert main(["prune", str(d)]) == 0  # again: nothing left to remove, and it says so
+    assert capsys.readouterr().out.startswith("nothing to prune: no journal segment or snapshot in")
+
+
+def test_prune_and_verify_without_a_snapshot(tmp_path, capsys):
+    v = JournaledVenue(tmp_path)
+    random_run(v, n=20)
+    v.journal.close()
+    assert main(["prune", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith("nothing to prune: ") and journal.segments(tmp_path)
+    # --verify with nothing to compare with is not a pass
+    assert main(["replay", str(tmp_path), "--verify"]) == 4
+    captured = capsys.readouterr()
+    assert "PASS" not in captured.out and "nothing to verify" in captured.err
+    # replay itself works, from the start, and says why
+    assert main(["replay", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith("replaying from the start of the journal (seq 1): no snapshot")
+
+
+def test_verify_fails_with_both_hashes_when_the_state_differs(run_dir, capsys):
+    d, live, _ = run_dir
+    (path,) = journal.snapshots(d)
+    snap = journal.load_snapshot(path)
+    forged = "0" * 64
+    path.write_bytes(msgspec.msgpack.encode(msgspec.structs.replace(snap, state_hash=forged)))
+    assert main(["replay", str(d), "--verify"]) == 1
+    out = capsys.readouterr().out
+    assert f"FAIL seq 605: replayed from seq 1 {snap.state_hash}, snapshot {forged}" in out
+    assert "FAIL: the replayed state differs from 1 of 1 snapshots (seq 605)" in out

@@ -5,9 +5,9 @@ position costs the whole equity, and the venue steps in well before that.
 What it watches is the margin ratio, equity / maintenance margin (MM), with
 the thresholds of ``[risk]`` in the config:
 
-    ratio < 1.5   MarginCall "warning"
-    ratio < 1.2   MarginCall "reduce_only": only orders that shrink risk
-    ratio < 1.0   liquidation: the venue closes the position in slices
+    ratio < 150%  MarginCall "warning"
+    ratio < 120%  MarginCall "reduce_only": only orders that shrink risk
+    ratio < 100%  liquidation: the venue closes the position in slices
 
 Worked example, the demo "student" account 4 (10,000 USDT + 0.5 BTC),
 BTC at 60,000 (BTC-PERP maintenance rate 0.5% up to $250k, 1% above):
@@ -15,7 +15,7 @@ BTC at 60,000 (BTC-PERP maintenance rate 0.5% up to $250k, 1% above):
     equity   10,000 + 0.5 x 60,000 x (1 - 5% haircut)  =  38,500 USDT
     10x   -> 385,000 USDT of BTC-PERP                  ~   6.416 BTC long
     MM       250,000 x 0.5% + 135,000 x 1%             =   2,600
-    ratio    ~38,240 / 2,600 ~ 14.7   (equity after the 0.05% taker fee and the spread paid)
+    ratio    ~38,240 / 2,600 ~ 1,470%   (equity after the 0.05% taker fee and the spread paid)
     BTC -30% (an admin shock, or exchange-sim load --shock BTC:-30%@20s):
     loss     6.416 x 18,000 ~ 115,500 > equity         -> liquidated
 
@@ -42,6 +42,7 @@ from clients.bots._common import Stop, api_key, demo_key, index_price, parser, s
 from clients.models import AccountState, Fill
 from protocol import messages as m
 from protocol.session import LoggedOut
+from protocol.units import ratio_text
 
 
 @dataclass
@@ -84,25 +85,24 @@ def run(endpoint: str = DEFAULT_ORDERS, market_data: str = DEFAULT_MARKET_DATA, 
             pos = next((p.qty for p in a.positions if p.symbol == symbol), Decimal(0))
             if a.margin_ratio is not None:
                 stats.min_ratio = a.margin_ratio if stats.min_ratio is None else min(stats.min_ratio, a.margin_ratio)
-            ratio = "-" if a.margin_ratio is None else f"{a.margin_ratio:.3f}"
-            say(out, f"margin ratio {ratio}  equity {a.equity}  MM {a.mm}  position {pos}")
+            say(out, f"margin ratio {ratio_text(a.margin_ratio)}  equity {a.equity}  MM {a.mm}  position {pos}")
             return pos
 
         def on_event(ev) -> None:
             if isinstance(ev, m.MarginCall):
                 stats.margin_calls.append(ev.level)
-                say(out, f"MARGIN CALL {ev.level}: ratio {ev.margin_ratio:.3f} "
+                say(out, f"MARGIN CALL {ev.level}: ratio {ratio_text(ev.margin_ratio)} "
                          f"(equity {ev.equity:,.2f}, MM {ev.mm:,.2f})")
             elif isinstance(ev, m.LiquidationStarted):
                 stats.liquidated = True
-                say(out, f"LIQUIDATION started at ratio {ev.margin_ratio:.3f}")
+                say(out, f"LIQUIDATION started at ratio {ratio_text(ev.margin_ratio)}")
             elif isinstance(ev, m.LiquidationSlice):
                 say(out, f"  slice: {ins.qty(ev.qty)} {ev.symbol} ({ins.qty(ev.book_qty)} in the book, "
                          f"{ins.qty(ev.takeover_qty)} taken over), bankruptcy price {ins.price(ev.bankruptcy_price)}")
             elif isinstance(ev, Fill) and ev.liquidation:
                 say(out, f"  liquidation fill: {ev.side} {ev.qty} @ {ev.price}")
             elif isinstance(ev, m.LiquidationFinished):
-                say(out, f"LIQUIDATION finished: ratio {ev.margin_ratio}, equity {ev.equity:,.2f}")
+                say(out, f"LIQUIDATION finished: ratio {ratio_text(ev.margin_ratio)}, equity {ev.equity:,.2f}")
             elif isinstance(ev, LoggedOut):
                 stop.set(f"logged out: {ev.reason}")
 

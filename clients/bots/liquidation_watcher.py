@@ -34,6 +34,7 @@ from clients._core import DEFAULT_MARKET_DATA, DEFAULT_ORDERS
 from clients.bots._common import MarketData, Stop, api_key, demo_key, parser, say
 from protocol import messages as m
 from protocol.session import LoggedOut
+from protocol.units import ratio_text
 
 
 @dataclass
@@ -68,20 +69,20 @@ def run(endpoint: str = DEFAULT_ORDERS, market_data: str = DEFAULT_MARKET_DATA, 
                 while ev is not None:
                     if isinstance(ev, m.MarginCall):
                         stats.margin_calls.append(ev.level)
-                        say(out, f"MARGIN CALL {ev.level}: account {ev.account} ratio {ev.margin_ratio:.3f}")
+                        say(out, f"MARGIN CALL {ev.level}: account {ev.account} ratio {ratio_text(ev.margin_ratio)}")
                     elif isinstance(ev, (m.LiquidationStarted, m.LiquidationFinished)):
                         what = "started" if isinstance(ev, m.LiquidationStarted) else "finished"
-                        ratio = "none" if ev.margin_ratio is None else f"{ev.margin_ratio:.3f}"
-                        say(out, f"account {ev.account} liquidation {what}: ratio {ratio}, equity {ev.equity:,.2f}")
+                        say(out, f"account {ev.account} liquidation {what}: ratio {ratio_text(ev.margin_ratio)}, "
+                                 f"equity {ev.equity:,.2f}")
                     elif isinstance(ev, LoggedOut):
                         stop.set(f"logged out: {ev.reason}")
                     ev = c.poll_event()
                 if time.monotonic() >= next_ratio and not stop:
                     next_ratio = time.monotonic() + every
                     a = c.account()
-                    ratio = "none (no position)" if a.margin_ratio is None else f"{a.margin_ratio:.3f}"
                     stats.ratios += 1
-                    say(out, f"account {account} margin ratio {ratio}  equity {a.equity}  MM {a.mm}")
+                    say(out, f"account {account} margin ratio {ratio_text(a.margin_ratio)}  equity {a.equity}  "
+                             f"MM {a.mm}")
         finally:
             public.close()
     say(out, f"watcher stopped ({stop.reason}): {len(stats.notices)} liquidation notices, "
