@@ -155,14 +155,14 @@ class PageState:
                 self.marks[ev.symbol] = (self.price(ev.symbol, ev.mark), ev.index / m.PRICE_SCALE)
                 self.dirty.add(ev.symbol)
             elif kind in LIQUIDATION_EVENTS:
-                self._liquidation(ev)
+                self._liquidation(ev, t)
             elif kind is m.AccountUpdate and ev.account == self.fund_id:
                 self.fund_msg = {"balance": ev.balances.get("USDT", 0) / 10**6, "equity": ev.equity}
 
-    def _liquidation(self, ev) -> None:
+    def _liquidation(self, ev, t: int) -> None:
         self.n += 1
         sym = getattr(ev, "symbol", None)
-        row = {"n": self.n, "account": getattr(ev, "account", None), "step": _STEP[type(ev)], "symbol": sym,
+        row = {"n": self.n, "t": t, "account": getattr(ev, "account", None), "step": _STEP[type(ev)], "symbol": sym,
                "qty": None, "price": None, "impact": None, "group": None}
         if isinstance(ev, m.LiquidationSlice):
             row.update(qty=self.qty(sym, ev.qty), price=self.price(sym, ev.bankruptcy_price), impact=ev.impact,

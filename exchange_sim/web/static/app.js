@@ -5,7 +5,7 @@
 //   book {symbol, bids, asks, mark, index, best_bid, best_ask}
 //   trade {symbol, t, side, price, qty, liquidation}
 //   account {account, mode, equity, im, mm, ratio, assets, positions, compare, t} or {account, missing}
-//   liquidation {n, account, step, symbol, qty, price, impact, ratio_after, group}
+//   liquidation {n, t, account, step, symbol, qty, price, impact, ratio_after, group}
 //   liqgroup {group, account, symbol, ratio_before, ratio_after, done, steps, fund_took, fund_paid, adl}
 //   fund {balance}                       replay {position, total, playing}
 "use strict";
@@ -130,12 +130,15 @@ function drawRatio() {
   const hi = Math.min(1e5, Math.max(3, ...rs.map((r) => r * 1.3), ...lines.map(([, v]) => v * 2)));
   const Y = (r) => B - (Math.log(Math.min(hi, Math.max(lo, r))) - Math.log(lo)) / (Math.log(hi) - Math.log(lo)) * (B - T);
   svg.dataset.scale = "log"; svg.dataset.lo = lo; svg.dataset.hi = hi;
-  // grid: 1, 2, 5 per decade
-  for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) {
-    for (const k of [1, 2, 5]) {
+  // grid: 1, 2, 5 per decade; labels where they fit, powers of ten first
+  const labelled = [];
+  for (const k of [1, 2, 5]) {
+    for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) {
       const v = k * 10 ** e;
       if (v < lo || v > hi) continue;
       svg.appendChild(el("line", { x1: L, x2: R, y1: Y(v), y2: Y(v), stroke: "#e5e7eb" }));
+      if (labelled.some((y) => Math.abs(y - Y(v)) < FONT + 2)) continue;
+      labelled.push(Y(v));
       svg.appendChild(el("text", { x: L - 5, y: Y(v) + 4, "font-size": FONT - 1, "text-anchor": "end", class: "tick" }, ratioText(v)));
     }
   }
@@ -251,6 +254,11 @@ function addLiquidation(s) {
   const ratio = s.ratio_after === undefined ? "" : ratioText(s.ratio_after);
   for (const c of [s.n, s.account ?? "", s.step, s.symbol || "", s.qty ?? "", s.price === null ? "" : fmt(s.price), s.impact === null ? "" : fmt(s.impact), ratio]) {
     const td = document.createElement("td"); td.textContent = c; tr.appendChild(td);
+  }
+  // the shown account's ratio during its liquidation: the explain poll (every 0.5 s) would miss the dip
+  const a = state.account;
+  if (a && !a.missing && s.account === a.account && s.ratio_after !== undefined && s.t) {
+    state.ratio.push({ t: s.t, r: s.ratio_after }); state.ratio.sort((x, y) => x.t - y.t); drawRatio();
   }
   const after = groupLast.get(s.group);
   if (after && after.isConnected) { after.after(tr); groupLast.set(s.group, tr); } else tbody.appendChild(tr);
