@@ -232,7 +232,7 @@ const groupLast = new Map();  // group id → the last row of that group in the 
 function groupText(g) {
   const who = `account ${g.account}` + (g.symbol ? ` (isolated ${g.symbol})` : "");
   const after = g.done ? ratioText(g.ratio_after) : (g.ratio_after === null ? "…" : ratioText(g.ratio_after) + " …");
-  const took = Object.entries(g.fund_took || {}).map(([s, q]) => `took ${q} ${s}`);
+  const took = Object.entries(g.fund_took || {}).map(([s, q]) => `took ${+q.toPrecision(12)} ${s}`);  // summed floats: drop 1.8419999… artefacts
   if (g.fund_paid) took.push(`paid ${fmt(g.fund_paid)} USDT`);
   return `${who} · ratio ${ratioText(g.ratio_before)} → ${after} · ${g.steps} step${g.steps === 1 ? "" : "s"}`
     + ` · insurance fund: ${took.length ? took.join(", ") : "not used"} · ADL: ${g.adl ? g.adl + " counterpart" + (g.adl === 1 ? "y" : "ies") : "not used"}`;
