@@ -62,7 +62,7 @@ def cascade_steps(events) -> list[tuple]:
 
 def cascade_shown(page) -> list[tuple]:
     """The same triples, read from the page's cascade table."""
-    rows = page.locator("#cascade-table tbody tr")
+    rows = page.locator("#cascade-table tbody tr:not(.liq-head)")
     shown = []
     for i in range(rows.count()):
         cells = rows.nth(i).locator("td").all_inner_texts()
@@ -182,3 +182,239 @@ def test_page_says_when_the_venue_is_unreachable(browser):
     finally:
         app.shutdown()
         t.join(timeout=5)
+
+
+# ------------------------------------------------------------ issue 11: the page read as a teacher projects it
+
+
+def _wait_pos(page, position: int, total: int) -> None:
+    page.wait_for_function(f"document.getElementById('rp-pos').textContent === '{position} / {total}'",
+                           timeout=15_000)
+
+
+def _boxes(page, selector: str) -> list[dict]:
+    return page.eval_on_selector_all(selector, "els => els.map(e => { const r = e.getBoundingClientRect();"
+                                               " return {x: r.x, y: r.y, w: r.width, h: r.height, text: e.textContent}; })")
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"] and a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"]
+
+
+def _inside(inner: dict, outer: dict) -> bool:
+    return (inner["x"] >= outer["x"] - 0.5 and inner["y"] >= outer["y"] - 0.5
+            and inner["x"] + inner["w"] <= outer["x"] + outer["w"] + 0.5
+            and inner["y"] + inner["h"] <= outer["y"] + outer["h"] + 0.5)
+
+
+def test_the_page_formats_margin_ratios_exactly_as_python_does(browser, replay_page):
+    """static/app.js's ratioText is protocol.units.ratio_text: the same string for
+    the same float, ties (2.25 → "2.2", half to even) and separators included."""
+    import random
+
+    from protocol.units import ratio_text
+
+    app, _ = replay_page
+    rng = random.Random(11)
+    values = [0.8034, 11.36, None, float("inf"), 0.0, -0.0, 1.0, 1.2, 1.5, -12.3456, 123456.789, 1e-9, 0.99999,
+              1e17, 1e25, -0.0004]
+    values += [j / 4 / 100 for j in range(1, 400) if (j / 4 / 100) * 100 == j / 4]  # exact ties at one decimal
+    values += [rng.uniform(-5, 50) for _ in range(500)] + [10 ** rng.uniform(-4, 6) for _ in range(500)]
+    page = browser.new_page()
+    page.goto(app.url)
+    page.wait_for_selector("#symbol option", state="attached")
+    shown = page.evaluate("vals => vals.map(ratioText)", values)
+    expected = [ratio_text(v) for v in values]
+    assert [(v, s) for v, s, e in zip(values, shown, expected) if s != e] == []
+    assert expected[:3] == ["80.3%", "1,136.0%", "no positions"]
+
+
+def test_replay_shows_the_venues_ratio_text_and_grouped_liquidations(browser, replay_page):
+    """Mid-replay the ratio figure is ratio_text of the venue's own ratio; at the
+    end each liquidation is one header row (account, ratio before → after, steps,
+    fund / ADL use) with its steps under it, and a closed-out account reads
+    "no positions"."""
+    from protocol.units import ratio_text
+
+    app, data_dir = replay_page
+    records = journal.read(data_dir)[0]
+    total = len(records)
+    shock = next(i for i, r in enumerate(records) if isinstance(r.command, m.ShockPrice))
+    venue = Venue(replay.data_config(data_dir))
+    for rec in records[:shock]:
+        venue.apply(rec.command, rec.ts)
+    ratio_before_shock = venue.explain(2).margin_ratio
+    assert ratio_before_shock is not None
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app.url)
+    page.wait_for_selector("#symbol option", state="attached")
+    page.fill("#account", "2")
+    page.dispatch_event("#account", "change")
+    page.wait_for_function("document.getElementById('acct-id').textContent === '2'", timeout=10_000)
+    assert _post(app.url + "api/replay", {"action": "seek", "position": shock}) == 204
+    _wait_pos(page, shock, total)
+    page.wait_for_function(f"document.getElementById('f-ratio').textContent === {ratio_text(ratio_before_shock)!r}",
+                           timeout=10_000)
+
+    assert _post(app.url + "api/replay", {"action": "seek", "position": total}) == 204
+    _wait_pos(page, total, total)
+    # the expected groups, from the journal's own events
+    groups: list[dict] = []
+    last: dict[int, dict] = {}
+    for _, events, _ in replay.replay(data_dir, from_start=True):
+        for ev in events:
+            if isinstance(ev, m.LiquidationStarted):
+                g = last[ev.account] = {"account": ev.account, "before": ev.margin_ratio, "after": None, "steps": 0,
+                                        "fund": False, "adl": 0}
+                groups.append(g)
+            elif isinstance(ev, m.LiquidationFinished):
+                last[ev.account]["after"] = ev.margin_ratio
+            elif isinstance(ev, LIQUIDATION_STEPS) and ev.account in last:
+                last[ev.account]["steps"] += 1
+                last[ev.account]["fund"] |= isinstance(ev, (m.InsuranceTakeover, m.BankruptcyCovered))
+                last[ev.account]["adl"] += isinstance(ev, m.AutoDeleverage)
+    assert len(groups) >= 2
+    heads = page.locator("#cascade-table tbody tr.liq-head")
+    page.wait_for_function(f"document.querySelectorAll('#cascade-table tbody tr.liq-head').length === {len(groups)}",
+                           timeout=10_000)
+    for i, g in enumerate(groups):
+        text = heads.nth(i).inner_text()
+        steps = f"{g['steps']} step" + ("" if g["steps"] == 1 else "s")
+        assert text.startswith(f"account {g['account']} · ratio {ratio_text(g['before'])} → {ratio_text(g['after'])}"
+                               f" · {steps} · insurance fund: "), text
+        assert ("not used" in text.split("insurance fund: ")[1].split(" · ")[0]) == (not g["fund"])
+        assert text.endswith("ADL: not used") == (g["adl"] == 0)
+    # under each header: that liquidation's rows only, from its "started" to its "finished"
+    table = page.eval_on_selector_all("#cascade-table tbody tr", "trs => trs.map(tr => tr.classList.contains('liq-head')"
+                                      " ? 'HEAD' : [...tr.cells].map(td => td.textContent))")
+    blocks, cur = [], None
+    for row in table:
+        if row == "HEAD":
+            cur = []
+            blocks.append(cur)
+        elif cur is not None:
+            cur.append(row)
+    for g, block in zip(groups, blocks):
+        assert block[0][2] == "started" and block[-1][2] == "finished"
+        assert {int(r[1]) for r in block} == {g["account"]}
+        assert len(block) == g["steps"] + 2
+    page.wait_for_function("document.getElementById('acct-id').textContent === '2'", timeout=5_000)
+    assert page.locator("#f-ratio").inner_text() == "no positions"  # liquidated to flat: no ratio, not ∞
+    page.screenshot(path=str(ARTIFACTS / "web-replay-groups.png"), full_page=True)
+
+
+LIQUIDATION_STEPS = (m.LiquidationSlice, m.InsuranceTakeover, m.AutoDeleverage, m.CollateralConversion,
+                     m.BankruptcyCovered)
+
+
+def test_ratio_axis_is_logarithmic_and_threshold_labels_do_not_overlap(browser, replay_page):
+    app, data_dir = replay_page
+    total = len(journal.read(data_dir)[0])
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app.url)
+    page.wait_for_selector("#symbol option", state="attached")
+    assert _post(app.url + "api/replay", {"action": "seek", "position": total // 2}) == 204
+    _wait_pos(page, total // 2, total)
+    page.wait_for_function("document.querySelectorAll('#ratio text.threshold-label').length === 3", timeout=10_000)
+    assert page.locator("#ratio").get_attribute("data-scale") == "log"
+    ticks = {t["text"]: t for t in _boxes(page, "#ratio text.tick")}
+    y = {k: page.eval_on_selector_all("#ratio text.tick", f"els => els.filter(e => e.textContent === {k!r})"
+                                      ".map(e => Number(e.getAttribute('y')))")[0] for k in ("50.0%", "100.0%", "200.0%")}
+    assert y["50.0%"] - y["100.0%"] == pytest.approx(y["100.0%"] - y["200.0%"], abs=0.01)  # a doubling = one step
+    assert set(ticks) >= {"50.0%", "100.0%", "200.0%", "500.0%"}
+    labels = _boxes(page, "#ratio text.threshold-label")
+    assert [lb["text"] for lb in labels] == ["liquidation 100.0%", "reduce-only 120.0%", "warning 150.0%"]
+    svg = _boxes(page, "#ratio")[0]
+    for i, a in enumerate(labels):
+        assert _inside(a, svg), a
+        for b in labels[i + 1:]:
+            assert not _overlap(a, b), (a, b)
+    # the modes chart says which bar is which; the charts have axis titles
+    assert page.locator("#modes text.legend").all_text_contents()[:2] == ["usable collateral", "initial margin (IM)"]
+    assert "price (USDT)" in page.locator("#depth text.axis-title").all_text_contents()
+    assert "venue time" in page.locator("#ratio text.axis-title").all_text_contents()
+    page.locator("#acct").screenshot(path=str(ARTIFACTS / "web-ratio-log.png"))
+
+
+def _one_sided_data_dir(directory: Path) -> None:
+    """Only bids, all below the mark: the mark is the depth chart's right edge."""
+    v = _JournaledVenue(directory)
+    v.apply(m.Deposit(account=7, asset="USDT", amount=5_000_000 * 10**6))
+    mark = v.instruments["SOL-PERP"].mark
+    for i in range(1, 15):
+        v.apply(m.NewOrder(account=7, symbol="SOL-PERP", side=m.Side.BUY, qty=300, price=mark - 300 * i))
+    v.journal.close()
+
+
+def test_one_sided_book_keeps_the_mark_label_inside_and_prices_show_from_the_start(browser, tmp_path):
+    from exchange_sim.web.bridge import WebApp
+    from exchange_sim.web.sources import ReplaySource
+
+    _one_sided_data_dir(tmp_path)
+    src = ReplaySource(tmp_path, account=103)
+    app = WebApp(src, port=0)
+    t = threading.Thread(target=app.serve_forever, daemon=True)
+    t.start()
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app.url)
+        page.wait_for_selector("#symbol option", state="attached")
+        page.select_option("#symbol", "SOL-PERP")
+        # before the first journal record: the venue's starting mark and index, never "–"
+        mark = src.venue.instruments["SOL-PERP"].mark * float(src.venue.instruments["SOL-PERP"].tick_size)
+        page.wait_for_function(f"document.getElementById('q-mark').textContent === {f'{mark:,.2f}'!r}",
+                               timeout=10_000)
+        assert page.locator("#q-index").inner_text() == f"{mark:,.2f}"
+        assert page.locator("#acct-note").inner_text() == "account 103 is not open yet"
+        total = len(journal.read(tmp_path)[0])
+        assert _post(app.url + "api/replay", {"action": "seek", "position": total}) == 204
+        _wait_pos(page, total, total)
+        page.wait_for_function("document.getElementById('depth').dataset.bidLevels === '14'", timeout=10_000)
+        assert page.locator("#depth").get_attribute("data-ask-levels") == "0"
+        label = _boxes(page, "#depth text.mark-label")[0]
+        assert label["text"] == f"mark {mark:,.2f}"
+        assert _inside(label, _boxes(page, "#depth")[0]), label
+        page.locator("#market").screenshot(path=str(ARTIFACTS / "web-depth-one-sided.png"))
+    finally:
+        app.shutdown()
+        t.join(timeout=5)
+
+
+def test_web_port_clash_names_the_address_without_a_traceback(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "exchange_sim.cli", "web", "--port", str(port),
+                            "--orders", "tcp://127.0.0.1:9", "--market-data", "tcp://127.0.0.1:9"],
+                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert r.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}: address already in use" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_unreachable_venue_is_logged_once_over_several_retries(caplog):
+    import logging
+    import time
+
+    from exchange_sim import config
+    from exchange_sim.web.sources import LiveSource
+
+    src = LiveSource(config.default(), "tcp://127.0.0.1:9", "tcp://127.0.0.1:9", 1, "admin-key-change-me")
+    with caplog.at_level(logging.INFO, logger="exchange_sim.web"):
+        src.start()
+        try:
+            deadline = time.monotonic() + 40
+            while src.attempts < 4 and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            src.stop()
+    assert src.attempts >= 4, "the source must keep retrying"
+    lines = [r.getMessage() for r in caplog.records if "venue unreachable" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "tcp://127.0.0.1:9" in lines[0]

@@ -5,7 +5,8 @@
     venue ROUTER ◄── admin Client (queries: explain, fund, snapshots; firehose of private events)
     venue PUB    ──► BookMirror + SUB (book deltas, trades, marks, liquidation notices)
                           │
-                      PageState  (venue events → page messages, books conflated)
+                      PageState  (venue events → page messages, books conflated,
+                                  liquidation steps grouped per liquidation)
                           │  every 200 ms: changed books, new trades, account
                           ▼
     http://127.0.0.1:PORT/events   Server-Sent Events  ──►  static/index.html + app.js (SVG)
@@ -93,6 +94,10 @@ class PageState:
         self.new_trades: list = []
         self.cascade: deque = deque(maxlen=500)
         self.n = 0
+        self.underlying = {i.symbol: i.underlying for i in instruments.instruments}
+        # one liquidation (LiquidationStarted … LiquidationFinished) = one group, shown under a header row
+        self.groups: dict[int, dict] = {}
+        self.account_group: dict[int, int] = {}
         self.account_msg = None
         self.fund_msg = None
 
@@ -110,6 +115,22 @@ class PageState:
         with self.lock:
             self.books[symbol] = {"bids": dict(bids), "asks": dict(asks), "seq": seq}
             self.dirty.add(symbol)
+
+    def set_prices(self, info: m.Instruments) -> None:
+        """Marks and indexes as of an Instruments answer, so the page has them
+        before the first MarkPrice (which the venue sends only on change).
+        The mark is the index rounded to the nearest tick, half up (the
+        venue's rule, ``Instrument.mark_from_index``)."""
+        index = {a.name: a.index_price for a in info.assets if a.index_price}
+        with self.lock:
+            for s in self.symbols:
+                ix = index.get(self.underlying[s])
+                if ix is None:
+                    continue
+                tick_e8 = int(self.tick[s] * m.PRICE_SCALE)
+                mark = max(1, (ix + tick_e8 // 2) // tick_e8)
+                self.marks[s] = (self.price(s, mark), ix / m.PRICE_SCALE)
+                self.dirty.add(s)
 
     def on_event(self, ev, t: int | None = None) -> None:
         t = t if t is not None else time.time_ns()
@@ -134,15 +155,15 @@ class PageState:
                 self.marks[ev.symbol] = (self.price(ev.symbol, ev.mark), ev.index / m.PRICE_SCALE)
                 self.dirty.add(ev.symbol)
             elif kind in LIQUIDATION_EVENTS:
-                self._liquidation(ev)
+                self._liquidation(ev, t)
             elif kind is m.AccountUpdate and ev.account == self.fund_id:
                 self.fund_msg = {"balance": ev.balances.get("USDT", 0) / 10**6, "equity": ev.equity}
 
-    def _liquidation(self, ev) -> None:
+    def _liquidation(self, ev, t: int) -> None:
         self.n += 1
         sym = getattr(ev, "symbol", None)
-        row = {"n": self.n, "account": getattr(ev, "account", None), "step": _STEP[type(ev)], "symbol": sym,
-               "qty": None, "price": None, "impact": None}
+        row = {"n": self.n, "t": t, "account": getattr(ev, "account", None), "step": _STEP[type(ev)], "symbol": sym,
+               "qty": None, "price": None, "impact": None, "group": None}
         if isinstance(ev, m.LiquidationSlice):
             row.update(qty=self.qty(sym, ev.qty), price=self.price(sym, ev.bankruptcy_price), impact=ev.impact,
                        ratio_after=ev.margin_ratio_after)
@@ -154,8 +175,42 @@ class PageState:
             row["ratio_after"] = ev.margin_ratio
         elif isinstance(ev, m.CascadeBoundHit):
             row.update(account=None, step=f"cascade bound hit after {ev.rounds} rounds; waiting: {ev.pending}")
+        group = self._group(ev, row)
         self.cascade.append(row)
+        if group is not None:  # the header first: the page puts the step under it
+            self.hub.send("liqgroup", group)
         self.hub.send("liquidation", row)
+
+    def _group(self, ev, row: dict) -> dict | None:
+        """Put a liquidation step in its liquidation's group and update the
+        group's summary (the page's header row). Steps of an account that
+        come after its liquidation finished (an isolated account's debt
+        settlement) join its last group."""
+        if isinstance(ev, m.LiquidationStarted):
+            gid = self.n
+            self.groups[gid] = {"group": gid, "account": ev.account, "symbol": ev.symbol,
+                                "ratio_before": ev.margin_ratio, "ratio_after": None, "done": False,
+                                "steps": 0, "fund_took": {}, "fund_paid": 0.0, "adl": 0}
+            self.account_group[ev.account] = gid
+            while len(self.groups) > 300:  # the table keeps 500 rows: older headers are gone anyway
+                self.groups.pop(next(iter(self.groups)))
+        elif row["account"] is None or (gid := self.account_group.get(row["account"])) not in self.groups:
+            return None
+        g = self.groups[gid]
+        row["group"] = gid
+        if isinstance(ev, m.LiquidationFinished):
+            g.update(ratio_after=ev.margin_ratio, done=True)
+        elif not isinstance(ev, m.LiquidationStarted):
+            g["steps"] += 1
+            if isinstance(ev, m.LiquidationSlice):
+                g["ratio_after"] = ev.margin_ratio_after
+            elif isinstance(ev, m.InsuranceTakeover):
+                g["fund_took"][ev.symbol] = g["fund_took"].get(ev.symbol, 0.0) + self.qty(ev.symbol, ev.qty)
+            elif isinstance(ev, m.BankruptcyCovered):
+                g["fund_paid"] += ev.amount / 10**6
+            elif isinstance(ev, m.AutoDeleverage):
+                g["adl"] += 1
+        return dict(g, fund_took=dict(g["fund_took"]))
 
     def on_explain(self, ex: m.Explain, t: int | None = None) -> None:
         msg = {
@@ -167,6 +222,13 @@ class PageState:
             "compare": [{"mode": str(c.mode), "im": c.im, "mm": c.mm, "usable_collateral": c.usable_collateral,
                          "free": c.free} for c in ex.compare],
         }
+        with self.lock:
+            self.account_msg = msg
+        self.hub.send("account", msg)
+
+    def on_account_missing(self, account: int, text: str) -> None:
+        """The chosen account cannot be shown (yet): say why on the page."""
+        msg = {"account": account, "missing": text}
         with self.lock:
             self.account_msg = msg
         self.hub.send("account", msg)
@@ -210,7 +272,12 @@ class PageState:
                 put("book", self.book_msg(s))
             for tr in self.trades:
                 put("trade", tr)
+            headed = set()
             for row in self.cascade:
+                gid = row["group"]
+                if gid is not None and gid not in headed and gid in self.groups:
+                    headed.add(gid)
+                    put("liqgroup", self.groups[gid])
                 put("liquidation", row)
             if self.account_msg:
                 put("account", self.account_msg)
@@ -230,7 +297,10 @@ class PageState:
             self.trades.clear()
             self.new_trades.clear()
             self.cascade.clear()
+            self.groups.clear()
+            self.account_group.clear()
             self.n = 0
+            self.account_msg = None
             self.dirty = set(self.symbols)
         self.hub.send("reset", {})
 
@@ -303,7 +373,13 @@ class WebApp:
                 self.send_response(204)
                 self.end_headers()
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:  # e.g. the port is taken: say which address, in words
+            reason = (exc.strerror or str(exc)).lower()
+            err = OSError(f"cannot listen on {host}:{port}: {reason}")
+            err.errno = exc.errno
+            raise err from None
         self.httpd.daemon_threads = True
         self.url = f"http://{host}:{self.httpd.server_address[1]}/"
 

@@ -107,17 +107,23 @@ class LiveSource(_Source):
         self.orders, self.market_data = orders, market_data
         self.api_key, self.server_key, self.admin = api_key, server_key, admin
         self._refresh = threading.Event()
+        self.attempts = 0  # sessions tried (connects and reconnects)
+        self._logged: str | None = None  # the last "unreachable" line logged: log again only on change
 
     def _account_changed(self) -> None:
         self._refresh.set()
 
     def _run(self) -> None:
         while self._running.is_set():
+            self.attempts += 1
             try:
                 self._session()
             except Exception as exc:  # any failure: show it, wait, reconnect
-                log.info("venue session ended: %s", exc)
-                self.set_status(False, f"venue unreachable at {self.orders} ({type(exc).__name__}: {exc}); retrying")
+                text = f"venue unreachable at {self.orders} ({type(exc).__name__}: {exc}); retrying"
+                if text != self._logged:
+                    log.warning("%s", text)
+                    self._logged = text
+                self.set_status(False, text)
             for _ in range(10):
                 if not self._running.is_set():
                     return
@@ -136,6 +142,7 @@ class LiveSource(_Source):
                 self.state = PageState(self.hub, info, _thresholds(self.cfg), self.cfg.liquidation.insurance_account)
             else:  # a reconnect: the books are re-synced from snapshots; history stays
                 self.state.clear_books()
+            self.state.set_prices(info)  # marks and indexes now, not at the next price change
             symbols = self.state.symbols
             mirror = BookMirror(symbols, market_data=self.market_data, orders=self.orders,
                                 server_key=self.server_key, context=ctx, timeout=2.0)
@@ -150,6 +157,9 @@ class LiveSource(_Source):
                     sub.setsockopt(zmq.SUBSCRIBE, s.encode() + b"." + channel + b"\x00")
             sub.connect(self.market_data)
             self.set_status(True, "")
+            if self._logged is not None:
+                log.warning("venue reachable again at %s", self.orders)
+                self._logged = None
             seqs = dict.fromkeys(symbols, -1)
             next_flush = next_account = 0.0
             while self._running.is_set():
@@ -188,15 +198,25 @@ class LiveSource(_Source):
                     pass
 
     def _query_account(self, client) -> None:
-        for ev in client.call(m.QueryExplain(account=self.account)):
+        """The chosen account's explain (and the fund's balance). A reject is
+        shown on the page, never a reason to drop the session: an account
+        that is not open yet is picked up by a later query once it opens."""
+        account = self.account
+        for ev in client.request(m.QueryExplain(account=account)).events:
             if isinstance(ev, m.Explain):
                 self.state.on_explain(ev)
             elif isinstance(ev, m.Rejected):
-                self.set_status(True, f"account {self.account}: {ev.message}")
+                self.state.on_account_missing(account, _missing_text(account, ev))
         if self.admin:
-            for ev in client.call(m.QueryAccount(account=self.cfg.liquidation.insurance_account)):
+            for ev in client.request(m.QueryAccount(account=self.cfg.liquidation.insurance_account)).events:
                 if isinstance(ev, m.AccountUpdate):
                     self.state.on_event(ev)
+
+
+def _missing_text(account: int, rej: m.Rejected) -> str:
+    if rej.reason == m.RejectReason.UNKNOWN_ACCOUNT:
+        return f"account {account} is not open yet"
+    return f"account {account}: {rej.message}"
 
 
 class ReplaySource(_Source):
@@ -223,6 +243,8 @@ class ReplaySource(_Source):
         self.venue._query_instruments(m.QueryInstruments(), info)  # metadata without a sequenced command
         self.info = info[0]
         self.state = PageState(self.hub, self.info, _thresholds(cfg), cfg.liquidation.insurance_account)
+        self.state.set_prices(self.info)  # the prices before the first journal record
+        self._explain(0)
         self.connected, self.message = True, ""
 
     def _progress(self) -> None:
@@ -237,6 +259,8 @@ class ReplaySource(_Source):
         acct = self.venue.accounts.get(self.account)
         if acct is not None:
             self.state.on_explain(self.venue.explain(self.account), t=t)
+        else:
+            self.state.on_account_missing(self.account, f"account {self.account} is not open yet")
         fund = self.venue.accounts.get(self.cfg.liquidation.insurance_account)
         if fund is not None:
             self.state.on_event(self.venue._account_update(fund))
@@ -263,6 +287,7 @@ class ReplaySource(_Source):
                 self.venue = Venue(self.cfg)
                 self.position = 0
                 self.state.reset()
+                self.state.set_prices(self.info)  # a new venue: back to the starting prices
             # keep ~200 points of the ratio timeline while fast-forwarding
             every = max(1, (position - self.position) // 200)
             while self.position < position:
