@@ -418,3 +418,22 @@ def test_unreachable_venue_is_logged_once_over_several_retries(caplog):
     lines = [r.getMessage() for r in caplog.records if "venue unreachable" in r.getMessage()]
     assert len(lines) == 1, lines
     assert "tcp://127.0.0.1:9" in lines[0]
+
+
+def test_live_page_subscribes_to_the_channels_the_server_publishes_on():
+    """The live page reads trades, marks and public liquidation notices off
+    the PUB socket. Its subscriptions are the prefixes the server really
+    puts on those events (it once asked for ``.liquidationnotice`` while the
+    server published on ``.liquidation``, and an account-key page never saw
+    a public liquidation)."""
+    from exchange_sim.server.routing import topic_prefix
+    from exchange_sim.web.sources import market_topics
+
+    published = [
+        topic_prefix(m.Trade(symbol="BTC-PERP", trade_id=1, price=1, qty=1, taker_side=m.Side.BUY)),
+        topic_prefix(m.MarkPrice(symbol="BTC-PERP", mark=1, index=1)),
+        topic_prefix(m.LiquidationNotice(symbol="BTC-PERP", side=m.Side.SELL, qty=1, price=1)),
+    ]
+    subscribed = market_topics(["BTC-PERP"])
+    assert all(any(p.startswith(s) for s in subscribed) for p in published), (published, subscribed)
+    assert b"BTC-PERP.liquidation\x00" in subscribed

@@ -20,7 +20,17 @@ from exchange_sim.config import Config
 from exchange_sim.venue import Venue
 from exchange_sim.web.bridge import BOOK_LEVELS, FLUSH_S, Hub, PageState
 from protocol import messages as m
-from protocol.session import LoggedOut, decode_market
+from exchange_sim.server.routing import CHANNELS
+from protocol.session import TOPIC_SEP, LoggedOut, decode_market, topic
+
+#: what the live page reads off the PUB socket besides the books (the mirror's)
+_PAGE_EVENTS = (m.Trade, m.MarkPrice, m.LiquidationNotice)
+
+
+def market_topics(symbols) -> list[bytes]:
+    """The PUB prefixes the page subscribes to: the server's own channel names
+    (``CHANNELS``), so a renamed channel cannot silently starve the page."""
+    return [topic(s, CHANNELS[cls]) + TOPIC_SEP for s in symbols for cls in _PAGE_EVENTS]
 
 log = logging.getLogger("exchange_sim.web")
 ACCOUNT_EVERY_S = 0.5  # how often the chosen account's explain is refreshed (live)
@@ -152,9 +162,8 @@ class LiveSource(_Source):
                 from clients._core import curve
 
                 curve(sub, self.server_key)
-            for s in symbols:
-                for channel in (b"trade", b"mark", b"liquidationnotice"):
-                    sub.setsockopt(zmq.SUBSCRIBE, s.encode() + b"." + channel + b"\x00")
+            for prefix in market_topics(symbols):
+                sub.setsockopt(zmq.SUBSCRIBE, prefix)
             sub.connect(self.market_data)
             self.set_status(True, "")
             if self._logged is not None:
