@@ -39,7 +39,7 @@ def check(venue) -> None:
 
 def check_matching(s) -> None:
     for ins in s.instruments.values():
-        ins.book._check()
+        ins.book.check()
     for ins in s.instruments.values():
         for side in (BUY, SELL):
             for o in ins.book.iter_orders(side):
