@@ -100,10 +100,6 @@ class MatchingEngine:
         ex.cause = cause
         return ex
 
-    def rest(self, order: Order) -> None:
-        """Add a non-crossing order to the book (nothing to match)."""
-        self.book.add(order)
-
     def delta(self, events: list) -> None:
         """The book's changes since the last delta as one ``BookDelta`` with
         the next sequence number (none if nothing changed)."""

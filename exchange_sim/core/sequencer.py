@@ -235,26 +235,17 @@ class Venue:
     # ---------------------------------------------------------------- orders
 
     def _place(self, t: Ticket, events: list) -> None:
-        """An accepted order: straight into the book if it rests unfilled
-        (the common case: no empty match, and the pre-trade check's IM terms
-        are stored, not recomputed), else through matching and clearing."""
-        order = self._accept(t, events)
-        if t.rests:
-            eng = self.engines[order.symbol]
-            eng.rest(order)
-            self.orders.remember(t.acct, order, t.pre)
-            eng.delta(events)
-            return
-        self.execute(t.acct, t.ins, order, t.otype, events)
-
-    def _accept(self, t: Ticket, events: list) -> Order:
-        """An entry ticket becomes a live order: its id (a triggered stop
-        keeps its own), its client id remembered, ``OrderAccepted``."""
+        """Accept an entry ticket — its order id (a triggered stop keeps its
+        own), its client id remembered, ``OrderAccepted`` — then straight into
+        the book if it rests unfilled (the common case: no empty match, and the
+        pre-trade check's IM terms are stored, not recomputed), else through
+        matching and clearing (:meth:`execute`)."""
         acct = t.acct
         cmd = t.cmd
         cid = cmd.client_order_id
         order_id = t.order_id
         s = self.state
+        ins = t.ins
         if order_id is None:
             order_id = s.next_order_id
             s.next_order_id = order_id + 1
@@ -262,14 +253,21 @@ class Venue:
                 self.orders.remember_client_id(acct, cid, order_id)
             events.append(
                 OrderAccepted(
-                    account=acct.id, order_id=order_id, symbol=t.ins.symbol, side=cmd.side, type=t.otype,
+                    account=acct.id, order_id=order_id, symbol=ins.symbol, side=cmd.side, type=t.otype,
                     tif=t.tif, qty=t.qty, price=t.price, reduce_only=t.reduce_only, client_order_id=cid,
                 )
             )
-        return Order(
-            order_id, acct.id, t.side, t.limit, t.qty, t.stp, cid, t.ins.symbol, t.tif,
+        order = Order(
+            order_id, acct.id, t.side, t.limit, t.qty, t.stp, cid, ins.symbol, t.tif,
             FLAG_REDUCE_ONLY if t.reduce_only else 0, s.seq,
         )
+        if t.rests:
+            eng = self.engines[ins.symbol]
+            eng.book.add(order)
+            self.orders.remember(acct, order, t.pre)
+            eng.delta(events)
+            return
+        self.execute(acct, ins, order, t.otype, events)
 
     def execute(self, acct: Account, ins: Instrument, order: Order, otype, events: list,
                 liquidation: bool = False) -> Execution:
@@ -296,16 +294,19 @@ class Venue:
                         remaining=order.qty, cause=cause, client_order_id=order.client_order_id,
                     )
                 )
-        for a in touched:
-            orders.position_changed(a, ins, events)
+        if touched:
+            stops = eng.stops
+            for a in touched:
+                if a.reduce_only_orders or stops:  # reduce-only upkeep (rare): skip the call otherwise
+                    orders.position_changed(a, ins, events)
         eng.delta(events)
         if touched:
             update = self.views.account_update
-            for a in touched:
-                events.append(update(a))
-            check = self.watch.check
-            for a in touched:
-                check(a, events)
+            updates = [update(a) for a in touched]
+            events += updates
+            check = self.watch.check_update  # the figures the updates just computed
+            for a, upd in zip(touched, updates):
+                check(a, upd, events)
         return ex
 
     def _new_stop(self, t: StopTicket, events: list) -> None:

@@ -99,10 +99,11 @@ class Views:
             views[sym] = (qty, pos.cost, mark, view)
             positions.append(view)
         balances = acct.balances
+        equity, ratio = m.equity_and_ratio(acct)
         return AccountUpdate(
             account=acct.id, balances=dict(sorted(balances.items())) if len(balances) > 1 else balances.copy(),
-            positions=positions, collateral=acct.collateral, equity=m.equity(acct), im=acct.im_total,
-            mm=acct.mm, margin_ratio=m.ratio(acct), margin_mode=acct.margin_mode,
+            positions=positions, collateral=acct.collateral, equity=equity, im=acct.im_total,
+            mm=acct.mm, margin_ratio=ratio, margin_mode=acct.margin_mode,
         )
 
     def open_orders(self, cmd: QueryOpenOrders) -> OpenOrders:

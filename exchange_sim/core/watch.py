@@ -72,6 +72,27 @@ class Watch:
         if level == 3:
             self.flag(acct)
 
+    def check_update(self, acct: Account, upd, events: list) -> None:
+        """:meth:`check` for an account whose ``AccountUpdate`` was just built
+        and nothing changed since (after a fill): its ratio, equity and MM are
+        read from the update instead of computed again."""
+        ratio = upd.margin_ratio
+        level = self.level(ratio)
+        levels = self.s.arrays.level
+        old = levels[acct.col]
+        if level > old:
+            symbol = self.margin.isolated_worst(acct)[1] if acct.margin_mode is ISOLATED else None
+            events.append(
+                MarginCall(
+                    account=acct.id, level=LEVEL_NAMES[level], margin_ratio=ratio,
+                    equity=upd.equity, mm=upd.mm, symbol=symbol,
+                )
+            )
+        if level != old:
+            levels[acct.col] = level
+        if level == 3:
+            self.flag(acct)
+
     def risk_sweep(self):
         """Equity, IM, MM and ratio of every account in one vectorized pass
         (:mod:`exchange_sim.risk.sweep`)."""

@@ -281,6 +281,14 @@ class MarginEngine:
             return None
         return self.equity(acct) / acct.mm
 
+    def equity_and_ratio(self, acct: Account) -> tuple[float, float | None]:
+        """(:meth:`equity`, :meth:`ratio`), the equity computed once."""
+        eq = self.equity(acct)
+        if acct.margin_mode is ISOLATED:
+            return eq, self.isolated_worst(acct)[0]
+        mm = acct.mm
+        return eq, (eq / mm if mm > 0.0 else None)
+
     def isolated_worst(self, acct: Account) -> tuple[float | None, str | None]:
         """Isolated mode: (ratio, symbol) of the position with the lowest own
         ratio, ties by symbol; (None, None) when no position has an MM."""
