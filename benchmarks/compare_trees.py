@@ -8,9 +8,11 @@ file's ``flows.py`` either way), builds the mixed 60/30/10 flow
 (``flows.mixed_flow``) and the trading-heavy flow (``flows.trading_flow``:
 every command a limit IOC filling 1-3 makers) once. Then each round asks
 the old worker, then the new one (the order flips every round), to replay
-each flow on a fresh venue and report µs per ``apply``. On a shared machine
-the load moves by 2x between seconds; alternating replay by replay spreads
-it over both trees, and the best round of each is the least disturbed.
+each flow on a fresh venue and report µs per ``apply`` of CPU time
+(``time.process_time``: time spent waiting for a core on a shared machine
+does not count). The load still moves caches and clocks; alternating replay
+by replay spreads it over both trees, and the best round of each is the
+least disturbed.
 Prints every round and, at the end, the ratios old / new of the best and of
 the median rounds (above 1: the new tree is faster).
 """
@@ -38,10 +40,10 @@ for line in sys.stdin:
     v = flow.new_venue()
     apply = v.apply
     cmds = flow.commands
-    t = time.perf_counter()
+    t = time.process_time()
     for c in cmds:
         apply(c)
-    us = (time.perf_counter() - t) / len(cmds) * 1e6
+    us = (time.process_time() - t) / len(cmds) * 1e6
     flow.check_replay(v)
     print(json.dumps({{"us": us}}), flush=True)
 """

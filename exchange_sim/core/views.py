@@ -13,6 +13,7 @@ from exchange_sim.core.matching import StopOrder
 from exchange_sim.core.reject import R, Reject
 from exchange_sim.core.state import State
 from exchange_sim.risk import explain as explain_mod
+from protocol import messages as M
 from protocol.messages import (
     PROTOCOL_VERSION,
     AccountUpdate,
@@ -50,20 +51,20 @@ class Views:
 
     def query(self, cmd) -> list:
         """The answer to one Query* command (raises :class:`Reject`)."""
-        match cmd:
-            case QueryAccount():
+        match type(cmd):  # value patterns: no isinstance on a Struct
+            case M.QueryAccount:
                 return [self.account_update(reject.account(self.s, cmd.account))]
-            case QueryOpenOrders():
+            case M.QueryOpenOrders:
                 return [self.open_orders(cmd)]
-            case QueryBook():
+            case M.QueryBook:
                 ins = reject.instrument(self.s, cmd.symbol)
                 depth = cmd.depth
                 if depth is not None and not reject.int_in(depth, 1, 10_000):
                     raise Reject(R.INVALID_FIELD, "depth must be 1..10000")
                 return [self.book_snapshot(ins.symbol, depth)]
-            case QueryInstruments():
+            case M.QueryInstruments:
                 return [self.instrument_info()]
-            case QueryExplain():
+            case M.QueryExplain:
                 return [self.explain(reject.account(self.s, cmd.account))]
         raise Reject(R.UNKNOWN_MESSAGE, f"{type(cmd).__name__} is not a query")
 
