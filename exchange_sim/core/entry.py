@@ -279,10 +279,9 @@ class Entry:
         before, after, pre = m.im_after(acct, ins, new_totals)
         if after <= before:
             return pre
-        ratio = m.ratio(acct)
+        eq, ratio = m.equity_and_ratio(acct)
         if ratio is not None and ratio < self.risk.reduce_only_ratio:
             raise Reject(R.REDUCE_ONLY_MODE, f"margin ratio {ratio:.3f} is below {self.risk.reduce_only_ratio}: reduce risk only")
-        eq = m.equity(acct)
         if after > eq:
             raise Reject(
                 R.INSUFFICIENT_MARGIN,

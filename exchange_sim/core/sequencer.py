@@ -60,6 +60,7 @@ from protocol.messages import (
 __all__ = ["Venue", "StopOrder"]
 
 _LIMIT = OrderType.LIMIT
+_NEW_ORDER, _CANCEL_ORDER = M.NewOrder, M.CancelOrder
 _USER = CancelCause.USER
 
 
@@ -107,75 +108,79 @@ class Venue:
             s.now = ts
             self._clock(events)
         try:
-            # value patterns on the type: an isinstance check on a msgspec Struct costs ~0.15 µs per case
-            match type(command):
-                case M.NewOrder:
-                    t = self.entry.new_order(command)
-                    if type(t) is Ticket:
-                        self._place(t, events)
-                    else:
-                        self._new_stop(t, events)
-                case M.CancelOrder:
-                    order = self.entry.cancel(command)
-                    self.orders.cancel(order, _USER, events)
-                    self.engines[order.symbol].delta(events)
-                case M.AmendOrder:
-                    self._amend(*self.entry.amend(command), events)
-                case M.CancelAll:
-                    acct = self._account(command.account)
-                    if command.symbol is not None:
-                        self._instrument(command.symbol)
-                    self.orders.cancel_all(acct, command.symbol, CancelCause.CANCEL_ALL, events)
-                case M.CancelOnDisconnect:
-                    # CancelAll of every symbol, the cancels saying ``disconnect``
-                    # (the server sends it when a cancel-on-disconnect session ends)
-                    self.orders.cancel_all(self._account(command.account), None, CancelCause.DISCONNECT, events)
-                case M.Deposit:
-                    self._deposit(command, events)
-                case M.Withdraw:
-                    acct, asset = self.entry.withdraw(command)
-                    self.clearing.withdraw(acct, asset, command.amount, events)
-                    events.append(self.views.account_update(acct))
-                case M.SetIndexPrice:
-                    self._set_index(self.entry.set_index(command), command.price, events)
-                case M.ShockPrice:
-                    cmd = self.entry.shock(command)
-                    self._set_index(self.entry.set_index(cmd), cmd.price, events)
-                case M.PauseSymbol:
-                    ins = self._instrument(command.symbol)
-                    if type(command.paused) is not bool:
-                        raise Reject(R.INVALID_FIELD, "paused must be true or false")
-                    ins.paused = command.paused
-                    events.append(SymbolStatus(symbol=ins.symbol, paused=ins.paused))
-                case M.OpenAccount:
-                    self.clearing.open_account(self.entry.open_account(command.account))
-                    events.append(AccountOpened(account=command.account))
-                case M.CloseAccount:
-                    acct = self.entry.close_account(command.account)
-                    self.orders.cancel_all(acct, None, CancelCause.CANCEL_ALL, events)
-                    self.clearing.close_account(acct)
-                    events.append(AccountClosed(account=acct.id))
-                case M.SetMarginMode:
-                    acct, mode = self.entry.margin_mode(command)
-                    self.clearing.set_mode(acct, mode)
-                    events.append(MarginModeChanged(account=acct.id, mode=mode))
-                    events.append(self.views.account_update(acct))
-                    self.watch.check(acct, events)
-                case M.AdjustIsolatedMargin:
-                    acct, ins, delta = self.entry.adjust_isolated(command)
-                    self.clearing.adjust_isolated(acct, ins.symbol, delta, events)
-                    events.append(self.views.account_update(acct))
-                    self.watch.check(acct, events)
-                case M.SettleFunding:
-                    if command.symbol is not None:
-                        self._instrument(command.symbol)
-                    self._settle_funding(command.symbol, events)
-                case M.Tick:
-                    pass  # time only: the clock above ran what the new time made due
-                case M.QueryAccount | M.QueryOpenOrders | M.QueryBook | M.QueryInstruments | M.QueryExplain:
-                    events.extend(self.views.query(command))
-                case _:
-                    return [rejected(command, R.UNKNOWN_MESSAGE, f"unknown command {type(command).__name__}")]
+            tc = type(command)
+            # The two commands of most of the traffic first, by identity; the
+            # rest by value patterns on the type (an isinstance check on a
+            # msgspec Struct costs ~0.15 µs per case, a type comparison less).
+            if tc is _NEW_ORDER:
+                t = self.entry.new_order(command)
+                if type(t) is Ticket:
+                    self._place(t, events)
+                else:
+                    self._new_stop(t, events)
+            elif tc is _CANCEL_ORDER:
+                order = self.entry.cancel(command)
+                self.orders.cancel(order, _USER, events)
+                self.engines[order.symbol].delta(events)
+            else:
+                match tc:
+                    case M.AmendOrder:
+                        self._amend(*self.entry.amend(command), events)
+                    case M.CancelAll:
+                        acct = self._account(command.account)
+                        if command.symbol is not None:
+                            self._instrument(command.symbol)
+                        self.orders.cancel_all(acct, command.symbol, CancelCause.CANCEL_ALL, events)
+                    case M.CancelOnDisconnect:
+                        # CancelAll of every symbol, the cancels saying ``disconnect``
+                        # (the server sends it when a cancel-on-disconnect session ends)
+                        self.orders.cancel_all(self._account(command.account), None, CancelCause.DISCONNECT, events)
+                    case M.Deposit:
+                        self._deposit(command, events)
+                    case M.Withdraw:
+                        acct, asset = self.entry.withdraw(command)
+                        self.clearing.withdraw(acct, asset, command.amount, events)
+                        events.append(self.views.account_update(acct))
+                    case M.SetIndexPrice:
+                        self._set_index(self.entry.set_index(command), command.price, events)
+                    case M.ShockPrice:
+                        cmd = self.entry.shock(command)
+                        self._set_index(self.entry.set_index(cmd), cmd.price, events)
+                    case M.PauseSymbol:
+                        ins = self._instrument(command.symbol)
+                        if type(command.paused) is not bool:
+                            raise Reject(R.INVALID_FIELD, "paused must be true or false")
+                        ins.paused = command.paused
+                        events.append(SymbolStatus(symbol=ins.symbol, paused=ins.paused))
+                    case M.OpenAccount:
+                        self.clearing.open_account(self.entry.open_account(command.account))
+                        events.append(AccountOpened(account=command.account))
+                    case M.CloseAccount:
+                        acct = self.entry.close_account(command.account)
+                        self.orders.cancel_all(acct, None, CancelCause.CANCEL_ALL, events)
+                        self.clearing.close_account(acct)
+                        events.append(AccountClosed(account=acct.id))
+                    case M.SetMarginMode:
+                        acct, mode = self.entry.margin_mode(command)
+                        self.clearing.set_mode(acct, mode)
+                        events.append(MarginModeChanged(account=acct.id, mode=mode))
+                        events.append(self.views.account_update(acct))
+                        self.watch.check(acct, events)
+                    case M.AdjustIsolatedMargin:
+                        acct, ins, delta = self.entry.adjust_isolated(command)
+                        self.clearing.adjust_isolated(acct, ins.symbol, delta, events)
+                        events.append(self.views.account_update(acct))
+                        self.watch.check(acct, events)
+                    case M.SettleFunding:
+                        if command.symbol is not None:
+                            self._instrument(command.symbol)
+                        self._settle_funding(command.symbol, events)
+                    case M.Tick:
+                        pass  # time only: the clock above ran what the new time made due
+                    case M.QueryAccount | M.QueryOpenOrders | M.QueryBook | M.QueryInstruments | M.QueryExplain:
+                        events.extend(self.views.query(command))
+                    case _:
+                        return [rejected(command, R.UNKNOWN_MESSAGE, f"unknown command {type(command).__name__}")]
         except Reject as rej:
             events.append(rejected(command, rej.reason, rej.message))
         if self.liq.pending:
