@@ -19,10 +19,11 @@ from exchange_sim.book import BUY, FLAG_REDUCE_ONLY, SELL, STP_EXPIRE_BOTH, STP_
 from exchange_sim.core import reject
 from exchange_sim.core.matching import StopOrder
 from exchange_sim.core.orders import OrderIndex
-from exchange_sim.core.reject import R, Reject, int_in
+from exchange_sim.core.reject import R, Reject, amount_text, int_in, price_text, qty_text
 from exchange_sim.core.state import State
 from exchange_sim.instruments import Asset, Instrument
 from exchange_sim.risk.margin import ISOLATED, counted_value
+from protocol.units import ratio_text
 from protocol.messages import (
     MAX_AMOUNT,
     MAX_PRICE,
@@ -114,7 +115,7 @@ class Entry:
         if type(qty) is not int or qty <= 0:
             raise Reject(R.BAD_LOT, "qty must be a positive whole number of lots")
         if qty > ins.max_qty:
-            raise Reject(R.ABOVE_MAX_QTY, f"qty {qty} exceeds the maximum {ins.max_qty} lots")
+            raise Reject(R.ABOVE_MAX_QTY, f"qty {qty_text(ins, qty)} exceeds the maximum {qty_text(ins, ins.max_qty)}")
         cid = cmd.client_order_id
         if cid is not None:
             if type(cid) is not str or not 0 < len(cid) <= 36:
@@ -169,7 +170,7 @@ class Entry:
             ref_price = limit if side == BUY else max(best, ins.mark)
         else:
             if not ins.within_limit_band(price):
-                raise Reject(R.OUTSIDE_PRICE_BAND, f"price {price} is too far from mark {ins.mark}")
+                raise Reject(R.OUTSIDE_PRICE_BAND, f"price {price_text(ins, price)} is too far from mark {price_text(ins, ins.mark)}")
             limit = ref_price = price
         reduce_only = cmd.reduce_only
         if reduce_only:
@@ -223,7 +224,7 @@ class Entry:
             raise Reject(R.INVALID_FIELD, f"{cmd.tif} is not allowed on {otype}")
         if (side == BUY and ins.mark >= stop) or (side == SELL and ins.mark <= stop):
             # Binance: "Order would immediately trigger" is refused
-            raise Reject(R.INVALID_FIELD, f"stop price {stop} would trigger immediately at mark {ins.mark}")
+            raise Reject(R.INVALID_FIELD, f"stop price {price_text(ins, stop)} would trigger immediately at mark {price_text(ins, ins.mark)}")
         if cmd.reduce_only and self.orders.reduce_room(acct, ins.symbol, side, acct.position_qty(ins.symbol)) <= 0:
             raise Reject(R.REDUCE_ONLY_WOULD_INCREASE, "reduce-only order would open or increase a position")
         t = StopTicket()
@@ -281,7 +282,7 @@ class Entry:
             return pre
         eq, ratio = m.equity_and_ratio(acct)
         if ratio is not None and ratio < self.risk.reduce_only_ratio:
-            raise Reject(R.REDUCE_ONLY_MODE, f"margin ratio {ratio:.3f} is below {self.risk.reduce_only_ratio}: reduce risk only")
+            raise Reject(R.REDUCE_ONLY_MODE, f"margin ratio {ratio_text(ratio)} is below {ratio_text(self.risk.reduce_only_ratio)}: reduce risk only")
         if after > eq:
             raise Reject(
                 R.INSUFFICIENT_MARGIN,
@@ -331,18 +332,18 @@ class Entry:
         new_qty = order.qty if cmd.qty is None else cmd.qty
         new_price = order.price if cmd.price is None else cmd.price
         if not int_in(new_qty, 1, ins.max_qty):
-            raise Reject(R.BAD_LOT, f"qty must be 1..{ins.max_qty} lots")
+            raise Reject(R.BAD_LOT, f"qty must be {qty_text(ins, 1)} to {qty_text(ins, ins.max_qty)}")
         if not int_in(new_price, 1, MAX_PRICE):
             raise Reject(R.BAD_TICK, "price must be a positive whole number of ticks")
         if new_qty == order.qty and new_price == order.price:
             raise Reject(R.NOTHING_TO_AMEND, "the amend changes nothing")
         if new_price != order.price and not ins.within_limit_band(new_price):
-            raise Reject(R.OUTSIDE_PRICE_BAND, f"price {new_price} is too far from mark {ins.mark}")
+            raise Reject(R.OUTSIDE_PRICE_BAND, f"price {price_text(ins, new_price)} is too far from mark {price_text(ins, ins.mark)}")
         reduce_only = order.flags & FLAG_REDUCE_ONLY
         if reduce_only:
             room = self.orders.reduce_room(acct, ins.symbol, order.side, acct.position_qty(ins.symbol)) + order.qty
             if new_qty > room:
-                raise Reject(R.REDUCE_ONLY_WOULD_INCREASE, f"reduce-only order may hold at most {room} lots")
+                raise Reject(R.REDUCE_ONLY_WOULD_INCREASE, f"reduce-only order may hold at most {qty_text(ins, room)}")
         elif ins.notional(new_price, new_qty) < ins.min_notional:
             raise Reject(R.BELOW_MIN_NOTIONAL, f"notional below {ins.min_notional_str} {self.settle_name}")
         crosses = new_price != order.price and ins.book.would_cross(order.side, new_price)
@@ -365,17 +366,17 @@ class Entry:
         if not int_in(cmd.account, 0, 2**53):
             raise Reject(R.INVALID_FIELD, "account must be a non-negative integer")
         if not int_in(cmd.amount, 1, MAX_AMOUNT):
-            raise Reject(R.INVALID_FIELD, f"amount must be 1..{MAX_AMOUNT} minor units")
+            raise Reject(R.INVALID_FIELD, f"amount must be {amount_text(a, 1)} to {amount_text(a, MAX_AMOUNT)}")
         return a
 
     def withdraw(self, cmd: Withdraw) -> tuple[Account, Asset]:
         acct = reject.account(self.s, cmd.account)
         asset = reject.asset(self.s, cmd.asset)
         if not int_in(cmd.amount, 1, MAX_AMOUNT):
-            raise Reject(R.INVALID_FIELD, f"amount must be 1..{MAX_AMOUNT} minor units")
+            raise Reject(R.INVALID_FIELD, f"amount must be {amount_text(asset, 1)} to {amount_text(asset, MAX_AMOUNT)}")
         bal = acct.balances.get(asset.name, 0)
         if cmd.amount > bal:
-            raise Reject(R.INSUFFICIENT_BALANCE, f"balance {bal} is below {cmd.amount}")
+            raise Reject(R.INSUFFICIENT_BALANCE, f"balance {amount_text(asset, bal)} is below {amount_text(asset, cmd.amount)}")
         m = self.margin
         m.fresh(acct)
         if acct.margin_mode is ISOLATED:
@@ -492,7 +493,7 @@ class Entry:
         if delta > 0:
             bal = acct.balances.get(self.settle_name, 0)
             if delta > bal:
-                raise Reject(R.INSUFFICIENT_BALANCE, f"{self.settle_name} balance {bal} is below {delta}")
+                raise Reject(R.INSUFFICIENT_BALANCE, f"balance {amount_text(self.s.settle, bal)} is below {amount_text(self.s.settle, delta)}")
         else:
             im = ins.isolated_im(pos_qty)
             if (alloc + delta) / self.s.settle.unit < im:

@@ -1,8 +1,16 @@
-"""The typed reject: how entry and views refuse a command, and the lookups
-that raise it. ``Venue.apply`` / ``Venue.query`` turn a :class:`Reject`
-into one :class:`~protocol.messages.Rejected` event (:func:`rejected`)."""
+"""The typed reject: how entry and views refuse a command, the lookups
+that raise it, and how its message shows figures. ``Venue.apply`` /
+``Venue.query`` turn a :class:`Reject` into one
+:class:`~protocol.messages.Rejected` event (:func:`rejected`).
+
+A message is for a person: prices in the quote currency, quantities in base
+units, amounts in the asset, each followed by the wire's integer in
+brackets (``59,940.2 USDT [599402 ticks]``, ``0.010 BTC [10 lots]``); margin
+ratios as :func:`protocol.units.ratio_text` writes them."""
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 from exchange_sim.accounts import Account
 from exchange_sim.core.state import State
@@ -58,3 +66,22 @@ def asset(state: State, name) -> Asset:
     if a is None:
         raise Reject(R.UNKNOWN_ASSET, f"unknown asset {name!r}")
     return a
+
+
+def _human(d: Decimal) -> str:
+    return f"{d:,f}"
+
+
+def price_text(ins: Instrument, ticks: int) -> str:
+    """``59,940.2 USDT [599402 ticks]``: a price in the quote currency."""
+    return f"{_human(ticks * ins.tick_size)} {ins.settlement} [{ticks} ticks]"
+
+
+def qty_text(ins: Instrument, lots: int) -> str:
+    """``0.010 BTC [10 lots]``: a quantity in base units."""
+    return f"{_human(lots * ins.lot_size)} {ins.underlying} [{lots} lot{'' if lots == 1 else 's'}]"
+
+
+def amount_text(a: Asset, minor: int) -> str:
+    """``1.500000 USDT [1500000 minor units]``: an amount of an asset."""
+    return f"{_human(Decimal(minor).scaleb(-a.decimals))} {a.name} [{minor} minor unit{'' if minor == 1 else 's'}]"
