@@ -17,6 +17,9 @@ so rounds are identical. The reported time is per ROUND:
 * commands/s = N / mean (``extra_info["commands_per_sec"]``),
 * ns per command = mean / N.
 
+``test_venue_apply_trading_heavy`` times the trading-heavy flow
+(``flows.trading_flow``): every command an IOC that fills 1-3 makers.
+
 The flow's statistics (reject rate, events, fills, book size) come from the
 generator's shadow run and are stored in ``extra_info`` too (visible with
 ``--benchmark-json``; printed with ``-s``). After a timed round the venue's
@@ -38,13 +41,14 @@ import subprocess
 import sys
 
 import pytest
-from flows import limit_cancel_pairs, mixed_flow, sweep_stream
+from flows import limit_cancel_pairs, mixed_flow, sweep_stream, trading_flow
 
 N = 20_000  # commands per round of the headline benchmark
 ROUNDS = 10
 PAIRS = 1_000  # limit + cancel pairs per round
 SWEEPS = 200  # marketable orders per round
 SMALL_ROUNDS = 30
+HEAVY = 5_000  # IOCs per round of the trading-heavy benchmark
 MAX_REJECT_RATE = 0.01
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -118,6 +122,19 @@ def test_venue_apply_mixed(benchmark, mode):
     _report(benchmark, len(flow.commands), f"Venue.apply mixed 60/30/10 [{mode}]")
     if getattr(benchmark, "stats", None):
         print("flow:", json.dumps({k: v for k, v in st.items() if k != "rejects_by_reason"}))
+
+
+def test_venue_apply_trading_heavy(benchmark):
+    """HEAVY commands per round, every one a limit IOC that fills 1-3 resting
+    makers of other accounts (``flows.trading_flow``): matching, settlement,
+    fills, trades and account updates dominate. commands/s = HEAVY / mean."""
+    flow = trading_flow(HEAVY)
+    st = flow.stats
+    assert set(st["makers_per_command"]) == {1, 2, 3}, st["makers_per_command"]
+    venue = _replay(benchmark, flow.commands, flow.new_venue, ROUNDS)
+    flow.check_replay(venue)
+    benchmark.extra_info.update(fills=st["fills"], events_per_command=round(st["events"] / st["commands"], 2))
+    _report(benchmark, len(flow.commands), "Venue.apply trading-heavy (IOC, 1-3 makers)")
 
 
 # --------------------------------------------------------- single operations

@@ -26,6 +26,9 @@ is built, so the same flow can be timed under cross and portfolio margin.
 ``None`` (default) leaves the venue's default mode (cross) and sends no
 mode command at all, which is the core issue's flow.
 
+``trading_flow`` is the trading-heavy flow: every command a limit IOC that
+fills 1-3 makers of other accounts.
+
 ``resting_orders`` is the bulk generator used by ``memory_orders.py``: a lazy
 stream of non-crossing limit orders, many per account, for filling a venue.
 """
@@ -416,6 +419,78 @@ def mixed_flow(
     }
     return Flow(
         config=config, setup=setup, commands=commands, stats=stats, end_state=_end_state(v), accounts=accounts,
+    )
+
+
+def trading_flow(
+    n: int = 5_000,
+    *,
+    seed: int = 17,
+    n_accounts: int = 100,
+    book_orders: int | None = None,
+    config: Config | None = None,
+    account_usd: float = 50_000.0,
+) -> Flow:
+    """The trading-heavy ``Venue.apply`` flow: every timed command is a limit
+    IOC that fills 1-3 resting maker orders of other accounts (the last one
+    partly or whole) and nothing else, so the time goes to matching,
+    settlement and the fill events. Accounts ``1..n_accounts`` are funded as
+    in :func:`mixed_flow`; the setup rests ``book_orders`` (default ``3 n``)
+    non-crossing limits so the book never runs dry. The taker is an account
+    with no order among the ones it takes (no self-trade prevention)."""
+    accounts = list(range(1, n_accounts + 1))
+    g = _Gen(config, seed, accounts)
+    setup: list = []
+    for a in accounts:
+        for cmd in funding_commands(a, account_usd):
+            setup.append(cmd)
+            g.apply(cmd)
+    for i in range(3 * n if book_orders is None else book_orders):
+        cmd = g.limit_order(g.ins(g.symbol()), side=BUY if i % 2 else SELL)
+        setup.append(cmd)
+        g.apply(cmd)
+    if g.rejects:
+        raise SetupRejected(dict(g.rejects))
+    start_resting = len(g.live)
+    g.n_events = g.n_fills = 0
+    rnd = g.rnd
+    commands = []
+    makers_hit = Counter()
+    while len(commands) < n:
+        ins = g.ins(g.symbol())
+        side = BUY if rnd.random() < 0.5 else SELL
+        k = rnd.randint(1, 3)
+        makers = []
+        for o in ins.book.iter_orders(-side):
+            makers.append(o)
+            if len(makers) == k:
+                break
+        if len(makers) < k:
+            continue  # that side ran short: another symbol or side
+        qty = sum(o.qty for o in makers[:-1]) + rnd.randint(1, makers[-1].qty)
+        price = makers[-1].price
+        total = sum(o.qty for o in makers)
+        if total < g.min_qty(ins, price):
+            continue  # below the notional floor at the IOC's limit price
+        qty = min(max(qty, g.min_qty(ins, price)), total)
+        taker = g.pick_account(exclude={o.account for o in makers})
+        cmd = NewOrder(account=taker, symbol=ins.symbol, side=_SIDE[side], qty=qty, price=price, tif=TimeInForce.IOC)
+        before = g.n_fills
+        g.apply(cmd, "ioc")
+        makers_hit[(g.n_fills - before) // 2] += 1
+        commands.append(cmd)
+    if g.rejects:
+        raise AssertionError(f"trading flow has rejects: {dict(g.rejects)}")
+    stats = {
+        "commands": n,
+        "fills": g.n_fills,
+        "events": g.n_events,
+        "makers_per_command": dict(sorted(makers_hit.items())),
+        "resting_start": start_resting,
+        "resting_end": len(g.live),
+    }
+    return Flow(
+        config=config, setup=setup, commands=commands, stats=stats, end_state=_end_state(g.venue), accounts=accounts,
     )
 
 

@@ -77,7 +77,7 @@ class Account:
         self.by_cid: dict = {}  # client_order_id -> order
         #: client_order_id -> order id of the last ``venue.client_id_memory``
         #: accepted orders that carried one, oldest first: a new order reusing
-        #: one is refused (Venue._new_order). In snapshots; None until the first.
+        #: one is refused (core.entry.Entry.new_order). In snapshots; None until the first.
         self.client_ids: OrderedDict[str, int] | None = None
         #: per symbol [buy lots, Σ buy price×lots, sell lots, Σ sell price×lots]
         #: of resting orders: the pre-trade check reads these, never rescans
@@ -106,7 +106,7 @@ class Account:
         self.expo: dict[str, float] = {}
         self.mm_parts: dict[str, float] = {}
         self.im_parts: dict[str, float] = {}
-        #: symbol -> (qty, cost, mark, PositionView) last sent (Venue._account_update)
+        #: symbol -> (qty, cost, mark, PositionView) last sent (core.views.Views.account_update)
         self.views: dict[str, tuple] = {}
 
     def position(self, symbol: str) -> Position:

@@ -662,6 +662,10 @@ class OrderBook:
 
     # ------------------------------------------------------------------- debug
 
+    def check(self) -> None:
+        """Assert the book's invariants (``core/invariants.py``, the tests)."""
+        self._check()
+
     def _check(self) -> None:
         """Assert every structural invariant (AssertionError on violation).
         O(N + L); for tests and debugging."""

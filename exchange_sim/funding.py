@@ -14,7 +14,7 @@ account. The few minor units of rounding left over go to the venue's fee
 ledger: funding is zero-sum up to that dust, and the money-conservation
 check counts it. An isolated position pays from, and receives into, its own
 allocation; only the part of a payment beyond the allocation comes from the
-wallet (``Venue._settle_funding``).
+wallet (``Clearing.settle_funding``).
 """
 
 from __future__ import annotations

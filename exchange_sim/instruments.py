@@ -17,6 +17,7 @@ from fractions import Fraction
 
 from exchange_sim.book import OrderBook
 from exchange_sim.config import AssetConfig, Config, InstrumentConfig
+from exchange_sim.products.perpetual import LinearPerpetual
 from exchange_sim.risk.brackets import Brackets
 from protocol.messages import PRICE_SCALE
 
@@ -52,8 +53,10 @@ def price_to_e8(text: str) -> int:
     return _whole(Decimal(text) * PRICE_SCALE, f"price {text} in 1e-8 units")
 
 
-class Instrument:
-    """A USDT-margined linear perpetual and its order book."""
+class Instrument(LinearPerpetual):
+    """An instrument in venue units and its order book; its contract
+    arithmetic (value, uPnL, notional, fees, isolated margin) comes from its
+    contract kind (:mod:`exchange_sim.products`), today the linear perpetual."""
 
     __slots__ = (
         "symbol", "underlying", "settlement", "tick_size", "lot_size", "tick_e8",
@@ -94,15 +97,6 @@ class Instrument:
     def mark_from_index(self, index_e8: int) -> int:
         """Mark = index rounded to the nearest tick (half up), at least 1 tick."""
         return max(1, (index_e8 + self.tick_e8 // 2) // self.tick_e8)
-
-    def usd(self, ticks_lots: int) -> float:
-        """USD value of a ``price_ticks * qty_lots`` product."""
-        return ticks_lots * self.value / self.settle_unit
-
-    def fee(self, notional: int, maker: bool) -> int:
-        """Fee in settlement minor units, rounded up (against the account)."""
-        num, den = self.maker_fee if maker else self.taker_fee
-        return -((-notional * num) // den)
 
     def within_limit_band(self, price: int) -> bool:
         num, den = self.limit_band

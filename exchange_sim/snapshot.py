@@ -112,7 +112,7 @@ def capture(venue) -> VenueState:
                 symbol=sym, mark=ins.mark, book_seq=ins.book_seq, paused=ins.paused,
                 bids=[_order_state(o) for o in ins.book.iter_orders(BUY)],
                 asks=[_order_state(o) for o in ins.book.iter_orders(SELL)],
-                stops=[StopState(s.order_id, s.side, s.cmd) for s in venue.stops[sym].values()],
+                stops=[StopState(s.order_id, s.side, s.cmd) for s in venue.engines[sym].stops.values()],
             )
         )
     levels = venue.arrays.level
@@ -153,20 +153,20 @@ def state_hash(venue) -> str:
 def restore(config: Config, state: VenueState):
     """A new venue in exactly ``state``. Raises ``ValueError`` if the state
     does not fit the config (unknown symbols, assets or a newer version)."""
-    from exchange_sim.venue import StopOrder, Venue
+    from exchange_sim.core.matching import StopOrder
+    from exchange_sim.core.sequencer import Venue
 
     if state.version != SNAPSHOT_VERSION:
         raise ValueError(f"snapshot version {state.version} is not {SNAPSHOT_VERSION}")
     v = Venue(config)
     # a fresh venue opened the insurance fund with its seed: start from nothing
-    v.accounts.clear()
-    v.arrays.n = 0
-    v.arrays.ids.clear()
-    v._dirty.clear()
-    v.seq, v.now = state.seq, state.now
-    v.next_order_id, v.next_trade_id, v.next_funding = state.next_order_id, state.next_trade_id, state.next_funding
-    v.deposits, v.withdrawals = dict(state.deposits), dict(state.withdrawals)
-    v.fees_collected = dict(state.fees_collected)
+    v.clearing.clear_accounts()
+    s = v.state
+    s.seq, s.now = state.seq, state.now
+    s.next_order_id, s.next_trade_id, s.next_funding = state.next_order_id, state.next_trade_id, state.next_funding
+    s.deposits.update(state.deposits)
+    s.withdrawals.update(state.withdrawals)
+    s.fees_collected.update(state.fees_collected)
     for name, index in state.index:
         if name not in v.assets:
             raise ValueError(f"snapshot asset {name!r} is not in the config")
@@ -180,9 +180,7 @@ def restore(config: Config, state: VenueState):
         acct.isolated = dict(a.isolated)
         if a.client_ids:
             acct.client_ids = OrderedDict(a.client_ids)
-        v.accounts[a.id] = acct
-        v.arrays.add(acct)
-        v.arrays.level[acct.col] = a.level
+        v.clearing.restore_account(acct, a.level)
     by_id = {}
     for s in state.instruments:
         ins = v.instruments.get(s.symbol)
@@ -197,7 +195,7 @@ def restore(config: Config, state: VenueState):
             by_id[o.order_id] = order
         for st in s.stops:
             stop = StopOrder(st.order_id, st.cmd, st.side)
-            v.stops[s.symbol][st.order_id] = stop
+            v.engines[s.symbol].stops[st.order_id] = stop
             by_id[st.order_id] = stop
         ins.book.take_changes()  # rebuilding is not a market-data change
     for a in state.accounts:
@@ -205,11 +203,9 @@ def restore(config: Config, state: VenueState):
         for oid in a.order_ids:
             order = by_id[oid]
             if type(order) is Order:
-                v._remember(acct, order)
+                v.orders.remember(acct, order)
             else:
-                acct.orders[oid] = order
-                if order.client_order_id is not None:
-                    acct.by_cid[order.client_order_id] = order
+                v.orders.remember_stop(acct, order)
     for acct_id in state.pending_liquidations:
-        v.liq.pending[acct_id] = v.accounts[acct_id]
+        v.liq.flag(v.accounts[acct_id])
     return v

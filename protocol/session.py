@@ -1,6 +1,6 @@
 """Session-level messages: what a connection says that never reaches the core.
 
-The venue core (:mod:`exchange_sim.venue`) speaks :data:`~protocol.messages.Command`
+The venue core (:mod:`exchange_sim.core.sequencer`) speaks :data:`~protocol.messages.Command`
 in and :data:`~protocol.messages.Event` out. A connection to the server
 (:mod:`exchange_sim.server`) also needs to log in, keep itself alive, match
 replies to requests and send many commands in one frame. Those messages live

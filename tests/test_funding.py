@@ -1,4 +1,4 @@
-"""Perpetual funding (``exchange_sim.funding`` and ``Venue._settle_funding``).
+"""Perpetual funding (``exchange_sim.funding`` and ``Clearing.settle_funding``).
 
 Default parameters: every 8 h of venue time, interest 0.01 %, clamp
 ±0.05 %, cap ±0.75 %:

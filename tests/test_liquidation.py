@@ -1,4 +1,4 @@
-"""The liquidation engine (``exchange_sim/liquidation.py``) through ``Venue.apply``.
+"""The liquidation engine (``exchange_sim/core/liquidation.py``) through ``Venue.apply``.
 
 Every docstring shows the arithmetic by hand; money is compared as exact
 integers of µUSDT (``U`` = 10**6 per USDT), risk figures (floats) to 1e-9.
@@ -654,7 +654,7 @@ def test_past_max_slices_every_position_left_is_closed_whole():
     the ratio never recovers, so the engine reaches MAX_SLICES (200). From
     then on each slice closes a whole position — SOL's rest, then BNB's —
     and the account ends flat instead of below MM with a position open."""
-    from exchange_sim.liquidation import MAX_SLICES
+    from exchange_sim.core.liquidation import MAX_SLICES
 
     v = new_venue(liq_config(slice_fraction=0.01, min_slice_notional=0.0, fee_rate=0.0))
     trader(v, 1, USDT=2_500)

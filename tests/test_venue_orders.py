@@ -1131,13 +1131,15 @@ def test_no_mark_price_until_the_index_is_set():
 
 
 def test_the_catalogue_covers_every_reason_the_venue_raises():
-    """Grep ``R.X`` in venue.py: each must appear in a catalogue above.
+    """Grep ``R.X`` in the core's stages (exchange_sim/core/*.py): each must appear in a catalogue above.
     (REDUCE_ONLY_MODE and MARGIN_MODE_CHANGE_DENIED belong to the risk
     engine's own tests.)"""
-    import exchange_sim.venue as venue_mod
+    import exchange_sim.core as core
 
-    source = Path(venue_mod.__file__).read_text(encoding="utf-8")
+    files = sorted(Path(core.__file__).parent.glob("*.py"))
+    source = "\n".join(f.read_text(encoding="utf-8") for f in files)
     raised = {R[name] for name in re.findall(r"\bR\.([A-Z_]+)\b", source)}
+    assert len(raised) > 20, f"only {sorted(raised)} found in {[f.name for f in files]}"
     covered = {c[-1] for c in CATALOGUE} | {c[-1] for c in SETUP_CATALOGUE} | {R.NO_MARK_PRICE}
     risk_engine = {R.REDUCE_ONLY_MODE, R.MARGIN_MODE_CHANGE_DENIED}
     assert raised - risk_engine <= covered, f"untested reject reasons: {sorted(raised - risk_engine - covered)}"
@@ -1176,3 +1178,70 @@ def test_queries_filter_by_symbol_and_depth(v):
     (snap,) = v.apply(QueryBook(symbol=BTC, depth=2))
     assert (snap.bids, snap.asks) == ([(P - 1, 10), (P - 2, 11)], [(P + 1, 20), (P + 2, 21)])
     assert snap.seq == book_of(v).seq == 6
+
+
+# ------------------------------------------- reject messages in human units
+
+_BRACKET = re.compile(r"\[-?\d+ (?:ticks|lots?|minor units?)\]")  # a wire integer, as messages bracket it
+_HUMAN = re.compile(r"-?\d[\d,]*(?:\.\d+)? [A-Z]+ \[-?\d+ (?:ticks|lots?|minor units?)\]")
+
+
+def _wire_integers_shown_bare(message: str, raw: set[int]) -> list[int]:
+    """The wire integers (ticks, lots, minor units) of ``raw`` that the
+    message shows outside a bracket, i.e. without their human value."""
+    outside = _BRACKET.sub("", message)
+    shown = {int(t.replace(",", "")) for t in re.findall(r"\d[\d,]*(?:\.\d+)?", outside) if "." not in t}
+    return sorted(shown & raw)
+
+
+def _raw_figures(ven: Venue, cmd) -> set[int]:
+    """Every tick, lot and minor-unit integer the command carries or the venue
+    compares it with (mark, maximum quantity, the account's balances)."""
+    raw = {getattr(cmd, f, None) for f in ("price", "qty", "stop_price", "amount", "delta")}
+    ins = ven.instruments.get(getattr(cmd, "symbol", None)) if isinstance(getattr(cmd, "symbol", None), str) else None
+    if ins is None and hasattr(cmd, "order_id") and isinstance(getattr(cmd, "account", None), int):
+        acct = ven.accounts.get(cmd.account)
+        order = acct.orders.get(cmd.order_id) if acct is not None and isinstance(cmd.order_id, int) else None
+        ins = ven.instruments[order.symbol] if order is not None else None
+    if ins is not None:
+        raw |= {ins.mark, ins.max_qty}
+    acct = ven.accounts.get(cmd.account) if isinstance(getattr(cmd, "account", None), int) else None
+    if acct is not None:
+        raw |= set(acct.balances.values())
+    return {x for x in raw if type(x) is int and x >= 2}
+
+
+def test_the_human_units_check_catches_bare_ticks():
+    old = "outside_price_band: price 599402 is too far from mark 420000"
+    assert _wire_integers_shown_bare(old, {599402, 420000}) == [420000, 599402]
+    new = "price 59,940.2 USDT [599402 ticks] is too far from mark 42,000.0 USDT [420000 ticks]"
+    assert _wire_integers_shown_bare(new, {599402, 420000}) == []
+    assert len(_HUMAN.findall(new)) == len(_BRACKET.findall(new)) == 2
+
+
+@pytest.mark.parametrize("setup, make", [(lambda v: None, c[1]) for c in CATALOGUE] + [c[1:3] for c in SETUP_CATALOGUE],
+                         ids=[c[0] for c in CATALOGUE] + [c[0] for c in SETUP_CATALOGUE])
+def test_reject_messages_give_prices_quantities_and_amounts_in_human_units(setup, make):
+    """Every reject of the catalogue: no tick, lot or minor-unit integer of the
+    command or of what it was compared with appears without its human value,
+    and every bracketed wire integer follows its value in the quote currency,
+    the base asset or the asset itself."""
+    ven = busy_venue()
+    setup(ven)
+    cmd = make(ven)
+    raw = _raw_figures(ven, cmd)
+    (rej,) = [e for e in ven.apply(cmd) if isinstance(e, Rejected)]
+    assert not _wire_integers_shown_bare(rej.message, raw), rej.message
+    assert len(_HUMAN.findall(rej.message)) == len(_BRACKET.findall(rej.message)), rej.message
+
+
+def test_reject_messages_show_the_figures_a_person_reads():
+    ven = busy_venue()
+    rej = assert_rejected(ven, N(price=720_001), R.OUTSIDE_PRICE_BAND)
+    assert rej.message == "price 72,000.1 USDT [720001 ticks] is too far from mark 60,000.0 USDT [600000 ticks]"
+    rej = assert_rejected(ven, N(type=OrderType.STOP_MARKET, price=None, stop_price=P), R.INVALID_FIELD)
+    assert rej.message == "stop price 60,000.0 USDT [600000 ticks] would trigger immediately at mark 60,000.0 USDT [600000 ticks]"
+    rej = assert_rejected(ven, N(qty=1_000_001), R.ABOVE_MAX_QTY)
+    assert rej.message == "qty 1,000.001 BTC [1000001 lots] exceeds the maximum 1,000.000 BTC [1000000 lots]"
+    rej = assert_rejected(ven, Withdraw(account=1, asset="BTC", amount=1), R.INSUFFICIENT_BALANCE)
+    assert rej.message == "balance 0.00000000 BTC [0 minor units] is below 0.00000001 BTC [1 minor unit]"

@@ -31,7 +31,7 @@ from protocol.messages import (
 )
 
 if TYPE_CHECKING:
-    from exchange_sim.venue import Venue
+    from exchange_sim.core.state import State
 
 
 def _brackets(asset, value: float) -> list[HaircutSlice]:
@@ -45,7 +45,7 @@ def _brackets(asset, value: float) -> list[HaircutSlice]:
     return out
 
 
-def build(venue: Venue, acct: Account) -> Explain:
+def build(venue: State, acct: Account) -> Explain:
     m = venue.margin
     m.fresh(acct)
     unit = venue.settle.unit
@@ -70,7 +70,7 @@ def build(venue: Venue, acct: Account) -> Explain:
         positions.append(
             ExplainPosition(
                 symbol=ins.symbol, underlying=ins.underlying, qty=pos.qty, entry_price=pos.entry_price(),
-                mark=ins.mark, notional=notional, upnl=(pos.qty * ins.mark - pos.cost) * ins.value / unit,
+                mark=ins.mark, notional=notional, upnl=ins.upnl(pos.qty, pos.cost) / unit,
                 cross_im=ins.im_tiers.amount(gross), cross_mm=ins.mm_tiers.amount(gross), impact=impact,
                 isolated_margin=acct.isolated.get(ins.symbol, 0) / unit,
             )

@@ -181,9 +181,8 @@ class MarginEngine:
         sym = ins.symbol
         pos = acct.positions.get(sym)
         if pos is not None and pos.qty:
-            ticks = pos.qty * ins.mark
-            acct.upnl_parts[sym] = (ticks - pos.cost) * ins.value
-            n = acct.expo[sym] = ins.usd(ticks)
+            acct.upnl_parts[sym] = ins.upnl(pos.qty, pos.cost)
+            n = acct.expo[sym] = ins.usd(pos.qty * ins.mark)
             if model.additive:
                 acct.mm_parts[sym] = model.mm_part(ins, n)
         else:
@@ -282,6 +281,14 @@ class MarginEngine:
             return None
         return self.equity(acct) / acct.mm
 
+    def equity_and_ratio(self, acct: Account) -> tuple[float, float | None]:
+        """(:meth:`equity`, :meth:`ratio`), the equity computed once."""
+        eq = self.equity(acct)
+        if acct.margin_mode is ISOLATED:
+            return eq, self.isolated_worst(acct)[0]
+        mm = acct.mm
+        return eq, (eq / mm if mm > 0.0 else None)
+
     def isolated_worst(self, acct: Account) -> tuple[float | None, str | None]:
         """Isolated mode: (ratio, symbol) of the position with the lowest own
         ratio, ties by symbol; (None, None) when no position has an MM."""
@@ -298,7 +305,7 @@ class MarginEngine:
         mm = self.isolated.mm([(ins, ins.usd(pos.qty * ins.mark))])
         if mm <= 0.0:
             return None
-        own = (acct.isolated.get(ins.symbol, 0) + (pos.qty * ins.mark - pos.cost) * ins.value) / self.unit
+        own = (acct.isolated.get(ins.symbol, 0) + ins.upnl(pos.qty, pos.cost)) / self.unit
         return own / mm
 
     def im_after(self, acct: Account, ins: Instrument, new_totals: list[int]) -> tuple[float, float, tuple]:
@@ -350,7 +357,7 @@ class MarginEngine:
             i = self.instruments[sym]
             totals = new_totals if ins is not None and sym == ins.symbol else acct.open_totals.get(sym)
             x = worst_side(i, acct.position_qty(sym), totals)
-            im = i.im_tiers.amount(i.usd(abs(x)))
+            im = i.im_tiers.amount(i.usd(abs(x)))  # the worse side's exposure, not the position's
             gap = im - alloc.get(sym, 0) / self.unit
             if gap > 0:
                 gaps.append(gap)

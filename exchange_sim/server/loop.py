@@ -606,7 +606,8 @@ class Server:
                     return hit[1], True
                 return [self._rej(sess, R.DUPLICATE_CLIENT_ORDER_ID,
                                   f"client order id {cid!r} was used for a different order", t.__name__)], False
-        events = self.execute(cmd)
+        # a read is answered from the venue's views: no sequence number, no journal record (ADR 0007)
+        events = self.venue.query(cmd) if t in _QUERIES else self.execute(cmd)
         if pol == PUBLIC_CMD or t in _QUERIES:
             reply = events  # a query's answer is for the asker alone
         else:

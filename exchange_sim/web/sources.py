@@ -248,9 +248,7 @@ class ReplaySource(_Source):
         self.position = 0
         self.lock = threading.RLock()
         self.venue = Venue(cfg)
-        info: list = []
-        self.venue._query_instruments(m.QueryInstruments(), info)  # metadata without a sequenced command
-        self.info = info[0]
+        self.info = self.venue.query(m.QueryInstruments())[0]  # an unsequenced read
         self.state = PageState(self.hub, self.info, _thresholds(cfg), cfg.liquidation.insurance_account)
         self.state.set_prices(self.info)  # the prices before the first journal record
         self._explain(0)
@@ -272,7 +270,7 @@ class ReplaySource(_Source):
             self.state.on_account_missing(self.account, f"account {self.account} is not open yet")
         fund = self.venue.accounts.get(self.cfg.liquidation.insurance_account)
         if fund is not None:
-            self.state.on_event(self.venue._account_update(fund))
+            self.state.on_event(self.venue.account_update(fund.id))
 
     def step(self, quiet: bool = False) -> bool:
         with self.lock:

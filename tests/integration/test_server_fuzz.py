@@ -223,7 +223,7 @@ def test_fuzz_then_trade_normally(serve, ctx):
     elapsed = time.monotonic() - t0
     assert sent == 12_000
     assert answered > 0.9 * sent  # heartbeats need no answer; everything else was answered
-    for r, at_least in (("malformed", 500), ("unknown_message", 100), ("invalid_field", 20)):
+    for r, at_least in (("malformed", 500), ("unknown_message", 50), ("invalid_field", 20)):
         assert reasons.get(r, 0) >= at_least, reasons
     assert srv.proc.poll() is None, srv.log()  # still serving
 

@@ -24,7 +24,7 @@ at the end of the command, this engine runs (docs/adr/0005-liquidation-order.md)
 5. **Fee** ``fee_rate`` × closed notional to the insurance fund, shrunk so it
    never takes the account below zero equity. It replaces the taker fee:
    the liquidation order's fills charge the account none (the resting maker
-   pays its maker fee as usual; ``Venue._settle_fills``), since the
+   pays its maker fee as usual; ``Clearing.settle``), since the
    bankruptcy price leaves nothing for a fee on top.
 6. **Backstop.** What the book cannot absorb within the bankruptcy price, the
    insurance fund (a real account) takes over at that price — if its equity
@@ -38,6 +38,13 @@ at the end of the command, this engine runs (docs/adr/0005-liquidation-order.md)
 
 Every step is an event. Nothing here reads a clock or a random source, and
 every iteration order is defined, so the cascade is deterministic.
+
+The engine drives the pipeline through its stages' public methods only
+(docs/adr/0007-pipeline.md): ``venue.execute`` runs a liquidation order
+through matching and clearing and returns its ``Execution`` (what filled, at
+which prices, whom it touched); money moves through ``Clearing`` (fees,
+takeovers, ADL transfers, conversions), open orders through ``OrderIndex``,
+levels through ``Watch``, account events through ``Views``.
 """
 
 from __future__ import annotations
@@ -46,8 +53,6 @@ import math
 from bisect import bisect_left, insort
 from decimal import Decimal
 from fractions import Fraction
-from typing import TYPE_CHECKING
-
 from exchange_sim.accounts import Account
 from exchange_sim.book import BUY, FLAG_LIQUIDATION, FLAG_REDUCE_ONLY, SELL, STP_NONE, Order
 from exchange_sim.instruments import Instrument
@@ -69,17 +74,18 @@ from protocol.messages import (
     TimeInForce,
 )
 
-if TYPE_CHECKING:
-    from exchange_sim.venue import Venue
-
 MAX_SLICES = 200  # per liquidation; past it each position left is closed whole
 _SIDE_ENUM = {BUY: Side.BUY, SELL: Side.SELL}
 
 
 class LiquidationEngine:
-    def __init__(self, venue: Venue):
+    """Flags and liquidates accounts; see the module docstring. ``venue``:
+    the sequencer (``exchange_sim.core.sequencer.Venue``), for its stages."""
+
+    def __init__(self, venue):
         self.v = venue
-        self.p = venue.config.liquidation
+        self.s = venue.state
+        self.p = self.s.config.liquidation
         self.fund_id = self.p.insurance_account
         fee = Fraction(Decimal(str(self.p.fee_rate)))
         self.fee_fraction = (fee.numerator, fee.denominator)
@@ -103,7 +109,7 @@ class LiquidationEngine:
 
     def run(self, events: list) -> None:
         """Process flagged accounts round by round until none is left."""
-        v = self.v
+        v = self.s
         m = v.margin
         limit = v.risk.liquidation_ratio
         rounds = 0
@@ -130,12 +136,12 @@ class LiquidationEngine:
                 self.pending.pop(acct.id, None)  # liquidating it now
                 self.liquidate(acct, events)
         if self.fund_touched:  # fees, takeovers, conversions: the fund's state now
-            events.append(v._account_update(v.accounts[self.fund_id]))
+            events.append(self.v.views.account_update(v.accounts[self.fund_id]))
 
     # ------------------------------------------------------- one account
 
     def liquidate(self, acct: Account, events: list) -> None:
-        v = self.v
+        v = self.s
         m = v.margin
         if acct.margin_mode is ISOLATED:
             for sym in sorted(acct.positions):
@@ -146,7 +152,7 @@ class LiquidationEngine:
                     if r is not None and r < v.risk.liquidation_ratio:
                         self._liquidate_isolated(acct, ins, events)
             self._settle_debt(acct, events)
-            events.append(v._account_update(acct))
+            events.append(self.v.views.account_update(acct))
             return
         ratio = m.ratio(m.fresh(acct))
         if ratio is None or ratio >= v.risk.liquidation_ratio:
@@ -170,14 +176,13 @@ class LiquidationEngine:
             self._close(acct, ins, lots, eq, impacts[k], None, events)
             n += 1
         self._settle_debt(acct, events)
-        events.append(v._account_update(acct))  # after the fees and the backstop
+        events.append(self.v.views.account_update(acct))  # after the fees and the backstop
         events.append(
             LiquidationFinished(account=acct.id, margin_ratio=m.ratio(acct), equity=m.equity(acct), mm=acct.mm)
         )
 
     def _liquidate_isolated(self, acct: Account, ins: Instrument, events: list) -> None:
-        v = self.v
-        m = v.margin
+        m = self.s.margin
         sym = ins.symbol
         pos = acct.positions[sym]
         own, mm = self._isolated_figures(acct, ins)
@@ -204,26 +209,18 @@ class LiquidationEngine:
     def _isolated_figures(self, acct: Account, ins: Instrument) -> tuple[float, float]:
         """(own equity, MM) of an isolated position, USD."""
         pos = acct.positions[ins.symbol]
-        unit = self.v.settle.unit
-        own = (acct.isolated.get(ins.symbol, 0) + (pos.qty * ins.mark - pos.cost) * ins.value) / unit
-        return own, ins.mm_tiers.amount(ins.usd(abs(pos.qty) * ins.mark))
+        own = (acct.isolated.get(ins.symbol, 0) + ins.upnl(pos.qty, pos.cost)) / self.s.settle.unit
+        return own, ins.isolated_mm(pos.qty)
 
     def _cancel_orders(self, acct: Account, symbol: str | None, events: list) -> None:
-        v = self.v
-        victims = sorted(
-            (o for o in acct.orders.values() if symbol is None or o.symbol == symbol), key=lambda o: o.order_id
-        )
-        for o in victims:
-            v._cancel_resting(o, v.instruments[o.symbol], CancelCause.LIQUIDATION, events)
-        for sym in sorted({o.symbol for o in victims}):
-            v._book_delta(v.instruments[sym], events)
+        self.v.orders.cancel_all(acct, symbol, CancelCause.LIQUIDATION, events)
 
     # ----------------------------------------------------------- slices
 
     def _slice(self, ins: Instrument, size: int, equity: float, mm: float, impact: float) -> int:
         """Lots to close next: the smaller of a fixed fraction and the closed
         form, at least ``min_slice_notional``, at most the position."""
-        if equity * self.v.settle.unit < 1.0:
+        if equity * self.s.settle.unit < 1.0:
             return size  # bankrupt (less than a minor unit left): close it at once
         lots = math.ceil(size * self.p.slice_fraction)
         lot_usd = ins.usd(ins.mark)
@@ -241,13 +238,13 @@ class LiquidationEngine:
     def bankruptcy_price(self, ins: Instrument, qty: int, equity: float) -> int:
         """Ticks at which ``equity`` (USD) would be zero with ``qty`` moving
         alone; rounded so the liquidation never trades worse than it."""
-        bk = ins.mark - equity * self.v.settle.unit / (qty * ins.value)
+        bk = ins.mark - equity * self.s.settle.unit / (qty * ins.value)
         return max(1, math.ceil(bk)) if qty > 0 else max(1, math.floor(bk))
 
     def _close(self, acct, ins, lots, equity, impact, isolated_own, events) -> None:
         """Close ``lots`` of the position: IOC into the book at the bankruptcy
         bound, the rest to the insurance fund or ADL, then the fee."""
-        v = self.v
+        s = self.s
         sym = ins.symbol
         pos = acct.positions[sym]
         old_qty = pos.qty
@@ -255,24 +252,16 @@ class LiquidationEngine:
         bk = self.bankruptcy_price(ins, pos.qty, equity)
         mark = ins.mark
         order = Order(
-            v.next_order_id, acct.id, side, bk, lots, STP_NONE, None, sym, TimeInForce.IOC,
-            FLAG_REDUCE_ONLY | FLAG_LIQUIDATION, v.seq,
+            s.take_order_id(), acct.id, side, bk, lots, STP_NONE, None, sym, TimeInForce.IOC,
+            FLAG_REDUCE_ONLY | FLAG_LIQUIDATION, s.seq,
         )
-        v.next_order_id += 1
-        before = len(events)
-        v._execute(acct, ins, order, OrderType.LIMIT, events, liquidation=True)
+        ex = self.v.execute(acct, ins, order, OrderType.LIMIT, events, liquidation=True)
+        if self._queues:
+            self._log += ex.touched
         rest = order.qty
         book_qty = lots - rest
-        notional = 0
-        slip = 0  # settlement minor units the fills cost against mark
-        queued = bool(self._queues)
-        for ev in events[before:]:
-            if type(ev).__name__ == "Fill":
-                if queued:
-                    self._log.append(v.accounts[ev.account])
-                if ev.account == acct.id:
-                    notional += ev.price * ev.qty * ins.value
-                    slip += (ev.price - mark) * ev.qty * ins.value * (1 if side == BUY else -1) * -1
+        notional = ex.notional(ins.value)
+        slip = -ex.slippage(mark, side, ins.value)  # settlement minor units the fills gained against mark
         if book_qty:
             avg = round(notional / (book_qty * ins.value))
             events.append(LiquidationNotice(symbol=sym, side=_SIDE_ENUM[side], qty=book_qty, price=avg))
@@ -282,9 +271,9 @@ class LiquidationEngine:
             before_backstop = pos.qty  # the book fills already rebalanced up to here
             self._backstop(acct, ins, side, rest, bk, events)
             if acct.margin_mode is ISOLATED:
-                v._rebalance_isolated(acct, ins, before_backstop, events)
+                self.v.clearing.rebalance_isolated(acct, ins, before_backstop, events)
         fee = self._fee(acct, notional, lots, old_qty, slip, isolated_own)
-        m = v.margin
+        m = s.margin
         m.fresh(acct)
         events.append(
             LiquidationSlice(
@@ -294,7 +283,7 @@ class LiquidationEngine:
         )
 
     def _fee(self, acct, notional, lots, old_qty, slip, isolated_own) -> int:
-        v = self.v
+        v = self.s
         unit = v.settle.unit
         num, den = self.fee_fraction
         fee = -((-notional * num) // den)  # exact integer ceiling: rounded against the account
@@ -305,13 +294,10 @@ class LiquidationEngine:
             cap = math.floor(isolated_own * unit * lots / abs(old_qty) + slip)
         fee = max(0, min(fee, cap))
         if fee:
-            acct.credit(v.settle_name, -fee)
             fund = v.accounts[self.fund_id]
             if self._queues:
                 self._log += (acct, fund)
-            fund.credit(v.settle_name, fee)
-            v._dirty[acct.id] = acct
-            v._dirty[fund.id] = fund
+            self.v.clearing.liquidation_fee(acct, fund, fee)
             self.fund_touched = True
         return fee
 
@@ -320,17 +306,12 @@ class LiquidationEngine:
     def _transfer(self, a: Account, b: Account, ins: Instrument, a_side: int, lots: int, price: int) -> None:
         """Move ``lots`` between two accounts at ``price``, off-book, no fee:
         ``a`` trades ``a_side``, ``b`` the other side."""
-        v = self.v
-        settle = v.settle_name
-        for acct, sign in ((a, a_side), (b, -a_side)):
-            pnl = acct.position(ins.symbol).apply_fill(sign * lots, price) * ins.value
-            acct.credit(settle, pnl)
-            v._dirty[acct.id] = acct
+        self.v.clearing.transfer(a, b, ins, a_side, lots, price)
         if self._queues:
             self._log += (a, b)
 
     def _backstop(self, acct, ins, side, lots, price, events) -> None:
-        v = self.v
+        v = self.s
         m = v.margin
         fund = v.accounts[self.fund_id]
         # the fund takes the other side: its loss at mark if the price is off-market
@@ -350,7 +331,7 @@ class LiquidationEngine:
         ties by account id. ``side`` is the bankrupt account's closing side.
         O(accounts): the reference; ``_adl`` keeps the same order incrementally."""
         ranked = []
-        for a in self.v.accounts.values():
+        for a in self.s.accounts.values():
             if a is bankrupt:
                 continue
             pos = a.positions.get(ins.symbol)
@@ -361,9 +342,9 @@ class LiquidationEngine:
         return ranked
 
     def _rank(self, a: Account, ins: Instrument, pos) -> float:
-        v = self.v
+        v = self.s
         m = v.margin
-        upnl = (pos.qty * ins.mark - pos.cost) * ins.value
+        upnl = ins.upnl(pos.qty, pos.cost)
         entry = abs(pos.cost * ins.value) or 1
         eq = m.equity(m.fresh(a))
         lev = abs(pos.qty * ins.mark * ins.value) / v.settle.unit / (eq if eq > 0 else 1e-9)
@@ -376,7 +357,7 @@ class LiquidationEngine:
         positions, equity and marks, and marks do not move inside a cascade.
         The same order as a full re-ranking, without an O(accounts) scan per
         bankrupt slice."""
-        v = self.v
+        v = self.s
         stamp = (v.seq, v.margin.epoch)
         if stamp != self._stamp:
             self._stamp = stamp
@@ -403,7 +384,8 @@ class LiquidationEngine:
         return keys
 
     def _adl(self, acct, ins, side, lots, price, events) -> None:
-        v = self.v
+        v = self.s
+        stages = self.v
         for neg_rank, other_id in self._adl_queue(ins, side):  # not changed while iterated
             if not lots:
                 break
@@ -419,21 +401,18 @@ class LiquidationEngine:
                 AutoDeleverage(account=acct.id, counterparty=other.id, symbol=ins.symbol, qty=q, price=price, rank=rank)
             )
             if other.margin_mode is ISOLATED:
-                v._rebalance_isolated(other, ins, old, events)
-            if other.reduce_only_orders:
-                v._trim_reduce_only(other, ins, events)
-            if v.stops[ins.symbol]:
-                v._cancel_reduce_only_stops(other, ins, events)
-            events.append(v._account_update(other))
+                stages.clearing.rebalance_isolated(other, ins, old, events)
+            stages.orders.position_changed(other, ins, events)
+            events.append(stages.views.account_update(other))
             # closed off-market, it may now be below MM: flag it for the next round
-            v._check_level(other, events)
+            stages.watch.check(other, events)
         assert lots == 0, "positions net to zero, so opposite positions always cover a bankrupt one"
 
     # -------------------------------------------------------------- debt
 
     def _settle_debt(self, acct: Account, events: list) -> None:
         """Repay a negative settlement balance from other collateral, then the fund."""
-        v = self.v
+        v = self.s
         m = v.margin
         settle = v.settle_name
         if acct.balances.get(settle, 0) >= 0:
@@ -462,10 +441,7 @@ class LiquidationEngine:
             proceeds = units * num // den
             if units <= 0 or proceeds <= 0:
                 continue
-            acct.credit(name, -units)
-            fund.credit(name, units)
-            fund.credit(settle, -proceeds)
-            acct.credit(settle, proceeds)
+            self.v.clearing.convert(acct, fund, name, units, proceeds)
             self.fund_touched = True
             events.append(
                 CollateralConversion(
@@ -475,9 +451,6 @@ class LiquidationEngine:
             )
         debt = -acct.balances.get(settle, 0)
         if debt > 0 and not any(p.qty for p in acct.positions.values()):
-            fund.credit(settle, -debt)
-            acct.credit(settle, debt)
+            self.v.clearing.cover(acct, fund, debt)
             self.fund_touched = True
             events.append(BankruptcyCovered(account=acct.id, amount=debt))
-        v._dirty[acct.id] = acct
-        v._dirty[fund.id] = fund

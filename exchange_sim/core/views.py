@@ -1,0 +1,158 @@
+"""Views: reads of the state that change nothing and need no sequence
+number, so the server answers them without journaling them
+(``Venue.query``; docs/adr/0007-pipeline.md), and the AccountUpdate builder
+the other stages use for their account events.
+"""
+
+from __future__ import annotations
+
+from exchange_sim.accounts import Account
+from exchange_sim.book import BUY, FLAG_REDUCE_ONLY, SELL
+from exchange_sim.core import reject
+from exchange_sim.core.matching import StopOrder
+from exchange_sim.core.reject import R, Reject
+from exchange_sim.core.state import State
+from exchange_sim.risk import explain as explain_mod
+from protocol import messages as M
+from protocol.messages import (
+    PROTOCOL_VERSION,
+    AccountUpdate,
+    AssetInfo,
+    BookSnapshot,
+    Explain,
+    InstrumentInfo,
+    Instruments,
+    OpenOrders,
+    OrderType,
+    OrderView,
+    PositionView,
+    QueryAccount,
+    QueryBook,
+    QueryExplain,
+    QueryInstruments,
+    QueryOpenOrders,
+    Side,
+)
+
+_SIDE_ENUM = {BUY: Side.BUY, SELL: Side.SELL}
+#: the commands :meth:`Views.query` answers
+QUERIES = (QueryAccount, QueryOpenOrders, QueryBook, QueryInstruments, QueryExplain)
+
+
+class Views:
+    """Read-only answers; see the module docstring."""
+
+    __slots__ = ("s", "margin", "instruments")
+
+    def __init__(self, state: State):
+        self.s = state
+        self.margin = state.margin
+        self.instruments = state.instruments
+
+    def query(self, cmd) -> list:
+        """The answer to one Query* command (raises :class:`Reject`)."""
+        match type(cmd):  # value patterns: no isinstance on a Struct
+            case M.QueryAccount:
+                return [self.account_update(reject.account(self.s, cmd.account))]
+            case M.QueryOpenOrders:
+                return [self.open_orders(cmd)]
+            case M.QueryBook:
+                ins = reject.instrument(self.s, cmd.symbol)
+                depth = cmd.depth
+                if depth is not None and not reject.int_in(depth, 1, 10_000):
+                    raise Reject(R.INVALID_FIELD, "depth must be 1..10000")
+                return [self.book_snapshot(ins.symbol, depth)]
+            case M.QueryInstruments:
+                return [self.instrument_info()]
+            case M.QueryExplain:
+                return [self.explain(reject.account(self.s, cmd.account))]
+        raise Reject(R.UNKNOWN_MESSAGE, f"{type(cmd).__name__} is not a query")
+
+    def account_update(self, acct: Account) -> AccountUpdate:
+        """The account's whole state. Each PositionView is a function of the
+        position's qty and cost and the mark only, so it is cached on the
+        account under those three and rebuilt only when one moved: after a
+        fill that is the traded symbol's view alone. (Views are shared by the
+        events that carry them; events are read-only.)"""
+        m = self.margin
+        m.fresh(acct)
+        positions = []
+        views = acct.views
+        instruments = self.instruments
+        for sym in sorted(acct.positions):
+            pos = acct.positions[sym]
+            qty = pos.qty
+            if not qty:
+                continue
+            ins = instruments[sym]
+            mark = ins.mark
+            cached = views.get(sym)
+            if cached is not None and cached[0] == qty and cached[1] == pos.cost and cached[2] == mark:
+                positions.append(cached[3])
+                continue
+            notional = ins.notional(mark, abs(qty))
+            view = PositionView(
+                symbol=sym, qty=qty, entry_price=pos.entry_price(), mark=mark, notional=notional,
+                upnl=ins.upnl(qty, pos.cost),
+                im=ins.im_tiers.amount(notional / ins.settle_unit),
+                mm=ins.mm_tiers.amount(notional / ins.settle_unit),
+            )
+            views[sym] = (qty, pos.cost, mark, view)
+            positions.append(view)
+        balances = acct.balances
+        equity, ratio = m.equity_and_ratio(acct)
+        return AccountUpdate(
+            account=acct.id, balances=dict(sorted(balances.items())) if len(balances) > 1 else balances.copy(),
+            positions=positions, collateral=acct.collateral, equity=equity, im=acct.im_total,
+            mm=acct.mm, margin_ratio=ratio, margin_mode=acct.margin_mode,
+        )
+
+    def open_orders(self, cmd: QueryOpenOrders) -> OpenOrders:
+        acct = reject.account(self.s, cmd.account)
+        if cmd.symbol is not None:
+            reject.instrument(self.s, cmd.symbol)
+        views = [
+            order_view(o)
+            for o in sorted(acct.orders.values(), key=lambda o: o.order_id)
+            if cmd.symbol is None or o.symbol == cmd.symbol
+        ]
+        return OpenOrders(account=acct.id, orders=views)
+
+    def book_snapshot(self, symbol: str, depth: int | None = None) -> BookSnapshot:
+        ins = self.instruments[symbol]
+        return BookSnapshot(
+            symbol=symbol, seq=ins.book_seq, bids=ins.book.depth(BUY, depth), asks=ins.book.depth(SELL, depth)
+        )
+
+    def instrument_info(self) -> Instruments:
+        return Instruments(
+            protocol_version=PROTOCOL_VERSION,
+            instruments=[
+                InstrumentInfo(
+                    symbol=i.symbol, underlying=i.underlying, settlement=i.settlement,
+                    tick_size=str(i.tick_size), lot_size=str(i.lot_size), min_notional=i.min_notional_str,
+                    max_qty=i.max_qty, maker_fee=i.maker_fee_str, taker_fee=i.taker_fee_str,
+                )
+                for i in self.instruments.values()
+            ],
+            assets=[AssetInfo(name=a.name, decimals=a.decimals, index_price=a.index or None) for a in self.s.assets.values()],
+        )
+
+    def explain(self, acct: Account) -> Explain:
+        """Every margin figure of one account, and the same holdings under each
+        margin mode side by side (see :mod:`exchange_sim.risk.explain`)."""
+        return explain_mod.build(self.s, acct)
+
+
+def order_view(o) -> OrderView:
+    if type(o) is StopOrder:
+        c = o.cmd
+        return OrderView(
+            order_id=o.order_id, symbol=o.symbol, side=c.side, type=c.type, tif=c.tif, qty=c.qty, filled=0,
+            price=c.price, stop_price=c.stop_price, reduce_only=c.reduce_only, client_order_id=c.client_order_id,
+        )
+    return OrderView(
+        order_id=o.order_id, symbol=o.symbol, side=_SIDE_ENUM[o.side], type=OrderType.LIMIT, tif=o.tif,
+        qty=o.qty, filled=o.filled, price=o.price, reduce_only=bool(o.flags & FLAG_REDUCE_ONLY),
+        client_order_id=o.client_order_id,
+    )
