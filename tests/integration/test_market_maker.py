@@ -96,8 +96,8 @@ def test_a_leveraged_long_is_liquidated_near_the_mark_in_a_crash(server):
     from the maker's asks: 3.333 @ 60,030 + 3.083 @ 60,060 = avg 60,044.4,
     taker fee 0.05 % = 192.6. Its equity at a mark P, while it holds the
     position: 9,807.4 + 0.5 x 0.95 x P + 6.416 x (P - 60,044.4). At 55,200
-    that is 4,945 (MM 0.5 % x 6.416 x 55,200 = 1,771: safe); at 54,600 it is
-    811, below its MM of 1,752: the step to 54,600 starts the liquidation (a
+    that is 4,945 (its tiered MM on the $354,000 position: 2,292, safe); at
+    54,600 it is 811, below its MM of 2,253: the step to 54,600 starts the liquidation (a
     slice back to ratio 1.05; the rest goes at a later step). It sells into
     bids the maker quoted for the mark before the step, at most one step
     (1.1 %) above the new mark, so the trader keeps about what its equity was
