@@ -27,7 +27,17 @@ would move every price down 5 bps, $30):
 
 The loop: wait briefly for a pushed event (our fills arrive as pushes: someone
 else's order caused them), read new marks from the PUB socket, then bring
-each quote to where it should be; only a difference sends a message.
+each quote to where it should be; only a difference sends a message. Every
+index move re-prices every quote around the new mark, however far it went:
+after an admin ``shock_price("BTC", -30)`` the whole ladder is amended to
+around 42,000 on the next turn. Two details keep those re-quotes valid:
+
+- the side the move runs toward goes first (bids when the price falls), so
+  a new ask never crosses our own stale bid;
+- a quote is kept clear of the other side of the book only for levels near
+  the mark (``CHASE_BPS``): a bid far above a fallen mark is a level our
+  book mirror has not yet seen go (it lags the venue), and chasing it would
+  put our ask outside the venue's limit price band.
 
     exchange-sim serve &
     python -m clients.bots.market_maker --symbol BTC-PERP --levels 3 --size-usd 3000
@@ -37,7 +47,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import TextIO
 
@@ -49,6 +59,8 @@ from protocol import messages as m
 from protocol.session import LoggedOut
 
 BPS = Decimal("0.0001")
+#: how far past the mark (bps) a quote may be pushed to stay clear of the other side
+CHASE_BPS = Decimal(100)
 
 
 @dataclass
@@ -63,6 +75,7 @@ class Stats:
     placed: int = 0
     amended: int = 0
     refused: int = 0  # post-only would cross, margin, ...: skipped for a turn
+    refused_by: dict = field(default_factory=dict)  # reject reason (str) -> count
     fills: int = 0
     taker_fills: int = 0  # stays 0: every quote is post-only
     position: Decimal = Decimal(0)
@@ -133,8 +146,14 @@ def run(endpoint: str = DEFAULT_ORDERS, market_data: str = DEFAULT_MARKET_DATA, 
             want = target_quotes(mark, stats.position, tick=ins.tick_size, levels=levels, size=size,
                                  spread_bps=D(spread_bps), step_bps=D(step_bps), skew_bps=D(skew_bps),
                                  max_position=max_pos)
-            # never price through the other side of the book: post-only would refuse it anyway
+            # never price through the other side of the book (post-only would refuse it
+            # anyway), but only chase levels near the mark: see CHASE_BPS
             bid, ask = book.best_bid(symbol), book.best_ask(symbol)
+            chase = mark * CHASE_BPS * BPS
+            if bid is not None and bid[0] > mark + chase:
+                bid = None
+            if ask is not None and ask[0] < mark - chase:
+                ask = None
             for key_, q in list(quotes.items()):
                 if key_ not in want:  # at the inventory limit: stop adding to it
                     try:
@@ -142,7 +161,11 @@ def run(endpoint: str = DEFAULT_ORDERS, market_data: str = DEFAULT_MARKET_DATA, 
                     except OrderNotFound:
                         pass
                     del quotes[key_]
-            for (side, level), price in want.items():
+            # the side the price moved toward first: a falling mark moves the bids
+            # down out of the way before the asks come down over them
+            falling = any(q.price > want.get(k, q.price) for k, q in quotes.items() if k[0] == "buy")
+            order = ("buy", "sell") if falling else ("sell", "buy")
+            for (side, level), price in sorted(want.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1])):
                 if side == "sell" and bid is not None:
                     price = max(price, bid[0] + ins.tick_size)
                 if side == "buy" and ask is not None:
@@ -163,6 +186,8 @@ def run(endpoint: str = DEFAULT_ORDERS, market_data: str = DEFAULT_MARKET_DATA, 
                     quotes.pop((side, level), None)  # it filled meanwhile; the fill event is on its way
                 except ExchangeError as exc:  # post-only would cross, margin, band...: skip a turn
                     stats.refused += 1
+                    why = exc.reason.value if exc.reason is not None else "client"
+                    stats.refused_by[why] = stats.refused_by.get(why, 0) + 1
                     if stats.refused <= 5 or stats.refused % 100 == 0:
                         say(out, f"{side} {level + 1} at {price} refused: {exc}")
 
@@ -181,9 +206,10 @@ def run(endpoint: str = DEFAULT_ORDERS, market_data: str = DEFAULT_MARKET_DATA, 
                     requote()
                 if time.monotonic() >= next_status:
                     next_status += 5
-                    bids = sorted((q.price for k, q in quotes.items() if k[0] == "buy"), reverse=True)
-                    asks = sorted(q.price for k, q in quotes.items() if k[0] == "sell")
-                    say(out, f"mark {mark}  bid {bids[:1]}  ask {asks[:1]}  position {stats.position}  "
+                    bids = [q.price for k, q in quotes.items() if k[0] == "buy"]
+                    asks = [q.price for k, q in quotes.items() if k[0] == "sell"]
+                    say(out, f"mark {mark}  bid {max(bids, default='-')}  ask {min(asks, default='-')}  "
+                             f"position {stats.position}  "
                              f"placed {stats.placed} amended {stats.amended} fills {stats.fills}")
         finally:
             marks.close()
