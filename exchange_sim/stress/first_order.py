@@ -53,13 +53,40 @@ class Population:
     ``cost``: price ticks × lots per symbol; ``iso``: isolated allocations, USD.
     """
 
-    __slots__ = ("ids", "bal", "qty", "cost", "iso", "meta")
+    __slots__ = ("ids", "bal", "qty", "cost", "iso", "meta", "_packed")
 
     def __init__(self, ids, bal, qty, cost, iso, meta: "Meta"):
         self.ids, self.bal, self.qty, self.cost, self.iso, self.meta = ids, bal, qty, cost, iso, meta
+        self._packed = None
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def packed(self):
+        """Per asset and per symbol, only the rows that hold it: most accounts
+        hold one or two assets and one symbol, so a shock touches ~3 values
+        per account instead of every column. Built once, on first use."""
+        if self._packed is None:
+            n = len(self.ids)
+
+            def pack(*cols):
+                rows = np.flatnonzero(cols[0])
+                if len(rows) == n:
+                    return None, cols
+                return rows, tuple(c[rows] for c in cols)
+
+            assets = []
+            for col in range(self.bal.shape[1]):
+                rows, (b,) = pack(self.bal[:, col])
+                if len(b):
+                    assets.append((col, rows, b))
+            symbols = []
+            for s in range(self.qty.shape[1]):
+                rows, (q, c) = pack(self.qty[:, s], self.cost[:, s])
+                if len(q):
+                    symbols.append((s, rows, q, c))
+            self._packed = (assets, symbols)
+        return self._packed
 
 
 class Meta:
@@ -140,22 +167,28 @@ def figures(pop: Population, index_e8: np.ndarray) -> tuple[np.ndarray, np.ndarr
     m = pop.meta
     price = index_e8 / PRICE_SCALE
     equity = pop.iso.copy()
-    for col in range(len(m.assets)):
-        b = pop.bal[:, col]
-        if not b.any():
-            continue
-        v = b * price[col]
-        equity += np.where(v > 0, v - _amount(np.maximum(v, 0.0), m.haircuts[col]), v)
     mm = np.zeros(len(pop))
+    assets, symbols = pop.packed()
+    for col, rows, b in assets:
+        v = b * price[col]
+        br = m.haircuts[col]
+        counted = np.where(v > 0, v - _amount(np.maximum(v, 0.0), br), v) if br[2].any() else v
+        if rows is None:
+            equity += counted
+        else:
+            equity[rows] += counted  # rows are unique: a plain fancy-index add is exact
     idx = index_e8[m.und]
     marks = np.maximum(1, (idx + m.tick_e8 // 2) // m.tick_e8).astype(np.float64)
-    for s in range(len(m.symbols)):
-        q = pop.qty[:, s]
-        if not q.any():
-            continue
+    for s, rows, q, c in symbols:
         exposure = q * marks[s]
-        equity += (exposure - pop.cost[:, s]) * m.usd_per[s]
-        mm += _amount(np.abs(exposure) * m.usd_per[s], m.tiers[s])
+        upnl = (exposure - c) * m.usd_per[s]
+        req = _amount(np.abs(exposure) * m.usd_per[s], m.tiers[s])
+        if rows is None:
+            equity += upnl
+            mm += req
+        else:
+            equity[rows] += upnl
+            mm[rows] += req
     return equity, mm
 
 

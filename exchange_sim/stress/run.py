@@ -126,15 +126,14 @@ class Runner:
 
     def run(self, sc: Scenario) -> ScenarioResult:
         venue = snapshot.restore(self.cfg, snapshot.decode(self.prep.state))
-        t = Tally(self)
+        t = Tally(self, venue)
         ts = self.state.now
-        fund0 = _fund_equity(venue, self.fund)
-        t.fund_min = fund0
+        fund0 = t.fund_min = t.fund_equity()
         current = {a: 0.0 for a in self.base}
         index = dict(self.base)
         seen_step: list[dict[str, float]] = []
-        pending = False
         for n, step in enumerate(sc.path):
+            t.step = n
             target = {**current, **step}
             seen_step.append(dict(target))
             moved = sorted(a for a in step if step[a] != current[a])
@@ -147,52 +146,47 @@ class Runner:
                 ts += dt
                 for a in moved:
                     move = current[a] + (target[a] - current[a]) * k / ticks
-                    price = max(1, round(self.base[a] * (1.0 + move)))
-                    index[a] = price
-                    ev = venue.apply(SetIndexPrice(asset=a, price=price), ts)
-                    if ev and isinstance(ev[0], Rejected):
+                    price = index[a] = max(1, round(self.base[a] * (1.0 + move)))
+                    ev = t.apply(SetIndexPrice(asset=a, price=price), ts)
+                    if isinstance(ev[0], Rejected):
                         raise RuntimeError(f"scenario {sc.name!r}: SetIndexPrice {a} refused: {ev[0].message}")
-                    pending = t.absorb(ev, n)
                     t.ticks += 1
-                self._requote(venue, moved, index, ts, t)
-                t.fund_min = min(t.fund_min, _fund_equity(venue, self.fund))
+                self._requote(moved, index, ts, t)
+                t.fund_min = min(t.fund_min, t.fund_equity())
             current = target
-        while pending and t.extra_ticks < MAX_EXTRA_TICKS:
+        while t.deferred and t.extra_ticks < MAX_EXTRA_TICKS:
             ts += SECOND
-            pending = t.absorb(venue.apply(Tick(), ts), len(sc.path) - 1)
+            t.apply(Tick(), ts)
             t.extra_ticks += 1
-            t.fund_min = min(t.fund_min, _fund_equity(venue, self.fund))
-        fund_end = _fund_equity(venue, self.fund)
-        return t.result(sc, fund0, fund_end, seen_step)
+            t.fund_min = min(t.fund_min, t.fund_equity())
+        return t.result(sc, fund0, t.fund_equity(), seen_step)
 
-    def _requote(self, venue, moved: list[str], index: dict[str, int], ts: int, t: "Tally") -> None:
+    def _requote(self, moved: list[str], index: dict[str, int], ts: int, t: "Tally") -> None:
         for und in moved:
             quotes = self.quotes.get(und)
             if not quotes:
                 continue
-            factor_num, factor_den = index[und], self.base[und]
+            num, den = index[und], self.base[und]
             for acct, sym in sorted({(q[0], q[1]) for q in quotes}):
-                t.absorb(venue.apply(CancelAll(account=acct, symbol=sym), ts), None)
+                t.apply(CancelAll(account=acct, symbol=sym), ts)
             for acct, sym, side, price, qty in quotes:
-                new = max(1, (2 * price * factor_num + factor_den) // (2 * factor_den))
-                ev = venue.apply(NewOrder(account=acct, symbol=sym, side=Side.BUY if side > 0 else Side.SELL,
-                                          qty=qty, price=new, tif="post_only"), ts)
-                if ev and isinstance(ev[0], Rejected):
+                new = max(1, (2 * price * num + den) // (2 * den))  # price x index ratio, rounded half up
+                ev = t.apply(NewOrder(account=acct, symbol=sym, side=Side.BUY if side > 0 else Side.SELL,
+                                      qty=qty, price=new, tif="post_only"), ts)
+                if isinstance(ev[0], Rejected):
                     t.maker_rejects += 1
-                else:
-                    t.absorb(ev, None)
-
-
-def _fund_equity(venue, fund: int) -> float:
-    ev = venue.apply(QueryAccount(account=fund))
-    return ev[0].equity if ev and isinstance(ev[0], AccountUpdate) else 0.0
 
 
 class Tally:
     """Counts of the events of one scenario."""
 
-    def __init__(self, runner: Runner):
+    def __init__(self, runner: Runner, venue):
         self.r = runner
+        self.venue = venue
+        self.step = 0
+        #: the last command's cascade was cut by the per-command bound; any
+        #: next command runs it on (Venue.apply), so only the last one counts
+        self.deferred = False
         self.ticks = self.liquidations = self.slices = self.takeovers = self.adl = 0
         self.conversions = self.bound_hits = self.extra_ticks = self.maker_rejects = 0
         self.book = self.takeover_notional = self.adl_notional = self.conversion = self.bad_debt = 0.0
@@ -201,7 +195,24 @@ class Tally:
         self.clear_step = -1
         self.fund_min = 0.0
 
-    def absorb(self, events: list, step: int | None) -> bool:
+    def apply(self, cmd, ts: int | None = None) -> list:
+        """Apply a command to the scenario's venue and count its events."""
+        events = self.venue.apply(cmd, ts)
+        self.deferred = self.absorb(events)
+        return events
+
+    def fund_equity(self) -> float:
+        """The insurance fund's equity once no cascade is pending: a query
+        runs a deferred cascade first (its update is from before it), so ask
+        again until nothing else happened (bounded)."""
+        for _ in range(MAX_EXTRA_TICKS):
+            ev = self.apply(QueryAccount(account=self.r.fund))
+            if len(ev) == 1:
+                break
+        upd = ev[0]  # the query's own answer comes first, before any cascade it ran
+        return upd.equity if isinstance(upd, AccountUpdate) else 0.0
+
+    def absorb(self, events: list) -> bool:
         """Count ``events``; True if a cascade was deferred (CascadeBoundHit)."""
         usd_per = self.r.usd_per
         active = deferred = False
@@ -235,10 +246,8 @@ class Tally:
             elif tp is CascadeBoundHit:
                 self.bound_hits += 1
                 deferred = True
-        if active and step is not None:
-            self.clear_step = max(self.clear_step, step)
-        elif active:
-            self.clear_step = max(self.clear_step, 0)
+        if active:
+            self.clear_step = max(self.clear_step, self.step)
         return deferred
 
     def result(self, sc: Scenario, fund0: float, fund_end: float, steps: list[dict[str, float]]) -> ScenarioResult:
