@@ -7,9 +7,11 @@
 The same generated venue and the same scenarios (GBM paths, seeded) run on
 each executor in turn; the script checks their results are byte-identical,
 then prints per executor: wall time (pool / cluster start included),
-scenarios/s on the wall, and the steady rate (from the first result to the
-last, so start-up is out), and the efficiency = steady rate / (workers ×
-the 1-process rate). Memory per worker: the peak RSS of a fresh spawned
+scenarios/s on the wall, and the steady rate (over the second half of the
+results, so start-up is out), and the efficiency = steady rate / (workers ×
+the 1-process rate). On a shared machine the cores an executor actually got
+matter as much: it prints CPU seconds / wall seconds, and scenarios per CPU
+second relative to one process (what the parallel machinery itself costs). Memory per worker: the peak RSS of a fresh spawned
 process that does what a pool worker does (decode the state, run
 scenarios), and of each Dask worker (``Client.run``), after its run.
 """
@@ -26,12 +28,24 @@ import time
 from exchange_sim.stress import executors, first_order, scenarios, state
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and of its children that have exited
+    (pool workers and Dask worker processes, once shut down)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def _timed(fn, *args, **kw):
     stamps: list[float] = []
+    c0 = _cpu()
     t0 = time.perf_counter()
     res = fn(*args, progress=lambda done, total: stamps.append(time.perf_counter()), **kw)
     wall = time.perf_counter() - t0
-    steady = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0] else 0.0
+    # the second half of the results: every worker is long started by then
+    half = len(stamps) // 2
+    steady = (len(stamps) - 1 - half) / (stamps[-1] - stamps[half]) if len(stamps) > 2 and stamps[-1] > stamps[half] \
+        else 0.0
+    _timed.cpu = _cpu() - c0
     return res, wall, steady
 
 
@@ -68,32 +82,41 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     one, wall, steady = _timed(executors.run_serial, prep, scs)
-    rows.append(("1 process", 1, wall, len(scs) / wall, steady))
+    rows.append(("1 process", 1, wall, len(scs) / wall, steady, _timed.cpu))
     procs, wall, steady = _timed(executors.run_processes, prep, scs, workers=args.workers)
-    rows.append((f"{args.workers} local processes", args.workers, wall, len(scs) / wall, steady))
+    rows.append((f"{args.workers} local processes", args.workers, wall, len(scs) / wall, steady, _timed.cpu))
     have_dask = executors.dask_available()
     dask_rss: list[float] = []
     if have_dask:
         from distributed import Client
 
+        dask_c0 = _cpu()
         cluster = executors.local_cluster(args.workers)
         client = Client(cluster)
         try:
             dres, wall, steady = _timed(executors.run_dask, prep, scs, client=client)
-            rows.append((f"Dask LocalCluster, {args.workers} workers", args.workers, wall, len(scs) / wall, steady))
             dask_rss = sorted(client.run(_peak_rss_mb).values())
         finally:
             client.close()
             cluster.close()
+        # the workers' CPU is counted once they have exited
+        rows.append((f"Dask LocalCluster, {args.workers} workers", args.workers, wall, len(scs) / wall, steady,
+                     _cpu() - dask_c0))
     same = executors.encode_results(one) == executors.encode_results(procs)
     if have_dask:
         same = same and executors.encode_results(one) == executors.encode_results(dres)
     print(f"results byte-identical across executors: {same}")
     base = rows[0][4] or rows[0][3]
-    print(f"{'executor':34} {'wall s':>7} {'scen/s wall':>12} {'scen/s steady':>14} {'efficiency':>11}")
-    for name, w, wall, rate, steady in rows:
+    per_cpu0 = len(scs) / rows[0][5]
+    print(f"{'executor':34} {'wall s':>7} {'scen/s wall':>12} {'scen/s steady':>14} {'efficiency':>11} "
+          f"{'cores got':>10} {'scen/CPU-s':>11} {'vs 1 proc':>10}")
+    for name, w, wall, rate, steady, cpu in rows:
         eff = (steady or rate) / (w * base)
-        print(f"{name:34} {wall:7.2f} {rate:12.2f} {steady:14.2f} {eff:11.2f}")
+        per_cpu = len(scs) / cpu if cpu > 0 else 0.0
+        print(f"{name:34} {wall:7.2f} {rate:12.2f} {steady:14.2f} {eff:11.2f} {cpu / wall:10.2f} {per_cpu:11.2f} "
+              f"{per_cpu / per_cpu0:10.2f}")
+    print("efficiency = steady rate / (workers x 1-process rate); cores got = CPU seconds / wall seconds "
+          "(incl. start-up); scen/CPU-s vs 1 proc = the work lost to parallel overhead, whatever the load")
 
     ctx = multiprocessing.get_context("spawn")
     q = ctx.Queue()

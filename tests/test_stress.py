@@ -297,3 +297,25 @@ def test_cli_refuses_ambiguous_or_missing_input(capsys):
     assert code == 2 and "unknown asset 'DOGE'" in err
     code, _, err = _cli(capsys, "--accounts", "4", "--historical", "1929-10-29")
     assert code == 2 and "unknown historical move '1929-10-29'" in err
+
+
+def test_cli_refuses_a_maker_that_is_not_an_account(capsys):
+    code, _, err = _cli(capsys, "--accounts", "4", "--grid", "BTC=-0.1:0:0.1", "--maker", "777")
+    assert code == 2 and "--maker 777: no such account" in err
+
+
+def test_progress_line_shows_done_rate_and_eta():
+    import io
+
+    from exchange_sim.stress.command import ProgressBar
+
+    out = io.StringIO()
+    bar = ProgressBar(out, live=True)
+    bar(1, 4)
+    bar(4, 4)  # the last one always draws, and ends the line
+    text = out.getvalue()
+    assert "1/4 scenarios" in text and "4/4 scenarios" in text and "/s" in text and "ETA" in text
+    assert text.endswith("\n")
+    quiet = io.StringIO()
+    ProgressBar(quiet, live=False)(4, 4)
+    assert quiet.getvalue() == ""

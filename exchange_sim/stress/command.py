@@ -90,6 +90,7 @@ class ProgressBar:
 
 def prepare(args: argparse.Namespace):
     from exchange_sim import config as config_mod
+    from exchange_sim import snapshot
     from exchange_sim.stress import state
 
     chosen = [name for name in ("data_dir", "venue_file", "accounts") if getattr(args, name) is not None]
@@ -119,6 +120,10 @@ def prepare(args: argparse.Namespace):
         meta["depth_usd_per_level"] = args.depth
     if args.insurance is not None and args.accounts is None:
         raise ValueError("--insurance applies to a generated venue (--accounts) only")
+    known = {a.id for a in snapshot.capture(venue).accounts}
+    missing = sorted(set(makers) - known)
+    if missing:
+        raise ValueError(f"--maker {', '.join(map(str, missing))}: no such account in the state")
     prep = state.from_venue(venue, makers, args.max_tick, label)
     meta.update(source=label, accounts=len(state.decode_state(prep).accounts), makers=prep.makers,
                 max_tick=args.max_tick)

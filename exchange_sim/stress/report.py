@@ -110,9 +110,10 @@ def _frame(title: str, xs: list[float], ys: list[float], xpct: bool, xlabel: str
     yt = _axis_ticks(0.0, max(ys, default=1.0) or 1.0)
     parts = [f'<svg viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{html_mod.escape(title)}">',
              f'<rect x="{PAD}" y="10" width="{W - PAD - 10}" height="{H - PAD - 10}" class="plot"/>']
-    for v in xt:
+    for k, v in enumerate(xt):
         x = _sx(v, xt)
-        parts.append(f'<text x="{x:.1f}" y="{H - PAD + 16}" class="tick" text-anchor="middle">{_fmt(v, xpct)}</text>')
+        anchor = "end" if k == len(xt) - 1 else "middle"  # the last label stays inside the frame
+        parts.append(f'<text x="{x:.1f}" y="{H - PAD + 16}" class="tick" text-anchor="{anchor}">{_fmt(v, xpct)}</text>')
     for v in yt:
         y = _sy(v, yt)
         parts.append(f'<line x1="{PAD}" x2="{W - 10}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'

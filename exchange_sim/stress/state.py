@@ -54,9 +54,15 @@ def from_venue(venue: Venue, makers: list[int] | None = None, max_tick: float = 
 
 def from_data_dir(directory: str | Path, at: int | None = None) -> tuple[Venue, str]:
     """The venue of a data dir: its newest snapshot, or the state at ``at``.
-    ValueError with a plain reason when there is no snapshot or ``at`` is
-    beyond the journal."""
-    directory = Path(directory)
+    ValueError with a plain reason when there is no snapshot, ``at`` is
+    beyond the journal or the journal is corrupt."""
+    try:
+        return _from_data_dir(Path(directory), at)
+    except journal.JournalCorrupt as exc:
+        raise ValueError(f"cannot read the journal of {directory}: {exc}") from None
+
+
+def _from_data_dir(directory: Path, at: int | None) -> tuple[Venue, str]:
     if not directory.is_dir():
         raise ValueError(f"data dir {directory} does not exist or is not a directory")
     cfg = replay.data_config(directory)
