@@ -50,7 +50,16 @@ def _timed(fn, *args, **kw):
 
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+    """Peak RSS of this process, MB: ``VmHWM`` (``ru_maxrss`` of a process
+    started by fork + exec can start at its parent's peak)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _worker_footprint(prep_bytes: bytes, scenario_bytes: list[bytes], out) -> None:
