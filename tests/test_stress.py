@@ -319,3 +319,20 @@ def test_progress_line_shows_done_rate_and_eta():
     quiet = io.StringIO()
     ProgressBar(quiet, live=False)(4, 4)
     assert quiet.getvalue() == ""
+
+
+def test_cli_venue_file_the_articles_account(tmp_path, capsys):
+    """The article's account (explain's built-in scenario): $10,000 of BTC
+    and $5,000 of ETH (5% haircut each: $14,250 counted), long 250 SOL at
+    $200, short BNB. SOL -50%: the long loses $25,000, so the account would
+    leave $25,000 - $14,250 = $10,750 unpaid: Cover-1. The cascade
+    liquidates it and sells its BTC and ETH to repay the USDT debt."""
+    from exchange_sim import scenario
+
+    path = tmp_path / "article.toml"
+    path.write_text(scenario.builtin_article(), encoding="utf-8")
+    code, out, err = _cli(capsys, "--venue-file", str(path), "--grid", "SOL=-0.5:-0.5:0.1", "--workers", "1")
+    assert code == 0, err
+    [sc] = json.loads(out)["scenarios"]
+    assert sc["accounts_liquidated"] == [1] and sc["cover1"] == 10_750.0
+    assert sc["conversions"] > 0

@@ -98,6 +98,8 @@ def prepare(args: argparse.Namespace):
         raise ValueError("give exactly one state: --data-dir DIR, --venue-file TOML or --accounts N")
     if args.at is not None and args.data_dir is None:
         raise ValueError("--at needs --data-dir")
+    if args.insurance is not None and args.accounts is None:
+        raise ValueError("--insurance applies to a generated venue (--accounts) only")
     if not 0.001 <= args.max_tick <= 0.5:
         raise ValueError(f"--max-tick {args.max_tick}: must be in 0.001..0.5")
     base = config_mod.load(args.config) if args.config else None
@@ -118,8 +120,6 @@ def prepare(args: argparse.Namespace):
         makers = makers or [state.MAKER]
         label = f"generated venue: {args.accounts} traders, seed {args.seed}"
         meta["depth_usd_per_level"] = args.depth
-    if args.insurance is not None and args.accounts is None:
-        raise ValueError("--insurance applies to a generated venue (--accounts) only")
     known = {a.id for a in snapshot.capture(venue).accounts}
     missing = sorted(set(makers) - known)
     if missing:
@@ -133,6 +133,8 @@ def prepare(args: argparse.Namespace):
 def build_scenarios(args: argparse.Namespace, prep) -> list:
     from exchange_sim.stress import scenarios, state
 
+    if args.monte_carlo < 0 or args.bootstrap < 0:
+        raise ValueError("--monte-carlo and --bootstrap take a count of 0 or more")
     assets = state.assets_priced(prep)
     groups = []
     if args.scenarios:
@@ -149,8 +151,6 @@ def build_scenarios(args: argparse.Namespace, prep) -> list:
                                             args.corr, args.vol_scale))
     if args.bootstrap:
         groups.append(scenarios.bootstrap(args.bootstrap, args.steps, args.seed, assets, args.step_s))
-    if args.monte_carlo < 0 or args.bootstrap < 0:
-        raise ValueError("--monte-carlo and --bootstrap take a count of 0 or more")
     out = scenarios.number(groups)
     if not out:
         raise ValueError("no scenarios: give --scenarios, --grid, --historical, --monte-carlo or --bootstrap")

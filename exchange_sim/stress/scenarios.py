@@ -187,8 +187,9 @@ def monte_carlo(n: int, assets: list[str], vols: dict[str, float], steps: int, s
                          "that the venue prices)")
     if not -1.0 / max(1, len(assets) - 1) < corr < 1.0 and len(assets) > 1:
         raise ValueError(f"--corr {corr}: must be in ({-1.0 / (len(assets) - 1):.3g}, 1) for {len(assets)} assets")
-    if not 1 <= steps <= MAX_STEPS:
-        raise ValueError(f"--steps {steps}: must be in 1..{MAX_STEPS}")
+    _check_steps(steps, step_s)
+    if not 0.0 <= vol_scale <= 100.0:
+        raise ValueError(f"--vol-scale {vol_scale}: must be in 0..100")
     rng = np.random.default_rng(seed)
     k = len(assets)
     cov = np.full((k, k), corr) + (1.0 - corr) * np.eye(k)
@@ -204,8 +205,7 @@ def monte_carlo(n: int, assets: list[str], vols: dict[str, float], steps: int, s
 def bootstrap(n: int, steps: int, seed: int, assets: set[str], step_s: int = 3600) -> list[Scenario]:
     """``n`` paths of ``steps`` steps, each step a whole historical step's
     log-returns (every asset of that step together) drawn with replacement."""
-    if not 1 <= steps <= MAX_STEPS:
-        raise ValueError(f"--steps {steps}: must be in 1..{MAX_STEPS}")
+    _check_steps(steps, step_s)
     hist = historical_moves()
     names = sorted(set.intersection(*(set(m["moves"]) for m in hist.values())) & assets)
     if not names:
@@ -219,6 +219,13 @@ def bootstrap(n: int, steps: int, seed: int, assets: set[str], step_s: int = 360
     picks = rng.integers(0, len(pool), size=(n, steps))
     moves = np.expm1(np.cumsum(pool[picks], axis=1))
     return [_from_array(f"bootstrap #{i}", "bootstrap", moves[i], names, step_s) for i in range(n)]
+
+
+def _check_steps(steps: int, step_s: int) -> None:
+    if not 1 <= steps <= MAX_STEPS:
+        raise ValueError(f"--steps {steps}: must be in 1..{MAX_STEPS}")
+    if not 1 <= step_s <= 86_400 * 30:
+        raise ValueError(f"--step-s {step_s}: must be whole seconds in 1..2592000")
 
 
 def _from_array(name: str, kind: str, moves: np.ndarray, assets: list[str], step_s: int) -> Scenario:
