@@ -336,3 +336,18 @@ def test_cli_venue_file_the_articles_account(tmp_path, capsys):
     [sc] = json.loads(out)["scenarios"]
     assert sc["accounts_liquidated"] == [1] and sc["cover1"] == 10_750.0
     assert sc["conversions"] > 0
+
+
+def test_cli_same_seed_same_report_on_every_executor(capsys):
+    pytest.importorskip("distributed")
+    argv = ["--accounts", "16", "--insurance", "2000", "--depth", "20000", "--monte-carlo", "6", "--steps", "3",
+            "--vol-scale", "6", "--seed", "5"]
+    reports = []
+    for how in (["--workers", "1"], ["--workers", "2"], ["--dask", "local", "--workers", "2"]):
+        code, out, err = _cli(capsys, *argv, *how)
+        assert code == 0, err
+        reports.append(out)
+    assert reports[0] == reports[1] == reports[2]
+    assert json.loads(reports[0])["scenarios_run"] == 6
+    code, other, _ = _cli(capsys, *argv[:-1], "6", "--workers", "1")
+    assert code == 0 and other != reports[0]  # another seed, other paths
