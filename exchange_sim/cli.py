@@ -225,6 +225,12 @@ def _cmd_load(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+def _cmd_stress(args: argparse.Namespace) -> int:
+    from exchange_sim.stress.command import run_from_args
+
+    return run_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="exchange-sim", description="A simulated crypto-derivatives venue.")
     sub = parser.add_subparsers(dest="command")
@@ -304,6 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_load = sub.add_parser("load", help="load a venue: many accounts, an order rate, shocks; live figures, JSON report",
                             description=load_doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     load_arguments(p_load).set_defaults(func=_cmd_load)
+    from exchange_sim.stress.command import __doc__ as stress_doc, add_arguments as stress_arguments
+
+    p_stress = sub.add_parser("stress", help="what-if scenarios over a venue state, each with its full cascade; report",
+                              description=stress_doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    stress_arguments(p_stress).set_defaults(func=_cmd_stress)
     parser.commands = sub.choices  # name -> subparser: an unknown flag is reported with its command's usage
     return parser
 
