@@ -207,7 +207,7 @@ def test_cli_explain_text(capsys):
     assert "14,250.00" in out and "9,500.00" in out and "4,750.00" in out
     (worst_line,) = [line for line in out.splitlines() if "<- worst" in line]
     assert worst_line.split()[:3] == ["SOL", "-", "325.00"]
-    assert "IM $1,500.00   MM $750.00   margin ratio (equity / MM) 1900.0%" in out
+    assert "IM $1,500.00   MM $750.00   margin ratio (equity / MM) 1,900.0%" in out
     modes = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.strip().split(" ")[0] in
              ("isolated", "cross", "portfolio") and "$" not in line}
     assert modes["portfolio"][:4] == ["650.00", "325.00", "14,250.00", "13,600.00"]

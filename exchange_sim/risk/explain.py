@@ -29,6 +29,7 @@ from protocol.messages import (
     MarginMode,
     ModeRequirement,
 )
+from protocol.units import ratio_text
 
 if TYPE_CHECKING:
     from exchange_sim.core.state import State
@@ -110,10 +111,6 @@ def build(venue: State, acct: Account) -> Explain:
     )
 
 
-def _pct(x: float | None) -> str:
-    return "inf" if x is None else f"{x:.1%}"
-
-
 def render(ex: Explain) -> str:
     """Plain-text rendering of an :class:`Explain`, for terminals and lessons."""
     lines = [f"Account {ex.account} — {ex.mode} margin (portfolio profile: {ex.profile})", ""]
@@ -143,12 +140,12 @@ def render(ex: Explain) -> str:
         f"Equity ${ex.equity:,.2f} = collateral ${ex.collateral:,.2f} + uPnL ${ex.upnl:,.2f}"
         + (" + isolated allocations" if any(p.isolated_margin for p in ex.positions) else "")
     )
-    lines.append(f"IM ${ex.im:,.2f}   MM ${ex.mm:,.2f}   margin ratio (equity / MM) {_pct(ex.margin_ratio)}")
+    lines.append(f"IM ${ex.im:,.2f}   MM ${ex.mm:,.2f}   margin ratio (equity / MM) {ratio_text(ex.margin_ratio)}")
     lines.append("")
     lines.append("The same holdings under each margin mode")
-    lines.append(f"  {'mode':<10}{'IM $':>12}{'MM $':>12}{'usable collateral $':>21}{'free (idle) $':>15}{'ratio':>10}")
+    lines.append(f"  {'mode':<10}{'IM $':>12}{'MM $':>12}{'usable collateral $':>21}{'free (idle) $':>15}{'ratio':>14}")
     for c in ex.compare:
         lines.append(
-            f"  {c.mode:<10}{c.im:>12,.2f}{c.mm:>12,.2f}{c.usable_collateral:>21,.2f}{c.free:>15,.2f}{_pct(c.margin_ratio):>10}"
+            f"  {c.mode:<10}{c.im:>12,.2f}{c.mm:>12,.2f}{c.usable_collateral:>21,.2f}{c.free:>15,.2f}{ratio_text(c.margin_ratio):>14}"
         )
     return "\n".join(lines)
