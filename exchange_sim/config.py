@@ -517,7 +517,8 @@ def _string(s: str) -> str:
     return "".join(out)
 
 
-def _value(v: object) -> str:
+def toml_value(v: object) -> str:
+    """One TOML value (scalars, arrays, inline tables) that ``tomllib`` reads back equal."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
@@ -531,9 +532,9 @@ def _value(v: object) -> str:
     if isinstance(v, str):
         return _string(v)
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{ " + ", ".join(f"{_key(k)} = {_value(x)}" for k, x in v.items() if x is not None) + " }" if v else "{}"
+        return "{ " + ", ".join(f"{_key(k)} = {toml_value(x)}" for k, x in v.items() if x is not None) + " }" if v else "{}"
     raise TypeError(f"cannot write {type(v).__name__} as TOML")
 
 
@@ -556,7 +557,7 @@ def _emit(out: list[str], path: tuple[str, ...], obj: msgspec.Struct, base: obje
                 isinstance(v, dict) and v and all(isinstance(x, msgspec.Struct) for x in v.values())):
             later.append((k, v))
         else:
-            out.append(f"{_key(k)} = {_value(msgspec.to_builtins(v))}")
+            out.append(f"{_key(k)} = {toml_value(msgspec.to_builtins(v))}")
     for k, v in later:
         here = (*path, k)
         sub_base = base.get(k) if isinstance(base, dict) else None
@@ -575,7 +576,7 @@ def _emit(out: list[str], path: tuple[str, ...], obj: msgspec.Struct, base: obje
             kept = {getattr(entry, key) for entry in v}
             for entry in sub_base or []:  # default entries this config drops
                 if entry[key] not in kept:
-                    out.extend(["", f"[[{_dotted(here)}]]", f"{_key(key)} = {_value(entry[key])}", f"{REMOVE} = true"])
+                    out.extend(["", f"[[{_dotted(here)}]]", f"{_key(key)} = {toml_value(entry[key])}", f"{REMOVE} = true"])
 
 
 def dumps(cfg: Config, header: str = "") -> str:

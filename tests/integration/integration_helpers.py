@@ -3,7 +3,6 @@ a real ``exchange-sim serve`` subprocess (see ``conftest.py``)."""
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import subprocess
@@ -14,28 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from exchange_sim import config as config_mod
+from exchange_sim.config import toml_value
 
 ADMIN_KEY = "admin-key-change-me"
 KEYS = {1: "demo-key-maker-1", 2: "demo-key-taker-2", 3: "demo-key-hunter-3", 4: "demo-key-student-4"}
 
 
 # ------------------------------------------------------------- TOML out
-
-
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return "inf" if math.isinf(v) else repr(v)
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f'"{k}" = {_toml_value(x)}' for k, x in v.items()) + "}"
-    raise TypeError(type(v))
 
 
 def dump_toml(data: dict) -> str:
@@ -47,7 +31,7 @@ def dump_toml(data: dict) -> str:
         if prefix:
             out.append(f"[{prefix}]")
         for k, v in scalars.items():
-            out.append(f'"{k}" = {_toml_value(v)}')
+            out.append(f'"{k}" = {toml_value(v)}')
         out.append("")
         for k, v in d.items():
             name = f"{prefix}.{k}" if prefix else k
@@ -57,7 +41,7 @@ def dump_toml(data: dict) -> str:
                 for item in v:
                     out.append(f"[[{name}]]")
                     for ik, iv in item.items():
-                        out.append(f'"{ik}" = {_toml_value(iv)}')
+                        out.append(f'"{ik}" = {toml_value(iv)}')
                     out.append("")
 
     table("", data)
@@ -134,3 +118,15 @@ def start_server(tmp_path: Path, server: dict | None = None, venue: dict | None 
         time.sleep(0.02)
     eps = {ln.split(":", 1)[0]: ln.split(None, 1)[1] for ln in lines if ln.startswith(("orders:", "market-data:"))}
     return ServerProc(proc, eps["orders"], eps["market-data"], log_path, lines)
+
+
+def wait_for(pred, timeout: float, what: str, every: float = 0.05):
+    """``pred()``'s first truthy value, polled every ``every`` s; fails the
+    test naming ``what`` after ``timeout`` s (a bounded wait, never a hang)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -35,19 +35,9 @@ from clients import Client
 from clients.bots import leveraged_trader, market_maker, noise_taker
 from clients.loadgen import parse_mix, parse_shock
 from clients.models import Fill, OrderUpdate
-from integration_helpers import ADMIN_KEY, KEYS
+from integration_helpers import ADMIN_KEY, KEYS, wait_for
 
 BOTS = ["market_maker", "noise_taker", "leveraged_trader", "liquidation_watcher"]
-
-
-def _wait_for(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.deadline(30)
@@ -85,7 +75,7 @@ def test_market_maker_and_noise_taker(server):
     # a second session of the maker's account sees every event of the account: an independent witness
     with Client(server.orders, 1, KEYS[1]) as witness, Client(server.orders, 0, ADMIN_KEY) as admin:
         mm.start()
-        _wait_for(lambda: len(witness.open_orders("BTC-PERP")) == 6, 10, "six quotes")
+        wait_for(lambda: len(witness.open_orders("BTC-PERP")) == 6, 10, "six quotes")
         first_ids = {o.order_id for o in witness.open_orders("BTC-PERP")}
         assert {o.tif for o in witness.open_orders("BTC-PERP")} == {"post_only"}
         nt = threading.Thread(target=lambda: res.setdefault("nt", noise_taker.run(
@@ -123,13 +113,13 @@ def test_leveraged_trader_is_liquidated_and_the_watcher_sees_it(server, tmp_path
                                     "--account", "4", "--every", "0.5", "--duration", "30"],
                                    stdout=f, stderr=subprocess.STDOUT)
     try:
-        _wait_for(lambda: "margin ratio" in log.read_text(), 15, "the watcher to start")
+        wait_for(lambda: "margin ratio" in log.read_text(), 15, "the watcher to start")
         out = io.StringIO()
         res: dict = {}
         t = threading.Thread(target=lambda: res.setdefault("lt", leveraged_trader.run(
             server.orders, server.market_data, 4, leverage="10", every=0.5, duration=20, out=out)))
         t.start()
-        _wait_for(lambda: "opened:" in out.getvalue(), 10, "the position to open")
+        wait_for(lambda: "opened:" in out.getvalue(), 10, "the position to open")
         assert "opened: 6.416 @ 60010.0" in out.getvalue()
         with Client(server.orders, 0, ADMIN_KEY) as admin:
             admin.shock_price("BTC", -30)
@@ -138,7 +128,7 @@ def test_leveraged_trader_is_liquidated_and_the_watcher_sees_it(server, tmp_path
         assert stats.liquidated and "liquidation" in stats.margin_calls, out.getvalue()
         assert "the position is gone: liquidated" in out.getvalue()
         assert "slice: 6.416 BTC-PERP (2.000 in the book, 4.416 taken over), bankruptcy price 55372.0" in out.getvalue()
-        _wait_for(lambda: "LIQUIDATION BTC-PERP: sell 2.000 @ 59000.0" in log.read_text(), 5, "the public notice")
+        wait_for(lambda: "LIQUIDATION BTC-PERP: sell 2.000 @ 59000.0" in log.read_text(), 5, "the public notice")
     finally:
         watcher.send_signal(signal.SIGTERM)
         rc = watcher.wait(10)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import threading
-import time
 from decimal import Decimal as D
 
 import pytest
@@ -24,21 +23,11 @@ import pytest
 from clients import Client
 from clients.bots import leveraged_trader, market_maker
 from clients.models import Fill
-from integration_helpers import ADMIN_KEY, KEYS
+from integration_helpers import ADMIN_KEY, KEYS, wait_for
 
 REFORMED_BPS = D(16)
 MAKER = dict(symbol="BTC-PERP", levels=3, size_usd="200000", spread_bps="5", step_bps="5", skew_bps="10",
              requote_bps="1")
-
-
-def _wait_for(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _reformed(witness: Client, mark: D):
@@ -73,9 +62,9 @@ def test_after_a_30pct_shock_the_book_reforms_around_the_new_mark(server):
     with Client(server.orders, 1, KEYS[1]) as witness, Client(server.orders, 0, ADMIN_KEY) as admin:
         mm = _start_maker(server, stop, out, res)
         try:
-            _wait_for(lambda: _reformed(witness, D(60000)), 10, "the first quotes")
+            wait_for(lambda: _reformed(witness, D(60000)), 10, "the first quotes", every=0.02)
             admin.shock_price("BTC", -30)
-            bid, ask = _wait_for(lambda: _reformed(witness, D(42000)), 5, "the book to re-form at 42,000")
+            bid, ask = wait_for(lambda: _reformed(witness, D(42000)), 5, "the book to re-form at 42,000", every=0.02)
             assert (bid, ask) == (D("41979.0"), D("42021.0"))
             assert {o.tif for o in witness.open_orders("BTC-PERP")} == {"post_only"}
         finally:
@@ -117,16 +106,16 @@ def test_a_leveraged_long_is_liquidated_near_the_mark_in_a_crash(server):
         mm = _start_maker(server, stop, out, res)
         lt = None
         try:
-            _wait_for(lambda: _reformed(witness, D(60000)), 10, "the first quotes")
+            wait_for(lambda: _reformed(witness, D(60000)), 10, "the first quotes", every=0.02)
             lt = threading.Thread(target=lambda: lt_res.setdefault("lt", leveraged_trader.run(
                 server.orders, server.market_data, 4, leverage="10", every=0.5, duration=60, out=lt_out)))
             lt.start()
-            _wait_for(lambda: "opened:" in lt_out.getvalue(), 10, "the long to open")
+            wait_for(lambda: "opened:" in lt_out.getvalue(), 10, "the long to open", every=0.02)
             assert "opened: 6.416 @ 60044.41552" in lt_out.getvalue()
             for step in range(1, 31):
                 mark = D(60000 - 600 * step)
                 admin.set_index_price("BTC", str(mark))
-                _wait_for(lambda: _reformed(witness, mark), 5, f"the book to re-form at {mark}")
+                wait_for(lambda: _reformed(witness, mark), 5, f"the book to re-form at {mark}", every=0.02)
                 liq_fills += [(e, mark) for e in trader.drain_events() if isinstance(e, Fill) and e.liquidation]
             lt.join(15)
         finally:

@@ -27,6 +27,31 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _student_cascade(page, maker: Client, student: Client, admin: Client) -> list:
+    """The cascade both live tests watch: the maker rests 12 bid levels the
+    liquidation can sell into and 12 asks; the student ($10,000 + 0.5 BTC)
+    buys 3 BTC; BTC falls 18.2%: equity ~$460 < MM ~$736. Returns the
+    shock's events once the page's cascade table shows every step of it, in
+    the venue's order."""
+    mark = 600_000
+    for i in range(1, 13):
+        maker.request(m.NewOrder(account=1, symbol="BTC-PERP", side=m.Side.BUY, qty=400, price=mark - 2_000 * i))
+        maker.request(m.NewOrder(account=1, symbol="BTC-PERP", side=m.Side.SELL, qty=100, price=mark + 100 * i))
+    page.wait_for_function("document.getElementById('depth').dataset.bidLevels === '12'", timeout=10_000)
+    assert page.locator("#depth").get_attribute("data-ask-levels") == "12"
+    maker.request(m.NewOrder(account=1, symbol="BTC-PERP", side=m.Side.SELL, qty=3_000, price=mark + 20))
+    student.request(m.NewOrder(account=4, symbol="BTC-PERP", side=m.Side.BUY, qty=3_000, price=mark + 20,
+                               tif=m.TimeInForce.IOC))
+    events = admin.request(m.ShockPrice(asset="BTC", change_bps=-1820)).events
+    expected = test_web.cascade_steps(events)
+    assert expected and expected[0] == (4, "started", "")
+    n_rows = sum(isinstance(e, LIQUIDATION_EVENTS) for e in events)  # one table row each, headers aside
+    page.wait_for_function(f"document.querySelectorAll('#cascade-table tbody tr:not(.liq-head)').length >= {n_rows}",
+                           timeout=10_000)
+    assert test_web.cascade_shown(page) == expected
+    return events
+
+
 @pytest.mark.deadline(180)
 def test_live_page_shows_depth_and_the_cascade_then_survives_a_restart(browser, tmp_path):
     from exchange_sim.web.bridge import WebApp
@@ -47,24 +72,7 @@ def test_live_page_shows_depth_and_the_cascade_then_survives_a_restart(browser, 
         maker = Client(eps[0], 1, KEYS[1])
         student = Client(eps[0], 4, KEYS[4])
         admin = Client(eps[0], 0, ADMIN_KEY)
-        mark = 600_000
-        for i in range(1, 13):  # 12 bid levels the liquidation can sell into, 12 asks above
-            maker.request(m.NewOrder(account=1, symbol="BTC-PERP", side=m.Side.BUY, qty=400, price=mark - 2_000 * i))
-            maker.request(m.NewOrder(account=1, symbol="BTC-PERP", side=m.Side.SELL, qty=100, price=mark + 100 * i))
-        page.wait_for_function("document.getElementById('depth').dataset.bidLevels === '12'", timeout=10_000)
-        assert page.locator("#depth").get_attribute("data-ask-levels") == "12"
-
-        # the student ($10,000 + 0.5 BTC) buys 3 BTC; BTC then falls 18.2%: equity ~$460 < MM ~$736
-        maker.request(m.NewOrder(account=1, symbol="BTC-PERP", side=m.Side.SELL, qty=3_000, price=mark + 20))
-        student.request(m.NewOrder(account=4, symbol="BTC-PERP", side=m.Side.BUY, qty=3_000, price=mark + 20,
-                                   tif=m.TimeInForce.IOC))
-        events = admin.request(m.ShockPrice(asset="BTC", change_bps=-1820)).events
-        expected = test_web.cascade_steps(events)
-        assert expected and expected[0] == (4, "started", "")
-        n_rows = sum(isinstance(e, LIQUIDATION_EVENTS) for e in events)  # one table row each
-        page.wait_for_function(f"document.querySelectorAll('#cascade-table tbody tr').length >= {n_rows}",
-                               timeout=10_000)
-        assert test_web.cascade_shown(page) == expected
+        events = _student_cascade(page, maker, student, admin)
         page.wait_for_function("document.getElementById('acct-id').textContent === '4'", timeout=5_000)
         page.wait_for_function("document.querySelector('#tape tbody tr.liq') !== null", timeout=5_000)
         ARTIFACTS.mkdir(exist_ok=True)
@@ -123,21 +131,7 @@ def test_live_page_waits_for_an_account_that_is_not_open_yet(browser, tmp_path):
         page.screenshot(path=str(ARTIFACTS / "web-live-account-missing.png"), full_page=True)
 
         # the first cascade, while the page waits for 103
-        mark = 600_000
-        for i in range(1, 13):
-            maker.request(m.NewOrder(account=1, symbol="BTC-PERP", side=m.Side.BUY, qty=400, price=mark - 2_000 * i))
-            maker.request(m.NewOrder(account=1, symbol="BTC-PERP", side=m.Side.SELL, qty=100, price=mark + 100 * i))
-        page.wait_for_function("document.getElementById('depth').dataset.bidLevels === '12'", timeout=10_000)
-        maker.request(m.NewOrder(account=1, symbol="BTC-PERP", side=m.Side.SELL, qty=3_000, price=mark + 20))
-        student.request(m.NewOrder(account=4, symbol="BTC-PERP", side=m.Side.BUY, qty=3_000, price=mark + 20,
-                                   tif=m.TimeInForce.IOC))
-        events = admin.request(m.ShockPrice(asset="BTC", change_bps=-1820)).events
-        expected = test_web.cascade_steps(events)
-        assert expected and expected[0] == (4, "started", "")
-        n_rows = sum(isinstance(e, LIQUIDATION_EVENTS) for e in events)
-        page.wait_for_function(f"document.querySelectorAll('#cascade-table tbody tr:not(.liq-head)').length >= {n_rows}",
-                               timeout=10_000)
-        assert test_web.cascade_shown(page) == expected
+        events = _student_cascade(page, maker, student, admin)
         assert page.locator("#cascade-table tr.liq-head").first.inner_text().startswith("account 4 · ratio ")
         (shocked,) = [e for e in events if isinstance(e, m.MarkPrice) and e.symbol == "BTC-PERP"]
         page.wait_for_function(f"document.getElementById('q-mark').textContent === {f'{shocked.mark * tick:,.2f}'!r}",
