@@ -197,6 +197,15 @@ def test_fuzz_then_trade_normally(serve, ctx):
     reasons: dict[str, int] = {}
     socks = [anon, fuzzer]
     frames = list(_frames(rng, valid, 12_000))
+
+    def take(s: zmq.Socket) -> None:
+        nonlocal answered
+        msg = decode_outbound(s.recv())  # every answer is a well-typed message
+        answered += 1
+        for ev in msg.events if type(msg) is Reply else [msg]:
+            if type(ev) is m.Rejected:
+                reasons[ev.reason.value] = reasons.get(ev.reason.value, 0) + 1
+
     t0 = time.monotonic()
     for i in range(0, len(frames), 200):
         for frame in frames[i:i + 200]:
@@ -204,26 +213,20 @@ def test_fuzz_then_trade_normally(serve, ctx):
             sent += 1
         for s in socks:  # read as we go: replies never pile up past the HWM
             while s.poll(0 if answered else 50):
-                msg = decode_outbound(s.recv())  # every answer is a well-typed message
-                answered += 1
-                evs = msg.events if type(msg) is Reply else [msg]
-                for ev in evs:
-                    if type(ev) is m.Rejected:
-                        reasons[ev.reason.value] = reasons.get(ev.reason.value, 0) + 1
+                take(s)
     end = time.monotonic() + 3
-    while time.monotonic() < end:
+    while time.monotonic() < end:  # the answers still in flight count too
         got = False
         for s in socks:
             while s.poll(20):
-                decode_outbound(s.recv())
-                answered += 1
+                take(s)
                 got = True
         if not got:
             break
     elapsed = time.monotonic() - t0
     assert sent == 12_000
     assert answered > 0.9 * sent  # heartbeats need no answer; everything else was answered
-    for r, at_least in (("malformed", 500), ("unknown_message", 50), ("invalid_field", 20)):
+    for r, at_least in (("malformed", 500), ("unknown_message", 100), ("invalid_field", 20)):
         assert reasons.get(r, 0) >= at_least, reasons
     assert srv.proc.poll() is None, srv.log()  # still serving
 
