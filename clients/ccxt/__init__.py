@@ -39,6 +39,8 @@ server ended the session).
 
 from __future__ import annotations
 
+import time
+
 import zmq
 
 from clients.ccxt import errors
@@ -304,6 +306,27 @@ class exchangesim(ExchangeBase):  # noqa: N801  (CCXT's class naming: the exchan
         in (its own orders' fills, and fills pushed by the venue for the
         account's other orders), oldest first."""
         return self._run(self._g_fetch_my_trades(symbol, since, limit, params))
+
+    # --- ccxt facade: base helpers, batch orders, status (issue 14)
+
+    def fetch_l2_order_book(self, symbol: str, limit: int | None = None, params=None) -> dict:
+        """ccxt's L2 book: the venue's book is L2 already (``fetch_order_book``)."""
+        return self._run(self._g_fetch_l2_order_book(symbol, limit, params))
+
+    def fetch_status(self, params=None) -> dict:
+        """``{"status": "ok", ...}`` when the venue answers."""
+        return self._run(self._g_fetch_status(params))
+
+    def create_orders(self, orders: list[dict], params=None) -> list[dict]:
+        """Several orders at once, pipelined: ``[{"symbol", "type", "side",
+        "amount", "price", "params"}, ...]``; a refused one comes back with
+        ``status`` ``"rejected"`` (see :meth:`ExchangeBase._g_create_orders`)."""
+        return self._run(self._g_create_orders(orders, params))
+
+    def sleep(self, milliseconds) -> None:
+        """ccxt's ``exchange.sleep(ms)``."""
+        time.sleep(float(milliseconds) / 1000)
+
 
 
 __all__ = ["exchangesim", "exchanges", "Exchange", "errors", "version", "__version__", "METHODS",

@@ -12,6 +12,34 @@ with :class:`clients.AsyncClient`, so both behave the same by construction
 Units: the wire speaks integers (ticks, lots, minor units), the clients
 ``Decimal``; CCXT speaks floats, so values become floats only when a CCXT
 structure is built, from exact Decimals.
+
+**The params rule (every method that takes ``params``).** A key of
+``params`` is either read by the method or refused: never dropped. A method
+declares the keys it reads with :func:`params_read`::
+
+    @params_read("clientOrderId", "postOnly")       # the keys this method reads
+    def _g_cancel_order(self, id, symbol=None, params=None): ...
+
+(it works on the ``_g_`` generators, on plain methods and on coroutines:
+``watch_*``). When the method is called, before anything is sent, a key it
+does not declare raises: ``NotSupported`` with the reason if the key is in
+:data:`UNSUPPORTED_PARAMS` (a ccxt param the venue cannot honour yet),
+``BadRequest`` naming the key and the keys the method reads otherwise
+(``reduce_only`` is not ``reduceOnly``); a non-dict ``params`` is
+``BadRequest``. A method that supports a new param adds it to its
+``params_read(...)`` (and removes it from :data:`UNSUPPORTED_PARAMS` once no
+method refuses it for that reason); a method that only forwards ``params``
+to another one (the ``create_*_order`` conveniences) needs no declaration:
+the method it calls checks them. ``refuse_unknown_params`` is the same
+check for code that cannot use the decorator. The declared keys are
+introspectable: ``fn.params_read``. A test walks every public method with
+``params`` and checks that an unknown key raises
+(tests/integration/test_ccxt_base.py).
+
+**``has``** lists every key of ccxt's base ``Exchange.has`` (the test
+compares with the installed ccxt) and is true: ``True`` only for what works
+against the venue (the test calls each), ``"emulated"`` for what the facade
+computes itself, ``False`` for the rest. A method added here flips its key.
 """
 
 from __future__ import annotations
@@ -32,6 +60,8 @@ import zmq
 from clients import models
 from clients._core import DEFAULT_MARKET_DATA, DEFAULT_ORDERS, Core, raise_for
 from clients.ccxt import errors as E
+from clients.ccxt import helpers
+from clients.errors import ExchangeError as ClientError
 from protocol import messages as m
 from protocol.session import decode_market
 
@@ -82,20 +112,33 @@ def refuse_unknown_params(exchange_id: str, method: str, params, known=()) -> No
 
 
 def params_read(*known: str):
-    """Decorate a ``_g_`` method: its ``params`` may hold only ``known``
-    keys, checked when it is called (before any I/O)."""
+    """Declare the ``params`` keys a method reads (see the module docstring):
+    any other key raises when the method is called, before any I/O. For
+    generator and plain methods the check runs at the call; for coroutines
+    when awaited."""
     def deco(fn):
         names = list(inspect.signature(fn).parameters)
         at = names.index("params")
         method = fn.__name__.removeprefix("_g_")
 
-        @functools.wraps(fn)
-        def checked(*args, **kwargs):
+        def check(args, kwargs):
             params = kwargs["params"] if "params" in kwargs else (args[at] if len(args) > at else None)
             refuse_unknown_params(args[0].id, method, params, known)
-            return fn(*args, **kwargs)
+
+        if inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def checked(*args, **kwargs):
+                check(args, kwargs)
+                return await fn(*args, **kwargs)
+        else:
+            @functools.wraps(fn)
+            def checked(*args, **kwargs):
+                check(args, kwargs)
+                return fn(*args, **kwargs)
+        checked.params_read = known
         return checked
     return deco
+
 
 # CCXT's precision constants (ccxt/base/decimal_to_precision.py)
 TRUNCATE, ROUND = 0, 1
@@ -109,6 +152,63 @@ MAX_PUBLIC_TRADES = 1_000  # per symbol, for fetch_trades
 _VENUE_MODES = ("cross", "isolated", "portfolio")
 _TIF_IN = {"GTC": "gtc", "IOC": "ioc", "FOK": "fok", "PO": "post_only", "GTX": "post_only"}
 _TIF_OUT = {"gtc": "GTC", "ioc": "IOC", "fok": "FOK", "post_only": "PO"}
+
+
+#: every key of ccxt 4's base ``Exchange.has`` (ccxt 4.5.90; the tests compare
+#: with the installed package): the facade's ``has`` starts from all False and
+#: sets what works
+CCXT_HAS_KEYS = (
+    'CORS', 'addMargin', 'borrowCrossMargin', 'borrowIsolatedMargin', 'borrowMargin', 'cancelAllOrders',
+    'cancelAllOrdersWs', 'cancelOrder', 'cancelOrderWithClientOrderId', 'cancelOrderWs', 'cancelOrders',
+    'cancelOrdersWithClientOrderId', 'cancelOrdersWs', 'closeAllPositions', 'closePosition', 'createDepositAddress',
+    'createLimitBuyOrder', 'createLimitBuyOrderWs', 'createLimitOrder', 'createLimitOrderWs',
+    'createLimitSellOrder', 'createLimitSellOrderWs', 'createMarketBuyOrder', 'createMarketBuyOrderWithCost',
+    'createMarketBuyOrderWithCostWs', 'createMarketBuyOrderWs', 'createMarketOrder', 'createMarketOrderWithCost',
+    'createMarketOrderWithCostWs', 'createMarketOrderWs', 'createMarketSellOrder', 'createMarketSellOrderWithCost',
+    'createMarketSellOrderWithCostWs', 'createMarketSellOrderWs', 'createOrder',
+    'createOrderWithTakeProfitAndStopLoss', 'createOrderWithTakeProfitAndStopLossWs', 'createOrderWs',
+    'createOrders', 'createPostOnlyOrder', 'createPostOnlyOrderWs', 'createReduceOnlyOrder',
+    'createReduceOnlyOrderWs', 'createStopLimitOrder', 'createStopLimitOrderWs', 'createStopLossOrder',
+    'createStopLossOrderWs', 'createStopMarketOrder', 'createStopMarketOrderWs', 'createStopOrder',
+    'createStopOrderWs', 'createTakeProfitOrder', 'createTakeProfitOrderWs', 'createTrailingAmountOrder',
+    'createTrailingAmountOrderWs', 'createTrailingPercentOrder', 'createTrailingPercentOrderWs',
+    'createTriggerOrder', 'createTriggerOrderWs', 'deposit', 'editOrder', 'editOrderWithClientOrderId',
+    'editOrderWs', 'editOrders', 'fetchADLRank', 'fetchAccounts', 'fetchBalance', 'fetchBalanceWs', 'fetchBidsAsks',
+    'fetchBorrowInterest', 'fetchBorrowRate', 'fetchBorrowRateHistories', 'fetchBorrowRateHistory',
+    'fetchBorrowRates', 'fetchBorrowRatesPerSymbol', 'fetchCanceledAndClosedOrders', 'fetchCanceledOrders',
+    'fetchClosedOrder', 'fetchClosedOrders', 'fetchClosedOrdersWs', 'fetchConvertCurrencies', 'fetchConvertQuote',
+    'fetchConvertTrade', 'fetchConvertTradeHistory', 'fetchCrossBorrowRate', 'fetchCrossBorrowRates',
+    'fetchCurrencies', 'fetchCurrenciesWs', 'fetchDeposit', 'fetchDepositAddress', 'fetchDepositAddresses',
+    'fetchDepositAddressesByNetwork', 'fetchDepositWithdrawFee', 'fetchDepositWithdrawFees', 'fetchDeposits',
+    'fetchDepositsWithdrawals', 'fetchDepositsWs', 'fetchFundingHistory', 'fetchFundingInterval',
+    'fetchFundingIntervals', 'fetchFundingRate', 'fetchFundingRateHistory', 'fetchFundingRates', 'fetchGreeks',
+    'fetchIndexOHLCV', 'fetchIsolatedBorrowRate', 'fetchIsolatedBorrowRates', 'fetchIsolatedPositions',
+    'fetchL2OrderBook', 'fetchL3OrderBook', 'fetchLastPrices', 'fetchLedger', 'fetchLedgerEntry', 'fetchLeverage',
+    'fetchLeverageTiers', 'fetchLeverages', 'fetchLiquidations', 'fetchLongShortRatio',
+    'fetchLongShortRatioHistory', 'fetchMarginAdjustmentHistory', 'fetchMarginMode', 'fetchMarginModes',
+    'fetchMarkOHLCV', 'fetchMarkPrices', 'fetchMarketLeverageTiers', 'fetchMarkets', 'fetchMarketsWs',
+    'fetchMyLiquidations', 'fetchMySettlementHistory', 'fetchMyTrades', 'fetchMyTradesWs', 'fetchOHLCV',
+    'fetchOHLCVWs', 'fetchOpenInterest', 'fetchOpenInterestHistory', 'fetchOpenInterests', 'fetchOpenOrder',
+    'fetchOpenOrders', 'fetchOpenOrdersWs', 'fetchOption', 'fetchOptionChain', 'fetchOrder', 'fetchOrderBook',
+    'fetchOrderBookWs', 'fetchOrderBooks', 'fetchOrderTrades', 'fetchOrderWithClientOrderId', 'fetchOrderWs',
+    'fetchOrders', 'fetchOrdersByStatus', 'fetchOrdersWs', 'fetchPosition', 'fetchPositionADLRank',
+    'fetchPositionHistory', 'fetchPositionMode', 'fetchPositionWs', 'fetchPositions', 'fetchPositionsADLRank',
+    'fetchPositionsForSymbol', 'fetchPositionsForSymbolWs', 'fetchPositionsHistory', 'fetchPositionsRisk',
+    'fetchPositionsWs', 'fetchPremiumIndexOHLCV', 'fetchSettlementHistory', 'fetchStatus', 'fetchTicker',
+    'fetchTickerWs', 'fetchTickers', 'fetchTickersWs', 'fetchTime', 'fetchTrades', 'fetchTradesWs',
+    'fetchTradingFee', 'fetchTradingFees', 'fetchTradingFeesWs', 'fetchTradingLimits', 'fetchTransactionFee',
+    'fetchTransactionFees', 'fetchTransactions', 'fetchTransfer', 'fetchTransfers', 'fetchUnderlyingAssets',
+    'fetchVolatilityHistory', 'fetchWithdrawAddresses', 'fetchWithdrawal', 'fetchWithdrawalWhitelist',
+    'fetchWithdrawals', 'fetchWithdrawalsWs', 'future', 'index', 'margin', 'option', 'privateAPI', 'publicAPI',
+    'reduceMargin', 'repayCrossMargin', 'repayIsolatedMargin', 'sandbox', 'setLeverage', 'setMargin',
+    'setMarginMode', 'setPositionMode', 'signIn', 'spot', 'swap', 'transfer', 'unWatchMyTrades', 'unWatchOHLCV',
+    'unWatchOHLCVForSymbols', 'unWatchOrderBook', 'unWatchOrderBookForSymbols', 'unWatchOrders', 'unWatchPositions',
+    'unWatchTicker', 'unWatchTickers', 'unWatchTrades', 'unWatchTradesForSymbols', 'watchBalance', 'watchBidsAsks',
+    'watchLiquidations', 'watchLiquidationsForSymbols', 'watchMyLiquidations', 'watchMyLiquidationsForSymbols',
+    'watchMyTrades', 'watchOHLCV', 'watchOHLCVForSymbols', 'watchOrderBook', 'watchOrderBookForSymbols',
+    'watchOrders', 'watchOrdersForSymbols', 'watchPosition', 'watchPositions', 'watchStatus', 'watchTicker',
+    'watchTickers', 'watchTrades', 'watchTradesForSymbols', 'withdraw', 'ws',
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,11 +344,12 @@ class ExchangeBase:
     requiredCredentials = {"apiKey": True, "secret": False, "uid": False}
     timeframes: dict = {}
     has: dict = {
+        **dict.fromkeys(CCXT_HAS_KEYS, False),
         "CORS": None, "spot": False, "margin": False, "swap": True, "future": False, "option": False,
         "addMargin": True, "cancelAllOrders": True, "cancelOrder": True, "createOrder": True,
         "createLimitOrder": True, "createMarketOrder": True, "createPostOnlyOrder": True,
         "createReduceOnlyOrder": True, "createStopOrder": True, "createStopLimitOrder": True,
-        "createStopMarketOrder": True, "createTriggerOrder": True, "createStopLossOrder": True,
+        "createStopMarketOrder": True, "createTriggerOrder": True, "createStopLossOrder": False,
         "createTakeProfitOrder": False, "editOrder": True, "fetchBalance": True, "fetchCanceledOrders": "emulated",
         "fetchClosedOrders": "emulated", "fetchCurrencies": True, "fetchFundingRate": False, "fetchLeverage": False,
         "fetchMarginMode": True, "fetchMarkets": True, "fetchMyTrades": "emulated", "fetchOHLCV": False,
@@ -258,6 +359,10 @@ class ExchangeBase:
         "setMarginMode": True, "setPositionMode": False, "withdraw": False, "deposit": False,
         "watchOrderBook": False, "watchOrders": False, "watchPositions": False, "watchTicker": False,
         "watchTrades": False,
+        # --- ccxt facade: the rest of ccxt's keys that work here
+        "publicAPI": True, "privateAPI": True, "sandbox": True, "ws": False, "index": False,
+        "createLimitBuyOrder": True, "createLimitSellOrder": True, "createMarketBuyOrder": True,
+        "createMarketSellOrder": True, "createOrders": True, "fetchL2OrderBook": True, "fetchStatus": True,
     }
 
     def __init__(self, config: dict | None = None):
@@ -321,13 +426,14 @@ class ExchangeBase:
             raise AttributeError(name)
         snake = _snake(name)
         if snake != name:
-            try:
-                attr = getattr(type(self), snake)
-            except AttributeError:
-                pass
-            else:
+            # ccxt's Python spells safeString2 as safe_string_2
+            for candidate in (snake, re.sub(r"(?<=[a-z])(\d+)$", r"_\1", snake)):
+                try:
+                    attr = getattr(type(self), candidate)
+                except AttributeError:
+                    continue
                 if callable(attr):
-                    return getattr(self, snake)
+                    return getattr(self, candidate)
         if snake.startswith(_UNIFIED_PREFIXES):
             def not_supported(*args, **kwargs):
                 raise E.NotSupported(f"{self.id} {_camel(snake)}() is not supported")
@@ -336,18 +442,6 @@ class ExchangeBase:
 
     def __repr__(self) -> str:
         return f"<{type(self).__module__}.exchangesim orders={self.urls['api']['orders']}>"
-
-    @staticmethod
-    def milliseconds() -> int:
-        return now_ms()
-
-    @staticmethod
-    def seconds() -> int:
-        return int(time.time())
-
-    @staticmethod
-    def iso8601(timestamp: int | None) -> str | None:
-        return iso8601(timestamp)
 
     def set_sandbox_mode(self, enabled: bool) -> None:
         """Accepted for compatibility: exchange-sim is always a sandbox."""
@@ -1210,6 +1304,87 @@ class ExchangeBase:
                 "amount": float(self._mk.settle(abs(ev.delta))), "total": float(self._mk.settle(ev.allocated)),
                 "code": settle, "status": "ok", "timestamp": ts, "datetime": iso8601(ts)}
 
+    # --- ccxt facade: base helpers, batch orders, status (issue 14)
+
+    @params_read()
+    def _g_fetch_l2_order_book(self, symbol: str, limit: int | None = None, params=None):
+        """ccxt's ``fetch_l2_order_book``: the book with equal prices summed
+        (the venue's book is already L2, so it is ``fetch_order_book``)."""
+        book = yield from self._g_fetch_order_book(symbol, limit)
+        return {**book, "bids": helpers.sort_by(helpers.aggregate(book["bids"]), 0, True),
+                "asks": helpers.sort_by(helpers.aggregate(book["asks"]), 0)}
+
+    @params_read()
+    def _g_fetch_status(self, params=None):
+        """``ok`` when the venue answers (a venue that does not raises
+        RequestTimeout / ExchangeNotAvailable, as ccxt does for a dead API)."""
+        (rep,) = yield Req((m.QueryInstruments(),), auth=False)
+        (info,) = raise_for(rep.events)
+        ts = now_ms()
+        return {"status": "ok", "updated": ts, "eta": None, "url": None,
+                "info": {"protocol_version": info.protocol_version, "instruments": len(info.instruments)}}
+
+    _ORDER_REQUEST_KEYS = ("symbol", "type", "side", "amount", "price", "params")
+
+    @params_read()
+    def _g_create_orders(self, orders, params=None):
+        """ccxt's batch ``create_orders([{symbol, type, side, amount, price,
+        params}, ...])``: every order is checked first (a bad one raises and
+        nothing is sent), then all are sent pipelined. The answer is one
+        order per request, in order; one the venue refused has ``status``
+        ``"rejected"``, ``id`` None and the refusal in ``info`` (``reason``,
+        ``message``), as ccxt's exchanges report a failed item of a batch."""
+        yield from self._g_load_markets()
+        if not isinstance(orders, (list, tuple)) or not orders:
+            raise E.BadRequest(f"{self.id} createOrders() orders must be a non-empty list of order requests")
+        pending = []
+        for i, req in enumerate(orders):
+            if not isinstance(req, dict):
+                raise E.BadRequest(f"{self.id} createOrders() orders[{i}] must be a dict, not {type(req).__name__}")
+            unknown = sorted(set(req) - set(self._ORDER_REQUEST_KEYS))
+            if unknown:
+                raise E.BadRequest(f"{self.id} createOrders() orders[{i}] unknown key(s) {unknown}: an order "
+                                   f"request has {', '.join(self._ORDER_REQUEST_KEYS)}")
+            missing = [k for k in ("symbol", "type", "side", "amount") if req.get(k) is None]
+            if missing:
+                raise E.ArgumentsRequired(f"{self.id} createOrders() orders[{i}] requires {', '.join(missing)}")
+            gen = self._g_create_order(req["symbol"], req["type"], req["side"], req["amount"], req.get("price"),
+                                       req.get("params"))
+            op = next(gen)  # builds and checks the order; raises before anything is sent
+            if op is DRAIN or not isinstance(op, Req):
+                raise E.BadResponse(f"{self.id} createOrders() internal: an order that sends nothing first")
+            pending.append((gen, op, req))
+        replies = yield Req(tuple(cmd for _, op, _ in pending for cmd in op.cmds))
+        out, at = [], 0
+        for gen, op, req in pending:
+            answer, at = replies[at:at + len(op.cmds)], at + len(op.cmds)
+            try:
+                while True:  # a create_order that needs more round trips gets them, one by one
+                    nxt = gen.send(answer)
+                    answer = yield nxt
+            except StopIteration as stop:
+                out.append(stop.value)
+            except E.BaseError as exc:
+                out.append(self._rejected_order(req, exc))
+            except ClientError as exc:
+                out.append(self._rejected_order(req, E.translate(exc, self.id)))
+        return out
+
+    def _rejected_order(self, req: dict, exc: Exception) -> dict:
+        ts = now_ms()
+        side = str(req.get("side", "")).lower() or None
+        return {
+            "id": None, "clientOrderId": (req.get("params") or {}).get("clientOrderId"), "timestamp": ts,
+            "datetime": iso8601(ts), "lastTradeTimestamp": None, "lastUpdateTimestamp": ts,
+            "symbol": self.market(req["symbol"])["symbol"], "type": str(req.get("type")).lower(),
+            "timeInForce": None, "postOnly": None, "reduceOnly": None, "side": side,
+            "price": fl(None if req.get("price") is None else dec(req["price"], "price")), "triggerPrice": None,
+            "stopPrice": None, "stopLossPrice": None, "takeProfitPrice": None,
+            "amount": float(dec(req["amount"], "amount")), "cost": 0.0, "average": None, "filled": 0.0,
+            "remaining": 0.0, "status": "rejected", "fee": None, "fees": [], "trades": [],
+            "info": {"reason": getattr(exc, "reason", None), "message": str(exc), "error": type(exc).__name__},
+        }
+
 
 def liquidation_price(mode: str, qty: float, mark: float, entry: float, mm: float, equity: float, acct_mm: float,
                       underlying_collateral: float, isolated_margin: float) -> float | None:
@@ -1287,3 +1462,10 @@ METHODS = (
     "fetch_canceled_orders", "fetch_my_trades", "fetch_positions", "fetch_position", "fetch_margin_mode",
     "set_margin_mode",
 )
+# --- ccxt facade (issue 14)
+METHODS += ("fetch_l2_order_book", "fetch_status", "create_orders")
+
+# ccxt's base helpers as static methods of the exchange (``exchange.safe_string(...)``)
+for _fn in helpers.STATIC:
+    setattr(ExchangeBase, _fn.__name__, staticmethod(_fn))
+del _fn

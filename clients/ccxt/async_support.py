@@ -411,6 +411,22 @@ class exchangesim(ExchangeBase):  # noqa: N801
     async def fetch_my_trades(self, symbol: str | None = None, since=None, limit=None, params=None) -> list[dict]:
         return await self._run(self._g_fetch_my_trades(symbol, since, limit, params))
 
+    # --- ccxt facade: base helpers, batch orders, status (issue 14)
+
+    async def fetch_l2_order_book(self, symbol: str, limit: int | None = None, params=None) -> dict:
+        return await self._run(self._g_fetch_l2_order_book(symbol, limit, params))
+
+    async def fetch_status(self, params=None) -> dict:
+        return await self._run(self._g_fetch_status(params))
+
+    async def create_orders(self, orders: list[dict], params=None) -> list[dict]:
+        return await self._run(self._g_create_orders(orders, params))
+
+    async def sleep(self, milliseconds) -> None:
+        """ccxt's ``await exchange.sleep(ms)``."""
+        await asyncio.sleep(float(milliseconds) / 1000)
+
+
 
 __all__ = ["exchangesim", "exchanges", "Exchange", "errors", "version", "__version__", "METHODS",
            *errors.__all__]
