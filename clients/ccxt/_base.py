@@ -763,10 +763,11 @@ class ExchangeBase:
         if last is None or trade_id > last[0]:
             self._last[symbol] = (trade_id, price, ts)
 
-    def _open_trade_feed(self) -> None:
+    def _open_trade_feed(self, force: bool = False) -> None:
         """Subscribe to every symbol's public trades (ticker ``last``,
-        ``fetch_trades``). Trades before this moment are not known."""
-        if self._trade_sub is not None or not self.options.get("trackLastTrade", True) or not self._meta:
+        ``fetch_trades``). Trades before this moment are not known.
+        ``force``: even with ``options["trackLastTrade"]`` off (a watch needs it)."""
+        if self._trade_sub is not None or not (force or self.options.get("trackLastTrade", True)) or not self._meta:
             return
         sub = zmq.Context.instance().socket(zmq.SUB)
         sub.linger = 0
@@ -801,7 +802,15 @@ class ExchangeBase:
                 price, qty = ins.price(ev.price), ins.qty(ev.qty)
                 self._note_trade(ev.symbol, ev.trade_id, price, qty, ev.taker_side.value, ts)
                 book = self._public_trades.setdefault(ev.symbol, deque(maxlen=MAX_PUBLIC_TRADES))
-                book.append(self._public_trade_dict(ev, price, qty, ts))
+                trade = self._public_trade_dict(ev, price, qty, ts)
+                book.append(trade)
+                self._on_public(ev, trade)
+            elif type(ev) is m.MarkPrice and ev.symbol in self._meta:
+                self._on_public(ev, None)
+
+    def _on_public(self, ev, trade: dict | None) -> None:
+        """Hook: a public Trade (with its ccxt structure) or MarkPrice was
+        read from the feed; the asyncio class feeds its ``watch_*`` here."""
 
     def _close_feeds(self) -> None:
         if self._trade_sub is not None:
@@ -908,6 +917,9 @@ class ExchangeBase:
         for asset, amt in sorted(wallet.items()):
             if asset != settle:
                 out[asset] = {"free": float(amt), "used": 0.0, "total": float(amt)}
+        for asset in self.currencies:  # every currency has a row, 0 when not held (as binance's): balance[base] works
+            if asset != settle and asset not in out:
+                out[asset] = {"free": 0.0, "used": 0.0, "total": 0.0}
         equity, im = mk.risk(ev.equity), mk.risk(ev.im)
         free = max(Decimal(0), equity - im)
         used = min(im, max(equity, Decimal(0)))
@@ -1348,6 +1360,7 @@ class ExchangeBase:
             missing = [k for k in ("symbol", "type", "side", "amount") if req.get(k) is None]
             if missing:
                 raise E.ArgumentsRequired(f"{self.id} createOrders() orders[{i}] requires {', '.join(missing)}")
+        for req in orders:
             gen = self._g_create_order(req["symbol"], req["type"], req["side"], req["amount"], req.get("price"),
                                        req.get("params"))
             op = next(gen)  # builds and checks the order; raises before anything is sent

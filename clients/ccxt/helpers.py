@@ -161,7 +161,8 @@ def safe_integer(d, key, default=None):
 
 
 def safe_integer_2(d, key1, key2, default=None):
-    return safe_integer_n(d, [key1, key2], default)
+    value = _int(_get(d, key1), None)  # key2 when key1 is missing or not a number (as ccxt)
+    return _int(_get(d, key2), default) if value is None else value
 
 
 def safe_integer_n(d, keys, default=None):
@@ -196,7 +197,8 @@ def safe_value(d, key, default=None):
 
 
 def safe_value_2(d, key1, key2, default=None):
-    return safe_value_n(d, [key1, key2], default)
+    value = safe_value(d, key1)
+    return safe_value(d, key2, default) if value is None else value
 
 
 def safe_value_n(d, keys, default=None):
