@@ -115,11 +115,34 @@ def test_has_lists_every_key_of_ccxts_base_class():
         ex.create_stop_loss_order(BTC, "sell", 0.01, 55_000)
 
 
+class Blocking:
+    """An asyncio exchange driven like a blocking one (each call run to
+    completion on one event loop), so the checks below run on both classes."""
+
+    def __init__(self, aex, loop):
+        self._aex, self._loop = aex, loop
+
+    def __getattr__(self, name):
+        attr = getattr(self._aex, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            out = attr(*args, **kwargs)
+            return self._loop.run_until_complete(asyncio.wait_for(out, 10)) if inspect.isawaitable(out) else out
+        return call
+
+
 class Ctx:
     """State carried between the capability checks of one run."""
 
-    def __init__(self, server, ex):
-        self.server, self.ex, self.ids = server, ex, {}
+    def __init__(self, server, cls, loop=None):
+        self.server, self.cls, self.loop, self.ids = server, cls, loop, {}
+        self.ex = self.new(cfg(server))
+
+    def new(self, config):
+        ex = self.cls(config)
+        return ex if self.loop is None else Blocking(ex, self.loop)
 
 
 def _order(o: dict, status: str = "open") -> dict:
@@ -134,7 +157,7 @@ def _all_canceled(lst: list) -> bool:
 #: one check per capability ``has`` claims, run in this order against a real
 #: server. A key flipped to True needs a line here (the test says so).
 CHECKS: list[tuple[str, object]] = [
-    ("publicAPI", lambda c: ccxt.exchangesim({"urls": {"api": {"orders": c.server.orders}}}).fetch_order_book(BTC)),
+    ("publicAPI", lambda c: c.new({"urls": {"api": {"orders": c.server.orders}}}).fetch_order_book(BTC)),
     ("sandbox", lambda c: c.ex.set_sandbox_mode(True) or c.ex.fetch_markets()),
     ("swap", lambda c: all(mk["swap"] and mk["type"] == "swap" for mk in c.ex.fetch_markets())),
     ("fetchMarkets", lambda c: len(c.ex.fetch_markets()) == 5),
@@ -183,27 +206,31 @@ CHECKS: list[tuple[str, object]] = [
     ("fetchTrades", lambda c: wait_for(lambda: len(c.ex.fetch_trades(BTC)) == 4, 5, "the public trades")),
 ]
 
-#: the asyncio class's own capabilities (its REST methods are the same
-#: sans-I/O methods as above, driven by the other I/O loop)
-ASYNC_CHECKS = ("ws", "watchOrderBook", "watchOrders", "watchPositions", "watchTrades", "watchTicker",
-                "watchBalance", "watchMyTrades", "watchOHLCV")
+#: the asyncio class's own capabilities, and the tests that call them
+ASYNC_CHECKS = {"ws": "test_pro_watch_methods", "watchTrades": "test_pro_watch_methods",
+                "watchTicker": "test_pro_watch_methods", "watchBalance": "test_pro_watch_methods",
+                "watchMyTrades": "test_pro_watch_methods", "watchOHLCV": "test_pro_watch_methods",
+                "watchOrderBook": "test_ccxt.py::test_async_watch_order_book",
+                "watchOrders": "test_ccxt.py::test_async_watch_orders_and_positions",
+                "watchPositions": "test_ccxt.py::test_async_watch_orders_and_positions"}
 
 #: keys that are not capabilities to call: None is ccxt's "unknown"
 NOT_CALLABLE = {"CORS"}
 
 
-def test_every_capability_has_claims_works(server, ctx):
+@pytest.mark.deadline(60)
+@pytest.mark.parametrize("cls", [ccxt.exchangesim, accxt.exchangesim], ids=["blocking", "async"])
+def test_every_capability_has_claims_works(server, ctx, cls):
     """``has`` is true: every key that is True or "emulated" works against
-    the venue, in the order above; every key without a check is False."""
-    claimed = {k for k, v in ccxt.exchangesim.has.items() if v} - NOT_CALLABLE
-    checked = [k for k, _ in CHECKS]
-    assert claimed == set(checked), f"claimed without a check: {claimed - set(checked)}; " \
-                                    f"checked but not claimed: {set(checked) - claimed}"
-    async_claimed = {k for k, v in accxt.exchangesim.has.items() if v} - NOT_CALLABLE
-    assert async_claimed - claimed == set(ASYNC_CHECKS)  # the async checks: test_pro_watch_methods & co.
+    the venue, in the order above; every key without a check is False. The
+    asyncio class runs the same checks, awaited."""
+    claimed = {k for k, v in cls.has.items() if v} - NOT_CALLABLE
+    checked = {k for k, _ in CHECKS} | (set(ASYNC_CHECKS) if cls is accxt.exchangesim else set())
+    assert claimed == checked, f"claimed without a check: {claimed - checked}; " \
+                               f"checked but not claimed: {checked - claimed}"
     maker = quote(server, ctx)
-    ex = ccxt.exchangesim(cfg(server))
-    c = Ctx(server, ex)
+    loop = asyncio.new_event_loop() if cls is accxt.exchangesim else None
+    c = Ctx(server, cls, loop)
     try:
         for key, check in CHECKS:
             try:
@@ -216,8 +243,10 @@ def test_every_capability_has_claims_works(server, ctx):
                 maker.buy("BTC-PERP", "5", "59990.0")
                 maker.sell("BTC-PERP", "5", "60010.0")
     finally:
-        ex.close()
+        c.ex.close()
         maker.close()
+        if loop is not None:
+            loop.close()
 
 
 # ------------------------------------------------------------- params rule
