@@ -14,8 +14,8 @@ sandbox by changing its import line and its config.
 What is here (CCXT 4's names and return shapes; ``docs/ccxt.md``):
 
 - ``exchangesim`` (blocking) and :mod:`clients.ccxt.async_support`'s
-  ``exchangesim`` (asyncio, plus ``watch_order_book`` / ``watch_orders`` /
-  ``watch_positions`` like ccxt.pro); ``exchanges = ["exchangesim"]``;
+  ``exchangesim`` (asyncio, plus ccxt.pro's ``watch_*``);
+  ``exchanges = ["exchangesim"]``;
 - CCXT's exception classes at module level (:mod:`clients.ccxt.errors`),
   raised for the venue's refusals by reject reason;
 - symbols in CCXT's unified form: venue ``BTC-PERP`` is ``BTC/USDT:USDT``

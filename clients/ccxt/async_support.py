@@ -27,6 +27,13 @@ next update.
 - ``watch_positions(symbols)``: the account's positions after the next
   account update (a position that went flat is reported once with
   ``contracts`` 0).
+- ``watch_trades(symbol)`` / ``watch_my_trades(symbol)``: the public trades /
+  the account's fills since the previous call (waiting for one).
+- ``watch_ticker(symbol)`` / ``watch_balance()``: the current value on the
+  first call, then after each trade or mark message / account update.
+- ``watch_ohlcv(symbol, timeframe)``: candles that changed since the
+  previous call, built client-side from the trade stream
+  (:mod:`clients.ccxt._streams`).
 
 Private updates come from the venue's pushes to this session and from the
 replies to this object's own orders (an order filled on arrival is news
