@@ -341,8 +341,12 @@ def test_base_helpers_match_ccxt():
     for s in ("2024-01-02T03:04:05.678Z", "2024-01-02T03:04:05Z", "2024-01-02 03:04:05", "2024-01-02T03:04:05+02:00",
               "2024-01-02T03:04:05.1234567Z", "garbage", None):
         assert ex.parse8601(s) == real.parse8601(s), s
-    assert abs(ex.milliseconds() - real.milliseconds()) < 60_000 and ex.seconds() == ex.milliseconds() // 1000 or True
-    assert ex.microseconds() // 1000 >= ex.milliseconds() - 60_000
+    before_ms, ms, after_ms = real.milliseconds(), ex.milliseconds(), real.milliseconds()  # the same clock, same unit
+    assert before_ms <= ms <= after_ms
+    before_us, us, after_us = real.microseconds(), ex.microseconds(), real.microseconds()
+    assert before_us <= us <= after_us
+    before_s, secs, after_s = real.seconds(), ex.seconds(), real.seconds()
+    assert before_s <= secs <= after_s
     assert ex.sum(1, None, 2.5, "x") == real.sum(1, None, 2.5, "x") == 3.5
     assert ex.omit(d, "a", ["b", "c"]) == real.omit(d, "a", ["b", "c"])
     assert ex.extend({"a": 1}, {"b": 2}, {"a": 3}) == real.extend({"a": 1}, {"b": 2}, {"a": 3})
@@ -502,25 +506,32 @@ def test_example_create_cancel(server, ctx, capsys):
     assert "'status': 'canceled'" in out
 
 
+def run_beside(example, server, account: int, orders: list[tuple], pause: float):
+    """Run a ported example (its coroutine) while ``account`` places
+    ``orders`` (create_order arguments after the symbol), one every ``pause``
+    seconds; the example's result."""
+    async def place():
+        ex = accxt.exchangesim(cfg(server, account))
+        try:
+            await ex.load_markets()
+            for args in orders:
+                await asyncio.sleep(pause)
+                await ex.create_order(BTC, *args)
+        finally:
+            await ex.close()
+
+    async def main():
+        out, _ = await asyncio.wait_for(asyncio.gather(example, place()), 20)
+        return out
+
+    return asyncio.run(main())
+
+
 @pytest.mark.deadline(40)
 def test_example_watch_trades(server, ctx, capsys):
     maker = quote(server, ctx)
-
-    async def trade_meanwhile():
-        taker = accxt.exchangesim(cfg(server, 3))
-        try:
-            await taker.load_markets()
-            for i in range(3):
-                await asyncio.sleep(0.3)
-                await taker.create_order(BTC, "market", "buy" if i % 2 == 0 else "sell", 0.01 * (i + 1))
-        finally:
-            await taker.close()
-
-    async def main():
-        seen, _ = await asyncio.wait_for(asyncio.gather(watch_trades.main(cfg(server), BTC, 3), trade_meanwhile()), 20)
-        return seen
-
-    seen = asyncio.run(main())
+    seen = run_beside(watch_trades.main(cfg(server), BTC, 3), server, 3,
+                      [("market", "buy", 0.01), ("market", "sell", 0.02), ("market", "buy", 0.03)], 0.3)
     maker.close()
     assert [(t["side"], t["amount"]) for t in seen] == [("buy", 0.01), ("sell", 0.02), ("buy", 0.03)]
     lines = [ln for ln in capsys.readouterr().out.splitlines() if BTC in ln]
@@ -530,22 +541,8 @@ def test_example_watch_trades(server, ctx, capsys):
 @pytest.mark.deadline(40)
 def test_example_reload_markets(server, ctx, capsys):
     maker = quote(server, ctx)
-
-    async def move_book():
-        mk = accxt.exchangesim(cfg(server, 1))
-        try:
-            await mk.load_markets()
-            for i in range(4):
-                await asyncio.sleep(0.1)
-                await mk.create_order(BTC, "limit", "buy", 0.01, 59_000 - i)
-        finally:
-            await mk.close()
-
-    async def main():
-        log, _ = await asyncio.wait_for(asyncio.gather(reload_markets.main(cfg(server), BTC, 50, 3), move_book()), 20)
-        return log
-
-    log = asyncio.run(main())
+    log = run_beside(reload_markets.main(cfg(server), BTC, 50, 3), server, 1,
+                     [("limit", "buy", 0.01, 59_000 - i) for i in range(4)], 0.1)
     maker.close()
     assert [e for e in log if e[0] == "reloaded"] == [("reloaded", 5)] * 3
     nonces = [e[1] for e in log if e[0] == "book"]
