@@ -11,6 +11,26 @@ import msgspec
 from protocol.messages import PROTOCOL_VERSION, Command, Event
 
 
+#: the unit rule, said once (each field's ``description`` names its unit)
+UNIT_RULE = ("Units: money, prices and quantities are integers (prices in ticks of the instrument, quantities in "
+             "lots, balances/fees/PnL/notional in minor units of the asset, index prices in 1e-8 USD per whole "
+             "unit, timestamps in ns since the Unix epoch); floats only for risk estimates (equity, collateral, IM, "
+             "MM in USDT; ratios) and two documented exceptions: entry_price (an average: fractional ticks) and "
+             "CollateralConversion.price (USD per whole unit).")
+#: what an absent field means
+OMITTED_RULE = ("A field equal to its default is omitted from the frames the venue sends (msgspec omit_defaults): "
+                "a decoder must read an absent field as its default.")
+
+
+def _describe_tags(components: dict) -> None:
+    """msgspec gives the ``msg`` tag no description: say what it is, so every
+    property of every message has one."""
+    for name, spec in components.items():
+        tag = spec.get("properties", {}).get("msg")
+        if tag is not None and "description" not in tag:
+            tag["description"] = f"message tag: always `{tag['enum'][0]}`"
+
+
 def json_schema() -> dict:
     """One JSON Schema document: the venue's ``Command`` and ``Event`` unions,
     the server's session messages (``protocol.session``) both ways, and what
@@ -21,10 +41,11 @@ def json_schema() -> dict:
     (command, event, sess_in, sess_out, market), components = msgspec.json.schema_components(
         [Command, Event, session.SessionMessage, session.Outbound, session.MarketData], ref_template="#/$defs/{name}"
     )
+    _describe_tags(components)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": f"exchange-sim protocol v{PROTOCOL_VERSION}",
-        "description": "Frames are msgpack maps tagged by the 'msg' field.",
+        "description": "Frames are msgpack maps tagged by the 'msg' field. " + UNIT_RULE + " " + OMITTED_RULE,
         "$defs": components,
         "properties": {"command": command, "event": event, "session_in": sess_in, "session_out": sess_out,
                        "market_data": market},
@@ -66,12 +87,13 @@ def markdown_reference() -> str:
                 out.append(" ".join(spec["description"].split()) + "\n")
             props = {k: v for k, v in spec.get("properties", {}).items() if k != "msg"}
             if props:
-                out.append("| field | type | required | default |")
-                out.append("|---|---|---|---|")
+                out.append("| field | type | required | default | meaning (unit) |")
+                out.append("|---|---|---|---|---|")
                 req = set(spec.get("required", []))
                 for field, fs in props.items():
                     default = f"`{fs['default']}`" if "default" in fs else ""
-                    out.append(f"| `{field}` | {_type_name(fs)} | {'yes' if field in req else ''} | {default} |")
+                    text = " ".join(fs.get("description", "").split()).replace("|", "\\|")
+                    out.append(f"| `{field}` | {_type_name(fs)} | {'yes' if field in req else ''} | {default} | {text} |")
                 out.append("")
 
     (cmd_schema, ev_schema, sess_in, sess_out, market), comps = msgspec.json.schema_components(
