@@ -139,9 +139,10 @@ class RejectReason(enum.StrEnum):
 
 #: what each reject reason means, for people (docs, logs, client errors)
 REJECT_HELP = {
-    RejectReason.MALFORMED: "the frame is not valid msgpack, or a field has the wrong type",
+    RejectReason.MALFORMED: "the frame is not valid msgpack, or a field has the wrong type (a float for an integer)",
     RejectReason.UNKNOWN_MESSAGE: "the `msg` tag names no message this server accepts",
-    RejectReason.INVALID_FIELD: "a value is out of range or inconsistent with the others",
+    RejectReason.INVALID_FIELD: ("a value is out of range or inconsistent with the others, or a field the message "
+                                 "does not have (refused, never ignored)"),
     RejectReason.NOT_LOGGED_IN: "log in before sending account commands",
     RejectReason.AUTH_FAILED: "unknown account or wrong API key",
     RejectReason.NOT_ALLOWED: "admin only, another account's resource, or not possible in this state",

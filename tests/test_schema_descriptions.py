@@ -6,9 +6,10 @@ import re
 
 import pytest
 
+from exchange_sim import config as config_mod
 from exchange_sim.server import routing
 from protocol import messages, session
-from protocol.schema import json_schema
+from protocol.schema import LIMITS, MARKET_DATA_TOPICS, json_schema
 
 
 def _all_messages() -> list[type]:
@@ -73,3 +74,25 @@ def test_the_unit_rule_and_the_omitted_default_rule_are_said_once_at_the_top():
     top = SCHEMA["description"]
     assert "ticks" in top and "minor units" in top and "floats only for risk" in top
     assert "absent field" in top and "default" in top
+
+
+def test_the_topic_table_is_the_servers_routing():
+    """docs/protocol.md's topic table names, for each PUB topic, the messages
+    the server really publishes there."""
+    documented = {}
+    for t, msgs, _ in MARKET_DATA_TOPICS:
+        for name in msgs.split(", "):
+            documented[name] = t.replace("<SYMBOL>", "BTC-PERP")
+    public = [c for c in messages.Event.__args__ if routing.route(c) == routing.PUBLIC]
+    published = {c.__name__: f"BTC-PERP.{routing.CHANNELS.get(c, c.__name__.lower())}" for c in public}
+    published["BookHeartbeat"] = "BTC-PERP.book"  # the server's market-data heartbeat
+    assert documented == published
+
+
+def test_the_limits_table_is_the_embedded_config_and_login_ok():
+    cfg = config_mod.default()
+    login_ok = set(session.LoginOk.__struct_fields__)
+    for field, key, default, _ in LIMITS:
+        section, name = key.split(".")
+        assert getattr(getattr(cfg, section), name) == default, key
+        assert field in login_ok, field
