@@ -219,8 +219,9 @@ EvSymbol = Annotated[str, Meta(description="instrument symbol")]
 EvOrderId = Annotated[int, Meta(description="the venue's order id")]
 EvClientId = Annotated[str | None, Meta(description="the client order id the order was placed with, if any")]
 EvSide = Annotated[Side, Meta(description="`buy` or `sell`")]
-EvTicks = Annotated[int, Meta(description="price (ticks of the instrument)")]
-EvLots = Annotated[int, Meta(description="quantity (lots of the instrument)")]
+EvOrderType = Annotated[OrderType, Meta(description="order type")]
+EvTif = Annotated[TimeInForce, Meta(description="time in force")]
+EvReduceOnly = Annotated[bool, Meta(description="the order only reduces the position")]
 EvTs = Annotated[int, Meta(description="venue time (ns since the Unix epoch; beyond 2^53: decode as a 64-bit integer)")]
 RiskUsdt = Annotated[float, Meta(description="risk estimate (USDT, float)")]
 RatioField = Annotated[float | None, Meta(
@@ -448,12 +449,12 @@ class OrderAccepted(_Msg):
     order_id: EvOrderId
     symbol: EvSymbol
     side: EvSide
-    type: Annotated[OrderType, Meta(description="order type")]
-    tif: Annotated[TimeInForce, Meta(description="time in force")]
+    type: EvOrderType
+    tif: EvTif
     qty: Annotated[int, Meta(description="ordered quantity (lots)")]
     price: Annotated[int | None, Meta(description="limit price (ticks); null for market and stop-market")] = None
     stop_price: Annotated[int | None, Meta(description="trigger mark price of a stop order (ticks)")] = None
-    reduce_only: Annotated[bool, Meta(description="the order only reduces the position")] = False
+    reduce_only: EvReduceOnly = False
     client_order_id: EvClientId = None
 
 
@@ -844,13 +845,13 @@ class OrderView(_Msg):
     order_id: EvOrderId
     symbol: EvSymbol
     side: EvSide
-    type: Annotated[OrderType, Meta(description="order type")]
-    tif: Annotated[TimeInForce, Meta(description="time in force")]
+    type: EvOrderType
+    tif: EvTif
     qty: Annotated[int, Meta(description="remaining open quantity (lots)")]
     filled: Annotated[int, Meta(description="quantity filled so far (lots)")]
     price: Annotated[int | None, Meta(description="limit price (ticks); null for stop-market")] = None
     stop_price: Annotated[int | None, Meta(description="untriggered stop: its trigger mark price (ticks)")] = None
-    reduce_only: Annotated[bool, Meta(description="the order only reduces the position")] = False
+    reduce_only: EvReduceOnly = False
     client_order_id: EvClientId = None
 
 
