@@ -63,3 +63,35 @@ def test_the_node_reference_client_trades_and_syncs_a_book(server):
     assert acct["usdt"] == 100_000 * 10**6 - 600_100 and acct["margin_mode"] == "cross" and acct["equity_is_float"]
     hb = steps["heartbeat"]
     assert hb["ts_type"] == "bigint" and int(hb["ts"]) > 2**53  # decoded exactly, not rounded to a double
+
+
+VECTORS = sorted((CLIENT.parents[1] / "protocol" / "vectors").glob("*.json"))
+
+
+@pytest.mark.deadline(60)
+@pytest.mark.parametrize("path", VECTORS, ids=[p.stem for p in VECTORS])
+def test_the_node_client_replays_the_conformance_vectors(serve, path):
+    """The vectors are language-neutral: a JavaScript runner (vectors.mjs)
+    replays the same files as tests/integration/test_vectors.py."""
+    srv = serve()
+    run = subprocess.run(
+        [NODE, "vectors.mjs", "--orders", srv.orders, "--market-data", srv.market_data, "--vector", str(path)],
+        cwd=CLIENT, capture_output=True, text=True, timeout=45, stdin=subprocess.DEVNULL)
+    assert run.returncode == 0, f"vector {path.stem} failed in node:\n{run.stdout}\n{run.stderr}"
+    assert run.stdout.split()[:2] == ["ok", path.stem]
+
+
+@pytest.mark.deadline(60)
+def test_the_node_vector_runner_fails_on_a_difference(serve, tmp_path):
+    """A runner that passed everything would prove nothing: a vector whose
+    expected LoginOk names the wrong account, and one that expects an omitted
+    default to be absent where it is present, both fail naming the step."""
+    srv = serve()
+    login = {"msg": "Login", "account": 3, "api_key": KEYS[3]}
+    for i, expect in enumerate(({"msg": "LoginOk", "account": 4}, {"msg": "LoginOk", "admin": "$absent"})):
+        vec = tmp_path / f"broken-{i}.json"
+        vec.write_text(json.dumps({"name": f"broken-{i}", "description": "x", "steps": [
+            {"note": "wrong on purpose", "session": f"s{i}", "send": login, "expect": expect}]}))
+        run = subprocess.run([NODE, "vectors.mjs", "--orders", srv.orders, "--market-data", srv.market_data,
+                              "--vector", str(vec)], cwd=CLIENT, capture_output=True, text=True, timeout=30)
+        assert run.returncode == 1 and f"broken-{i} step 0: wrong on purpose" in run.stderr, run.stderr
