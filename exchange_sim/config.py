@@ -76,11 +76,13 @@ class VenueParams(_Frozen, kw_only=True):
     limit_price_band: DecimalStr = "0.20"
     #: open orders (resting + untriggered stops) per account
     max_open_orders: Annotated[int, Meta(gt=0)] = 200
-    #: client order ids of accepted orders remembered per account (the most
-    #: recent ones): a new order reusing one is refused even after its order
-    #: filled or was cancelled, and after a restart (snapshots keep them);
+    #: the idempotency window, the only one (ADR 0008): client order ids of
+    #: the account's last N accepted orders (plus its open orders') are taken;
+    #: a new order reusing one is refused even after its order filled or was
+    #: cancelled, and after a restart (snapshots and journal replay keep
+    #: them); the server answers an identical resend from the same window.
     #: 0 = only ids of open orders are refused
-    client_id_memory: Annotated[int, Meta(ge=0)] = 1000
+    client_id_memory: Annotated[int, Meta(ge=0)] = 10_000
 
 
 class AssetConfig(_Frozen, kw_only=True):
@@ -211,8 +213,6 @@ class ServerParams(_Frozen, kw_only=True):
     max_frame_bytes: Annotated[int, Meta(ge=1024)] = 1_048_576
     #: commands per Batch frame
     max_batch: Annotated[int, Meta(gt=0)] = 1000
-    #: client order ids remembered per account for idempotent resends
-    idempotency_window: Annotated[int, Meta(ge=0)] = 10_000
     #: messages queued per subscriber before PUB drops (the subscriber sees a gap)
     pub_hwm: Annotated[int, Meta(gt=0)] = 100_000
     #: messages queued per session on the ROUTER before replies are dropped

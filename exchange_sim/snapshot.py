@@ -178,8 +178,10 @@ def restore(config: Config, state: VenueState):
             pos = acct.position(p.symbol)
             pos.qty, pos.cost = p.qty, p.cost
         acct.isolated = dict(a.isolated)
-        if a.client_ids:
-            acct.client_ids = OrderedDict(a.client_ids)
+        if a.client_ids and s.client_id_memory:
+            # the newest ``client_id_memory`` ids: a config that shrank the
+            # window since the snapshot keeps its bound (and its invariant)
+            acct.client_ids = OrderedDict(a.client_ids[-s.client_id_memory:])
         v.clearing.restore_account(acct, a.level)
     by_id = {}
     for s in state.instruments:

@@ -141,6 +141,8 @@ def _float_fields(cls) -> set[str]:
     info = msgspec.inspect.type_info(cls)
 
     def has_float(t) -> bool:
+        if isinstance(t, msgspec.inspect.Metadata):  # a field's description wraps its type
+            return has_float(t.type)
         if isinstance(t, msgspec.inspect.FloatType):
             return True
         if isinstance(t, msgspec.inspect.UnionType):

@@ -48,6 +48,8 @@ def _int_in(t: mi.IntType) -> int:
 
 def sample(t: mi.Type, full: bool, depth: int = 0):
     """A valid value of type ``t``; ``full`` also fills optional fields."""
+    if isinstance(t, mi.Metadata):  # a field's description wraps its type
+        return sample(t.type, full, depth)
     if isinstance(t, mi.IntType):
         return _int_in(t)
     if isinstance(t, mi.FloatType):
@@ -230,7 +232,7 @@ def test_json_schema_lists_every_message():
     defs = schema["$defs"]
     for cls in COMMANDS + EVENTS:
         assert cls.__name__ in defs, f"{cls.__name__} missing from the schema"
-        assert defs[cls.__name__]["properties"]["msg"] == {"enum": [cls.__name__]}
+        assert defs[cls.__name__]["properties"]["msg"]["enum"] == [cls.__name__]
 
     def refs(union):
         return {r["$ref"].rsplit("/", 1)[1] for r in union["anyOf"]}
@@ -254,6 +256,7 @@ def test_json_schema_lists_every_message():
 
 def test_json_schema_carries_the_field_bounds():
     order = json_schema()["$defs"]["NewOrder"]
-    assert order["properties"]["qty"] == {"type": "integer", "exclusiveMinimum": 0, "maximum": MAX_QTY}
+    assert order["properties"]["qty"] == {"type": "integer", "exclusiveMinimum": 0, "maximum": MAX_QTY,
+                                          "description": "quantity (lots of the instrument)"}
     assert set(order["required"]) == {"msg", "account", "symbol", "side", "qty"}
     assert json_schema()["$defs"]["Side"]["enum"] == ["buy", "sell"]

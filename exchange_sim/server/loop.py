@@ -131,7 +131,8 @@ class Server:
         #: hold replies and market data to the end of each drain turn (see ADR 0002)
         self.hold_replies = True
         self.keys = KeyRing(p.admin_key, {a.account: a.api_key for a in p.accounts})
-        self.idem = IdempotencyStore(p.idempotency_window)
+        # one idempotency window (ADR 0008): the venue's durable client-id memory
+        self.idem = IdempotencyStore(self.config.venue.client_id_memory)
         self.sessions: dict[bytes, Session] = {}
         #: admin sessions watching every account (Login.firehose)
         self.firehose: list[Session] = []
@@ -651,6 +652,8 @@ class Server:
             account=msg.account, admin=sess.admin, session=sess.sid, protocol_version=m.PROTOCOL_VERSION,
             heartbeat_interval_ms=p.heartbeat_interval_ms, heartbeat_timeout_ms=p.heartbeat_timeout_ms,
             cancel_on_disconnect=sess.cod, rate_limit_per_s=p.rate_limit_per_s, max_batch=p.max_batch,
+            rate_limit_burst=p.rate_limit_burst, max_frame_bytes=p.max_frame_bytes,
+            idempotency_window=self.idem.window,
         )))
 
     def _admin_query(self, sess: Session, msg) -> None:

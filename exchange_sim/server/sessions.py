@@ -19,16 +19,16 @@ frame and bound to an account by ``Login``. The rules, as on real venues:
   ROUTER fair-queues its peers, so a flooding session only ever gets its own
   share of the loop and its excess is answered ``RATE_LIMITED`` cheaply,
   before decoding the command.
-- **Idempotency** (:class:`IdempotencyStore`): a new order's client order id
-  names one order among the account's last ``idempotency_window`` accepted
-  orders. A resend of the same order gets the stored original reply
-  (``Reply.duplicate``); the same id on a different order is
-  ``DUPLICATE_CLIENT_ORDER_ID``. Rejected orders are not stored: they changed
-  nothing, so evaluating a retry again cannot double anything. This store is
-  the fast path and lives in memory only; the durable guarantee is the
-  venue's own (``venue.client_id_memory``: recently used ids are refused,
-  and that memory is in snapshots and rebuilt by replay), so after a restart
-  a resend is refused with ``DUPLICATE_CLIENT_ORDER_ID``, never filled twice.
+- **Idempotency: one window** (ADR 0008), ``venue.client_id_memory``
+  (default 10,000) client order ids per account: those of the account's
+  last N accepted orders, plus those of its open orders. The venue's memory
+  of them is the durable one (in snapshots, rebuilt by journal replay): a
+  new order reusing one is refused ``DUPLICATE_CLIENT_ORDER_ID`` naming the
+  original order, in this run and after a restart. :class:`IdempotencyStore`
+  is the fast path over the same window, in memory: within one server run an
+  identical resend gets the stored original reply (``Reply.duplicate``).
+  Rejected orders are not stored: they changed nothing, so evaluating a
+  retry again cannot double anything. ``LoginOk.idempotency_window`` says N.
 """
 
 from __future__ import annotations
