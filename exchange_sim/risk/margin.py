@@ -201,7 +201,8 @@ class MarginEngine:
         if x:
             h = acct.hyp[sym] = ins.usd(x)
             if model.additive:
-                acct.im_parts[sym] = model.im_part(ins, h)
+                lev = acct.leverage  # usually empty: one truth test on the hot path
+                acct.im_parts[sym] = model.im_part_at(ins, h, lev.get(sym)) if lev else model.im_part(ins, h)
         else:
             acct.hyp.pop(sym, None)
             if model.additive:
@@ -321,7 +322,8 @@ class MarginEngine:
         if model.additive:
             parts = acct.im_parts.copy()
             if x:
-                term = parts[sym] = model.im_part(ins, h)
+                lev = acct.leverage  # usually empty: one truth test on the hot path
+                term = parts[sym] = model.im_part_at(ins, h, lev.get(sym)) if lev else model.im_part(ins, h)
             else:
                 term = None
                 parts.pop(sym, None)
@@ -347,17 +349,21 @@ class MarginEngine:
             part = None
         return acct.im_total, after, (x, h, part, after)
 
-    def isolated_need(self, acct: Account, ins: Instrument | None = None, new_totals: list[int] | None = None) -> float:
+    def isolated_need(self, acct: Account, ins: Instrument | None = None, new_totals: list[int] | None = None,
+                      leverage: dict[str, int] | None = None) -> float:
         """USD the wallet must still provide for isolated IM with ``new_totals``
-        as the open orders of ``ins`` (no ``ins``: the open orders as they are):
+        as the open orders of ``ins`` (no ``ins``: the open orders as they are),
+        at the account's leverage (or ``leverage``, a hypothetical one):
         Σ over symbols of max(0, IM of the worst side − allocation)."""
         gaps = []
         alloc = acct.isolated
+        lev = acct.leverage if leverage is None else leverage
+        at = self.isolated.im_part_at
         for sym in (set(acct.hyp) | {ins.symbol}) if ins is not None else acct.hyp:
             i = self.instruments[sym]
             totals = new_totals if ins is not None and sym == ins.symbol else acct.open_totals.get(sym)
             x = worst_side(i, acct.position_qty(sym), totals)
-            im = i.im_tiers.amount(i.usd(abs(x)))  # the worse side's exposure, not the position's
+            im = at(i, i.usd(abs(x)), lev.get(sym))  # the worse side's exposure, not the position's
             gap = im - alloc.get(sym, 0) / self.unit
             if gap > 0:
                 gaps.append(gap)
@@ -370,5 +376,116 @@ class MarginEngine:
         inst = self.instruments
         exposures = self.exposures(acct)
         mm = model.mm(exposures) if exposures else 0.0
-        im = model.im([(inst[s], acct.hyp[s]) for s in sorted(acct.hyp)]) if acct.hyp else 0.0
+        if not acct.hyp:
+            im = 0.0
+        elif acct.leverage and model.additive:  # --- leverage: per-symbol terms at the account's leverage
+            lev = acct.leverage
+            im = fsum(model.im_part_at(inst[s], acct.hyp[s], lev.get(s)) for s in sorted(acct.hyp))
+        else:
+            im = model.im([(inst[s], acct.hyp[s]) for s in sorted(acct.hyp)])
         return im, mm
+
+    # --- leverage
+
+    def isolated_im(self, acct: Account, ins: Instrument, qty: int) -> float:
+        """USD initial margin a position of ``qty`` lots needs at mark alone, at
+        the account's leverage for it (the isolated allocation's floor)."""
+        return self.isolated.im_part_at(ins, ins.usd(abs(qty) * ins.mark), acct.leverage.get(ins.symbol))
+
+    def position_im(self, acct: Account, ins: Instrument, notional: float) -> float:
+        """USD IM of a position of ``notional`` (USD, ≥ 0) alone: the tiers at
+        the account's leverage for the symbol, which the portfolio model
+        ignores (docs/adr/0010-leverage.md)."""
+        lev = acct.leverage.get(ins.symbol) if acct.leverage and acct.margin_mode is not PORTFOLIO else None
+        return self.isolated.im_part_at(ins, notional, lev)
+
+    def im_at_leverage(self, acct: Account, ins: Instrument, leverage: int) -> float:
+        """The account's IM (USD, open orders included) if its leverage on
+        ``ins`` were ``leverage``; the IM now for a model that ignores leverage
+        (portfolio, custom non-additive ones). Call :meth:`fresh` first."""
+        model = self.model(acct)
+        if not model.additive:
+            return acct.im_total
+        parts = acct.im_parts.copy()
+        h = acct.hyp.get(ins.symbol)
+        if h is not None:
+            parts[ins.symbol] = model.im_part_at(ins, h, leverage)
+        return fsum(parts.values())
+
+    # --- leverage (free: what Withdraw accepts)
+
+    def withdraw_refusal(self, acct: Account, asset: Asset, bal: int, amount: int) -> str | None:
+        """Why withdrawing ``amount`` of ``asset`` (``bal`` held, ≥ amount)
+        would break margin, or None. Call :meth:`fresh` first.
+
+        Cross and portfolio: equity after it must still cover IM; with no IM,
+        a debt (negative balance) must stay backed too. Isolated: each
+        position is backed by its allocation, which its loss cannot exceed,
+        so allocations and isolated uPnL are left out and only the wallet
+        counts: the settlement balance left must cover the IM the open orders
+        need beyond the allocations (``isolated_need``, as the pre-trade
+        check), and a debt must stay backed by the wallet's counted collateral."""
+        debt = any(b < 0 for b in acct.balances.values())
+        if acct.margin_mode is not ISOLATED:
+            if acct.im_total > 0.0 or debt:
+                _, counted_before = counted_value(asset, bal)
+                _, counted_after = counted_value(asset, bal - amount)
+                eq_after = self.equity(acct) - counted_before + counted_after
+                if acct.im_total > eq_after:
+                    return f"withdrawal would leave equity {eq_after:.2f} below initial margin {acct.im_total:.2f}"
+            return None
+        settle = self.settle
+        if asset is settle:
+            need = self.isolated_need(acct)
+            free = (bal - amount) / settle.unit
+            if need > free:
+                return (f"withdrawal would leave the free {asset.name} balance {free:.2f} below the isolated "
+                        f"margin its open orders need {need:.2f}")
+        if debt:
+            _, counted_before = counted_value(asset, bal)
+            _, counted_after = counted_value(asset, bal - amount)
+            wallet_after = acct.collateral - counted_before + counted_after
+            if wallet_after < 0.0:
+                return f"withdrawal would leave the wallet {wallet_after:.2f} {settle.name} short of its debt"
+        return None
+
+    def free(self, acct: Account) -> int:
+        """The largest settlement-asset Withdraw the venue accepts now
+        (settlement minor units, ≥ 0): the same test as Withdraw
+        (:meth:`withdraw_refusal`), so withdrawing exactly ``free`` succeeds
+        and one minor unit more is refused. Call :meth:`fresh` first.
+        O(1) without IM or debt; otherwise a float estimate corrected by a
+        few exact tests (the test is monotone in the amount)."""
+        settle = self.settle
+        bal = acct.balances.get(settle.name, 0)
+        if bal <= 0:
+            return 0
+        isolated = acct.margin_mode is ISOLATED
+        if not isolated and acct.im_total <= 0.0 and not any(b < 0 for b in acct.balances.values()):
+            return bal
+        refused = self.withdraw_refusal
+        if refused(acct, settle, bal, bal) is None:
+            return bal
+        # the settlement asset has no haircut on its first bracket in every
+        # config we ship; the estimate is only a start, the tests decide
+        if isolated:
+            room = bal / self.unit - self.isolated_need(acct)
+        else:
+            room = self.equity(acct) - acct.im_total
+        # invariant: withdrawing lo passes (nothing withdrawn always does), hi is refused
+        lo, hi = 0, bal
+        guess = min(bal - 1, max(0, int(room * self.unit)))
+        if guess > 0:
+            if refused(acct, settle, bal, guess) is None:
+                lo = guess
+                if refused(acct, settle, bal, guess + 1) is not None:
+                    return guess  # the usual case: the estimate is exact
+            else:
+                hi = guess
+        while hi - lo > 1:  # bisection: O(log balance) exact tests at worst
+            mid = (lo + hi) // 2
+            if refused(acct, settle, bal, mid) is None:
+                lo = mid
+            else:
+                hi = mid
+        return lo
