@@ -574,6 +574,8 @@ class AccountUpdate(_Msg):
     free: Annotated[int, Meta(description=(
         "withdrawable settlement asset now: the largest Withdraw of it the venue accepts "
         "(settlement minor units)"))] = 0
+    allocated: Annotated[int, Meta(description=(
+        "isolated mode: the settlement asset allocated to positions, outside balances (settlement minor units)"))] = 0
 
 
 class SymbolStatus(_Msg):

@@ -114,6 +114,7 @@ class Views:
             account=acct.id, balances=dict(sorted(balances.items())) if len(balances) > 1 else balances.copy(),
             positions=positions, collateral=acct.collateral, equity=equity, im=acct.im_total,
             mm=acct.mm, margin_ratio=ratio, margin_mode=acct.margin_mode, free=m.free(acct),
+            allocated=sum(acct.isolated.values()) if acct.isolated else 0,
         )
 
     def open_orders(self, cmd: QueryOpenOrders) -> OpenOrders:
