@@ -305,6 +305,29 @@ class exchangesim(ExchangeBase):  # noqa: N801  (CCXT's class naming: the exchan
         account's other orders), oldest first."""
         return self._run(self._g_fetch_my_trades(symbol, since, limit, params))
 
+    # ----------------------------------------------------------- leverage
+
+    def set_leverage(self, leverage, symbol: str | None = None, params=None) -> dict:
+        """The account's leverage on ``symbol`` (Binance ``POST /fapi/v1/leverage``):
+        initial margin = notional / leverage, never below the notional tier's.
+        Above the tier's maximum: BadRequest; a lower leverage the account
+        cannot margin: InsufficientFunds."""
+        return self._run(self._g_set_leverage(leverage, symbol, params))
+
+    def fetch_leverage(self, symbol: str, params=None) -> dict:
+        """CCXT leverage structure (one-way mode: long = short leverage)."""
+        return self._run(self._g_fetch_leverage(symbol, params))
+
+    def fetch_leverages(self, symbols=None, params=None) -> dict:
+        return self._run(self._g_fetch_leverages(symbols, params))
+
+    def fetch_leverage_tiers(self, symbols=None, params=None) -> dict:
+        """CCXT leverage tiers per symbol (Binance ``leverageBracket``)."""
+        return self._run(self._g_fetch_leverage_tiers(symbols, params))
+
+    def fetch_market_leverage_tiers(self, symbol: str, params=None) -> list[dict]:
+        return self._run(self._g_fetch_market_leverage_tiers(symbol, params))
+
 
 __all__ = ["exchangesim", "exchanges", "Exchange", "errors", "version", "__version__", "METHODS",
            "TRUNCATE", "ROUND", "DECIMAL_PLACES", "SIGNIFICANT_DIGITS", "TICK_SIZE", "NO_PADDING",
