@@ -214,3 +214,20 @@ def test_set_leverage_validates_its_input():
     assert rej.reason == RejectReason.UNKNOWN_ACCOUNT
     (rej,) = v.apply(SetLeverage(account=1, symbol=BTC, leverage=0))
     assert rej.reason == RejectReason.INVALID_FIELD
+
+
+def test_explain_shows_the_leverage_used_per_symbol():
+    """10x on BTC, long 100 lots ($6,000): the position's IM at its leverage
+    is $600; ETH, never set, shows none and its tier IM (1 % of $3,000)."""
+    from exchange_sim.risk.explain import render
+
+    v = venue((1, 10_000))
+    set_lev(v, 1, 10)
+    trade(v, 1, MAKER, 100, 600_000)
+    trade(v, 1, MAKER, 1_000, 300_000, symbol="ETH-PERP")
+    ex = v.explain(1)
+    by = {p.symbol: p for p in ex.positions}
+    assert (by[BTC].leverage, by[BTC].im) == (10, pytest.approx(600.0))
+    assert (by["ETH-PERP"].leverage, by["ETH-PERP"].im) == (None, pytest.approx(30.0))
+    assert ex.im == pytest.approx(630.0)
+    assert "Leverage set: BTC-PERP 10x (IM $600.00)" in render(ex)
