@@ -156,3 +156,35 @@ def test_ledger_is_admin_only_over_the_server_policy():
 
     assert policy(QueryLedger) == ADMIN == policy(ShockPrice)
     assert policy(QueryLeverageTiers) == PUBLIC
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_free_is_the_withdraw_edge_in_random_states(seed):
+    """Seeded random accounts (mode, collateral, leverage, resting orders, a
+    position, a price move): on a copy of the venue, withdrawing ``free + 1``
+    is refused and exactly ``free`` is accepted, whichever path computed it."""
+    import random
+
+    from exchange_sim import snapshot
+
+    rng = random.Random(seed)
+    v = make_venue()
+    fund(v, MAKER, USDT=100_000_000)
+    mode = rng.choice(["cross", "portfolio", "isolated"])
+    fund(v, 1, USDT=rng.randrange(200, 5_000), **({"BTC": "0.05"} if mode != "isolated" and rng.random() < 0.5 else {}))
+    if mode != "cross":
+        v.apply(SetMarginMode(account=1, mode=mode))
+    v.apply(SetLeverage(account=1, symbol=BTC, leverage=rng.choice([2, 5, 10, 20, 50])))
+    trade(v, 1, MAKER, rng.randrange(5, 30), 600_000)
+    for _ in range(rng.randrange(0, 3)):
+        v.apply(NewOrder(account=1, symbol=BTC, side=Side.BUY, qty=rng.randrange(1, 20), price=590_000 - rng.randrange(0, 500)))
+    set_price(v, "BTC", str(60_000 + rng.randrange(-900, 900)))
+    free = account_view(v, 1).free
+    bal = account_view(v, 1).balances["USDT"]
+    assert 0 <= free <= bal
+    copy = lambda: snapshot.restore(v.config, snapshot.capture(v))  # noqa: E731
+    if free < bal:
+        rej = withdraw(copy(), 1, free + 1)
+        assert isinstance(rej, Rejected) and rej.reason == RejectReason.INSUFFICIENT_MARGIN, (mode, free, rej)
+    if free:
+        assert not isinstance(withdraw(copy(), 1, free), Rejected)

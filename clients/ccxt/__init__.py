@@ -228,7 +228,7 @@ class exchangesim(ExchangeBase):  # noqa: N801  (CCXT's class naming: the exchan
         CCXT's (maintenance margin / equity: 1.0 = liquidation; the venue's
         equity / MM is ``info["venue_margin_ratio"]``), account-wide under
         cross and portfolio margin. ``leverage`` = notional / initial margin
-        (the venue sets margin by notional tiers, not by a leverage setting).
+        (the figure the position carries; the leverage setting is fetch_leverage).
         ``liquidationPrice`` is an estimate: see
         :func:`clients.ccxt._base.liquidation_price`."""
         return self._run(self._g_fetch_positions(symbols, params))

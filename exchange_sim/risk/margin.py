@@ -34,6 +34,13 @@ underlying) and the settlement asset (:meth:`MarginEngine.touch`); other wallet 
 (``Account.credit`` sets ``cache_epoch = -1``) and any price move (the
 engine's ``epoch``) recompute the account in full at the next ``fresh()``.
 See docs/adr/0003-incremental-pretrade-margin.md.
+
+Leverage (docs/adr/0010-leverage.md): an additive model's IM term of a
+symbol the account set a leverage on is ``RiskModel.im_part_at`` (1/leverage,
+never below the tiers); the pre-trade check, isolated allocations
+(:meth:`MarginEngine.isolated_im`), ``isolated_need`` and the mode switch all
+read it from there. :meth:`MarginEngine.free` is the withdrawable settlement
+balance, by Withdraw's own test (:meth:`MarginEngine.withdraw_refusal`).
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ from exchange_sim.accounts import Account
 from exchange_sim.config import Config
 from exchange_sim.instruments import Asset, Instrument
 from exchange_sim.risk.models import CrossMargin, RiskModel, load_model
-from protocol.messages import MarginMode
+from protocol.messages import PRICE_SCALE, MarginMode
 
 CROSS, PORTFOLIO, ISOLATED = MarginMode.CROSS, MarginMode.PORTFOLIO, MarginMode.ISOLATED
 
@@ -80,6 +87,11 @@ class MarginEngine:
         self.isolated = CrossMargin(config, instruments)  # per position
         self.models: dict[MarginMode, RiskModel] = {CROSS: self.cross, PORTFOLIO: self.portfolio}
         self.epoch = 0
+        # --- leverage: the settlement asset counts at its full value (no haircut
+        # anywhere on its brackets), so free() may take its closed-form path
+        self._settle_flat = max(settle.haircut.rates) == 0.0
+        self._settle_den = settle.unit * PRICE_SCALE  # Asset.usd's divisor
+        self._settle_name = settle.name
         #: instruments of each underlying, for the netted models' per-underlying terms
         self.u_ins: dict[str, list[Instrument]] = {}
         for ins in instruments.values():
@@ -454,15 +466,35 @@ class MarginEngine:
         (settlement minor units, ≥ 0): the same test as Withdraw
         (:meth:`withdraw_refusal`), so withdrawing exactly ``free`` succeeds
         and one minor unit more is refused. Call :meth:`fresh` first.
-        O(1) without IM or debt; otherwise a float estimate corrected by a
-        few exact tests (the test is monotone in the amount)."""
-        settle = self.settle
-        bal = acct.balances.get(settle.name, 0)
+
+        Every AccountUpdate carries it, so the usual case (cross or
+        portfolio, no debt, a settlement asset without haircut) is inlined:
+        there Withdraw's test is ``im > (equity − usd(bal)) + usd(bal − amount)``,
+        written here with the same float operations in the same order (the
+        same verdict, bit for bit), the estimate ``(equity − im) × unit``
+        checked at it and one unit above. Otherwise, and if the estimate is
+        off, the exact test decides by bisection (it is monotone in the amount)."""
+        balances = acct.balances
+        bal = balances.get(self._settle_name, 0)
         if bal <= 0:
             return 0
         isolated = acct.margin_mode is ISOLATED
-        if not isolated and acct.im_total <= 0.0 and not any(b < 0 for b in acct.balances.values()):
-            return bal
+        if not isolated and (len(balances) == 1 or min(balances.values()) >= 0):  # no debt
+            im = acct.im_total
+            if im <= 0.0:
+                return bal
+            if self._settle_flat:
+                idx = self.settle.index
+                den = self._settle_den
+                alloc = sum(acct.isolated.values()) if acct.isolated else 0
+                base = (acct.collateral + (acct.upnl + alloc) / self.unit) - bal * idx / den  # equity − usd(bal)
+                if not im > base:  # everything may go (usd(0) == 0.0)
+                    return bal
+                keep = int((im - base) * self.unit)  # about the minor units that must stay
+                # withdrawing bal − keep passes and one unit more is refused: the usual case
+                if 0 < keep < bal and not im > base + keep * idx / den and im > base + (keep - 1) * idx / den:
+                    return bal - keep
+        settle = self.settle
         refused = self.withdraw_refusal
         if refused(acct, settle, bal, bal) is None:
             return bal
