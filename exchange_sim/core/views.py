@@ -103,7 +103,9 @@ class Views:
             view = PositionView(
                 symbol=sym, qty=qty, entry_price=pos.entry_price(), mark=mark, notional=notional,
                 upnl=ins.upnl(qty, pos.cost),
-                im=m.position_im(acct, ins, notional / ins.settle_unit),
+                # the tiers unless the account set a leverage (a view per fill: keep it one call)
+                im=ins.im_tiers.amount(notional / ins.settle_unit) if not acct.leverage
+                else m.position_im(acct, ins, notional / ins.settle_unit),
                 mm=ins.mm_tiers.amount(notional / ins.settle_unit),
             )
             views[sym] = (qty, pos.cost, mark, view)

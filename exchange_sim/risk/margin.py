@@ -490,10 +490,11 @@ class MarginEngine:
                 base = (acct.collateral + (acct.upnl + alloc) / self.unit) - bal * idx / den  # equity − usd(bal)
                 if not im > base:  # everything may go (usd(0) == 0.0)
                     return bal
-                keep = int((im - base) * self.unit)  # about the minor units that must stay
-                # withdrawing bal − keep passes and one unit more is refused: the usual case
-                if 0 < keep < bal and not im > base + keep * idx / den and im > base + (keep - 1) * idx / den:
-                    return bal - keep
+                k = -int((base - im) * self.unit)  # about the minor units that must stay (rounded up)
+                for keep in (k, k + 1):  # the float estimate is exact or one unit short
+                    # withdrawing bal − keep passes and one unit more is refused: the answer
+                    if 0 < keep < bal and not im > base + keep * idx / den and im > base + (keep - 1) * idx / den:
+                        return bal - keep
         settle = self.settle
         refused = self.withdraw_refusal
         if refused(acct, settle, bal, bal) is None:
