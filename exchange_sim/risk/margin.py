@@ -51,7 +51,7 @@ from exchange_sim.accounts import Account
 from exchange_sim.config import Config
 from exchange_sim.instruments import Asset, Instrument
 from exchange_sim.risk.models import CrossMargin, RiskModel, load_model
-from protocol.messages import PRICE_SCALE, MarginMode
+from protocol.messages import MarginMode
 
 CROSS, PORTFOLIO, ISOLATED = MarginMode.CROSS, MarginMode.PORTFOLIO, MarginMode.ISOLATED
 
@@ -90,7 +90,6 @@ class MarginEngine:
         # --- leverage: the settlement asset counts at its full value (no haircut
         # anywhere on its brackets), so free() may take its closed-form path
         self._settle_flat = max(settle.haircut.rates) == 0.0
-        self._settle_den = settle.unit * PRICE_SCALE  # Asset.usd's divisor
         self._settle_name = settle.name
         #: instruments of each underlying, for the netted models' per-underlying terms
         self.u_ins: dict[str, list[Instrument]] = {}
@@ -426,20 +425,34 @@ class MarginEngine:
 
     # --- leverage (free: what Withdraw accepts)
 
+    def _pooled_flat(self, acct: Account) -> bool:
+        """Cross or portfolio, no debt, and a settlement asset without haircut:
+        the case where Withdraw of the settlement asset is ``amount ≤ free``."""
+        if acct.margin_mode is ISOLATED or not self._settle_flat:
+            return False
+        balances = acct.balances
+        return len(balances) == 1 or min(balances.values()) >= 0
+
     def withdraw_refusal(self, acct: Account, asset: Asset, bal: int, amount: int) -> str | None:
         """Why withdrawing ``amount`` of ``asset`` (``bal`` held, ≥ amount)
         would break margin, or None. Call :meth:`fresh` first.
 
         Cross and portfolio: equity after it must still cover IM; with no IM,
-        a debt (negative balance) must stay backed too. Isolated: each
-        position is backed by its allocation, which its loss cannot exceed,
-        so allocations and isolated uPnL are left out and only the wallet
+        a debt (negative balance) must stay backed too. For the settlement
+        asset with no debt that is, in integers, ``amount ≤`` :meth:`free`
+        (the same rule the AccountUpdate shows). Isolated: each position is
+        backed by its allocation, which its loss cannot exceed, so
+        allocations and isolated uPnL are left out and only the wallet
         counts: the settlement balance left must cover the IM the open orders
         need beyond the allocations (``isolated_need``, as the pre-trade
         check), and a debt must stay backed by the wallet's counted collateral."""
-        debt = any(b < 0 for b in acct.balances.values())
         if acct.margin_mode is not ISOLATED:
-            if acct.im_total > 0.0 or debt:
+            if asset is self.settle and self._pooled_flat(acct):
+                if amount > self.free(acct):
+                    eq_after = self.equity(acct) - asset.usd(amount)
+                    return f"withdrawal would leave equity {eq_after:.2f} below initial margin {acct.im_total:.2f}"
+                return None
+            if acct.im_total > 0.0 or any(b < 0 for b in acct.balances.values()):
                 _, counted_before = counted_value(asset, bal)
                 _, counted_after = counted_value(asset, bal - amount)
                 eq_after = self.equity(acct) - counted_before + counted_after
@@ -453,7 +466,7 @@ class MarginEngine:
             if need > free:
                 return (f"withdrawal would leave the free {asset.name} balance {free:.2f} below the isolated "
                         f"margin its open orders need {need:.2f}")
-        if debt:
+        if any(b < 0 for b in acct.balances.values()):
             _, counted_before = counted_value(asset, bal)
             _, counted_after = counted_value(asset, bal - amount)
             wallet_after = acct.collateral - counted_before + counted_after
@@ -463,44 +476,31 @@ class MarginEngine:
 
     def free(self, acct: Account) -> int:
         """The largest settlement-asset Withdraw the venue accepts now
-        (settlement minor units, ≥ 0): the same test as Withdraw
-        (:meth:`withdraw_refusal`), so withdrawing exactly ``free`` succeeds
-        and one minor unit more is refused. Call :meth:`fresh` first.
+        (settlement minor units, ≥ 0), so withdrawing exactly ``free``
+        succeeds and one minor unit more is refused. Call :meth:`fresh` first.
 
-        Every AccountUpdate carries it, so the usual case (cross or
-        portfolio, no debt, a settlement asset without haircut) is inlined:
-        there Withdraw's test is ``im > (equity − usd(bal)) + usd(bal − amount)``,
-        written here with the same float operations in the same order (the
-        same verdict, bit for bit), the estimate ``(equity − im) × unit``
-        checked at it and one unit above. Otherwise, and if the estimate is
-        off, the exact test decides by bisection (it is monotone in the amount)."""
+        The usual case (cross or portfolio, no debt, a settlement asset
+        without haircut; every AccountUpdate carries it, so it is a few
+        operations): ``min(balance, floor((equity − IM) × unit))``, and
+        Withdraw's rule there *is* ``amount ≤ free``. Otherwise (isolated, a
+        debt, a haircut settlement asset) Withdraw's float test
+        (:meth:`withdraw_refusal`) decides, by bisection on the amount (the
+        test is monotone in it), from an estimate."""
         balances = acct.balances
         bal = balances.get(self._settle_name, 0)
         if bal <= 0:
             return 0
         isolated = acct.margin_mode is ISOLATED
-        if not isolated and (len(balances) == 1 or min(balances.values()) >= 0):  # no debt
+        if not isolated and self._settle_flat and (len(balances) == 1 or min(balances.values()) >= 0):
             im = acct.im_total
             if im <= 0.0:
                 return bal
-            if self._settle_flat:
-                idx = self.settle.index
-                den = self._settle_den
-                alloc = sum(acct.isolated.values()) if acct.isolated else 0
-                base = (acct.collateral + (acct.upnl + alloc) / self.unit) - bal * idx / den  # equity − usd(bal)
-                if not im > base:  # everything may go (usd(0) == 0.0)
-                    return bal
-                k = -int((base - im) * self.unit)  # about the minor units that must stay (rounded up)
-                for keep in (k, k + 1):  # the float estimate is exact or one unit short
-                    # withdrawing bal − keep passes and one unit more is refused: the answer
-                    if 0 < keep < bal and not im > base + keep * idx / den and im > base + (keep - 1) * idx / den:
-                        return bal - keep
+            room = int((self.equity(acct) - im) * self.unit)  # floor for a positive room
+            return 0 if room <= 0 else room if room < bal else bal
         settle = self.settle
         refused = self.withdraw_refusal
         if refused(acct, settle, bal, bal) is None:
             return bal
-        # the settlement asset has no haircut on its first bracket in every
-        # config we ship; the estimate is only a start, the tests decide
         if isolated:
             room = bal / self.unit - self.isolated_need(acct)
         else:
