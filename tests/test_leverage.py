@@ -12,6 +12,7 @@ from venue_helpers import BTC, MAKER, U, account_view, fund, make_venue, one, pl
 
 from exchange_sim import snapshot
 from exchange_sim.venue import Venue
+from protocol import messages as M
 from protocol.messages import (
     AdjustIsolatedMargin,
     IsolatedMarginChanged,
@@ -231,3 +232,24 @@ def test_explain_shows_the_leverage_used_per_symbol():
     assert (by["ETH-PERP"].leverage, by["ETH-PERP"].im) == (None, pytest.approx(30.0))
     assert ex.im == pytest.approx(630.0)
     assert "Leverage set: BTC-PERP 10x (IM $600.00)" in render(ex)
+
+
+def test_leverage_is_journaled_and_replayed(tmp_path):
+    """SetLeverage goes through the journal like any command: recovery from
+    the journal alone rebuilds the leverage and the IM it implies."""
+    from exchange_sim import journal, replay
+
+    j = journal.Journal(tmp_path)
+    v = make_venue()
+    cmds = [M.Deposit(account=1, asset="USDT", amount=1_000 * U),
+            SetLeverage(account=1, symbol=BTC, leverage=4),
+            M.NewOrder(account=1, symbol=BTC, side=M.Side.BUY, qty=10, price=600_000)]
+    for seq, c in enumerate(cmds, 1):
+        j.append(seq, seq * 1_000, c)
+        assert not isinstance(v.apply(c, seq * 1_000)[0], Rejected)
+    j.close()
+    recovered, _, replayed = replay.recover(tmp_path)
+    assert replayed == 3
+    assert snapshot.state_hash(recovered) == snapshot.state_hash(v)
+    assert lev(recovered, 1).leverage == 4
+    assert account_view(recovered, 1).im == pytest.approx(600 / 4)
