@@ -115,7 +115,7 @@ class Views:
         return AccountUpdate(
             account=acct.id, balances=dict(sorted(balances.items())) if len(balances) > 1 else balances.copy(),
             positions=positions, collateral=acct.collateral, equity=equity, im=acct.im_total,
-            mm=acct.mm, margin_ratio=ratio, margin_mode=acct.margin_mode, free=m.free(acct),
+            mm=acct.mm, margin_ratio=ratio, margin_mode=acct.margin_mode, free=m.free(acct, equity),
             allocated=sum(acct.isolated.values()) if acct.isolated else 0,
         )
 

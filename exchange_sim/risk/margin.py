@@ -474,7 +474,7 @@ class MarginEngine:
                 return f"withdrawal would leave the wallet {wallet_after:.2f} {settle.name} short of its debt"
         return None
 
-    def free(self, acct: Account) -> int:
+    def free(self, acct: Account, equity: float | None = None) -> int:
         """The largest settlement-asset Withdraw the venue accepts now
         (settlement minor units, ≥ 0), so withdrawing exactly ``free``
         succeeds and one minor unit more is refused. Call :meth:`fresh` first.
@@ -485,7 +485,8 @@ class MarginEngine:
         Withdraw's rule there *is* ``amount ≤ free``. Otherwise (isolated, a
         debt, a haircut settlement asset) Withdraw's float test
         (:meth:`withdraw_refusal`) decides, by bisection on the amount (the
-        test is monotone in it), from an estimate."""
+        test is monotone in it), from an estimate. ``equity``: the account's
+        :meth:`equity` if the caller has it already (the AccountUpdate builder)."""
         balances = acct.balances
         bal = balances.get(self._settle_name, 0)
         if bal <= 0:
@@ -495,7 +496,7 @@ class MarginEngine:
             im = acct.im_total
             if im <= 0.0:
                 return bal
-            room = int((self.equity(acct) - im) * self.unit)  # floor for a positive room
+            room = int(((self.equity(acct) if equity is None else equity) - im) * self.unit)  # floor if positive
             return 0 if room <= 0 else room if room < bal else bal
         settle = self.settle
         refused = self.withdraw_refusal
