@@ -122,6 +122,42 @@ class Core:
         raise_for(events)
         return models.book(self._mk(), events[0])
 
+    # --- leverage
+
+    def set_leverage_cmd(self, symbol: str, leverage, account=None) -> m.SetLeverage:
+        self._mk()[symbol]  # an unknown symbol is refused here, typed
+        try:
+            whole = not isinstance(leverage, (bool, str)) and int(leverage) == leverage
+        except (TypeError, ValueError, OverflowError):
+            whole = False
+        if not whole:
+            raise InvalidOrder(f"leverage must be a whole number, not {leverage!r}", RejectReason.INVALID_FIELD)
+        return m.SetLeverage(account=self._acct(account), symbol=symbol, leverage=int(leverage))
+
+    def parse_leverage_changed(self, events: list) -> m.LeverageChanged:
+        raise_for(events)
+        for ev in events:
+            if type(ev) is m.LeverageChanged:
+                return ev
+        raise ExchangeError(f"unexpected reply to SetLeverage: {events!r}")
+
+    def parse_leverage(self, events: list) -> dict[str, models.SymbolLeverage]:
+        raise_for(events)
+        mk = self._mk()
+        return {s.symbol: models.symbol_leverage(mk, s) for ev in events if type(ev) is m.Leverage for s in ev.symbols}
+
+    def parse_leverage_tiers(self, events: list) -> dict[str, tuple[models.LeverageTier, ...]]:
+        raise_for(events)
+        return {s.symbol: tuple(models.leverage_tier(t) for t in s.tiers)
+                for ev in events if type(ev) is m.LeverageTiers for s in ev.symbols}
+
+    def parse_ledger(self, events: list) -> models.Ledger:
+        raise_for(events)
+        for ev in events:
+            if type(ev) is m.Ledger:
+                return models.ledger(self._mk(), ev)
+        raise ExchangeError(f"unexpected reply to QueryLedger: {events!r}")
+
     def human(self, ev):
         """An event in human units where a model exists (see clients.models)."""
         return models.convert(self.markets, ev) if self.markets is not None else ev

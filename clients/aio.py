@@ -313,6 +313,22 @@ class AsyncClient(Core):
     async def close_account(self, account: int) -> list:
         return await self.call(m.CloseAccount(account=account))
 
+    # ---------------------------------------------------------- leverage
+
+    async def set_leverage(self, symbol: str, leverage: int) -> m.LeverageChanged:
+        """See :meth:`clients.client.Client.set_leverage`."""
+        return self.parse_leverage_changed((await self.request(self.set_leverage_cmd(symbol, leverage))).events)
+
+    async def leverage(self, symbol: str | None = None) -> dict[str, models.SymbolLeverage]:
+        return self.parse_leverage((await self.request(m.QueryLeverage(account=self._acct(None), symbol=symbol))).events)
+
+    async def leverage_tiers(self, symbol: str | None = None) -> dict[str, tuple[models.LeverageTier, ...]]:
+        return self.parse_leverage_tiers((await self.request(m.QueryLeverageTiers(symbol=symbol))).events)
+
+    async def ledger(self) -> models.Ledger:
+        """Admin: the venue's money ledger per asset."""
+        return self.parse_ledger((await self.request(m.QueryLedger())).events)
+
     async def check_invariants(self) -> Invariants:
         return await self._bare_request(CheckInvariants())
 

@@ -344,6 +344,26 @@ class Client(Core):
     def close_account(self, account: int) -> list:
         return self.call(m.CloseAccount(account=account))
 
+    # ---------------------------------------------------------- leverage
+
+    def set_leverage(self, symbol: str, leverage: int) -> m.LeverageChanged:
+        """Set this account's leverage on ``symbol`` (IM rate 1/leverage, never
+        below the notional tier's); raises InvalidOrder above the tier's
+        maximum, InsufficientMargin when a lower one needs more than is free."""
+        return self.parse_leverage_changed(self.request(self.set_leverage_cmd(symbol, leverage)).events)
+
+    def leverage(self, symbol: str | None = None) -> dict[str, models.SymbolLeverage]:
+        """Leverage per symbol (every symbol, or one), with the tier brackets."""
+        return self.parse_leverage(self.request(m.QueryLeverage(account=self._acct(None), symbol=symbol)).events)
+
+    def leverage_tiers(self, symbol: str | None = None) -> dict[str, tuple[models.LeverageTier, ...]]:
+        """The notional brackets per symbol (Binance leverageBracket); public."""
+        return self.parse_leverage_tiers(self.request(m.QueryLeverageTiers(symbol=symbol)).events)
+
+    def ledger(self) -> models.Ledger:
+        """Admin: the venue's money ledger per asset (conservation from queries)."""
+        return self.parse_ledger(self.request(m.QueryLedger()).events)
+
     def check_invariants(self) -> Invariants:
         return self._bare_request(CheckInvariants())
 

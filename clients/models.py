@@ -223,6 +223,9 @@ class AccountState:
     mm: Decimal
     margin_ratio: Decimal | None
     margin_mode: str
+    # --- leverage
+    free: Decimal = Decimal(0)  # withdrawable settlement asset now (what Withdraw accepts)
+    allocated: Decimal = Decimal(0)  # isolated: settlement asset allocated to positions
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +318,7 @@ def account_state(mk: Markets, ev: m.AccountUpdate) -> AccountState:
         positions=tuple(positions), collateral=mk.risk(ev.collateral), equity=mk.risk(ev.equity),
         im=mk.risk(ev.im), mm=mk.risk(ev.mm), margin_ratio=None if ev.margin_ratio is None else Decimal(repr(ev.margin_ratio)),
         margin_mode=str(getattr(ev.margin_mode, "value", ev.margin_mode)),
+        free=mk.settle(ev.free), allocated=mk.settle(ev.allocated),
     )
 
 
@@ -373,3 +377,80 @@ def order_result(mk: Markets, events: list, duplicate: bool = False) -> OrderRes
         filled=ins.qty(filled), avg_price=avg, fee=mk.settle(fee), fills=tuple(fills), duplicate=duplicate,
         cancel_cause=cancel_cause,
     )
+
+
+# --- leverage
+
+
+@dataclass(frozen=True, slots=True)
+class LeverageTier:
+    """One notional bracket (Binance ``leverageBracket``): inside it
+    MM = notional × mm_rate − mm_amount."""
+
+    bracket: int
+    notional_floor: Decimal
+    notional_cap: Decimal | None  # None: unbounded
+    max_leverage: int
+    im_rate: Decimal
+    mm_rate: Decimal
+    mm_amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolLeverage:
+    symbol: str
+    leverage: int
+    set: bool  # False: never set (the first tier's maximum is reported; IM from the tiers)
+    max_leverage: int  # what the tier of the current notional allows
+    notional: Decimal  # position and open orders, worse side, USD
+    tiers: tuple[LeverageTier, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerLine:
+    """One asset of the venue's ledger, in that asset's units."""
+
+    asset: str
+    deposits: Decimal
+    withdrawals: Decimal
+    fees_collected: Decimal
+    funding_residue: Decimal
+    liquidation_fees: Decimal
+    insurance_fund: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Ledger:
+    insurance_account: int
+    assets: dict[str, LedgerLine]
+
+
+def _rate(x: float) -> Decimal:
+    return Decimal(repr(x))
+
+
+def leverage_tier(t: m.LeverageTier) -> LeverageTier:
+    return LeverageTier(
+        bracket=t.bracket, notional_floor=_rate(t.notional_floor),
+        notional_cap=None if t.notional_cap is None else _rate(t.notional_cap), max_leverage=t.max_leverage,
+        im_rate=_rate(t.im_rate), mm_rate=_rate(t.mm_rate), mm_amount=_rate(t.mm_amount),
+    )
+
+
+def symbol_leverage(mk: Markets, s: m.SymbolLeverage) -> SymbolLeverage:
+    return SymbolLeverage(
+        symbol=s.symbol, leverage=s.leverage, set=s.set, max_leverage=s.max_leverage, notional=mk.risk(s.notional),
+        tiers=tuple(leverage_tier(t) for t in s.tiers),
+    )
+
+
+def ledger(mk: Markets, ev: m.Ledger) -> Ledger:
+    lines = {}
+    for r in ev.assets:
+        a = r.asset
+        lines[a] = LedgerLine(
+            asset=a, deposits=mk.amount(a, r.deposits), withdrawals=mk.amount(a, r.withdrawals),
+            fees_collected=mk.amount(a, r.fees_collected), funding_residue=mk.amount(a, r.funding_residue),
+            liquidation_fees=mk.amount(a, r.liquidation_fees), insurance_fund=mk.amount(a, r.insurance_fund),
+        )
+    return Ledger(insurance_account=ev.insurance_account, assets=lines)

@@ -2,7 +2,7 @@
 
 A snapshot holds everything ``Venue.apply`` reads: prices, books (orders in
 priority order), untriggered stops, accounts (wallets, positions, isolated
-allocations, margin mode, margin-call level, recently used client order
+allocations, margin mode, leverage per symbol, margin-call level, recently used client order
 ids), the money ledgers, id counters, the clock and pending liquidations.
 Caches (margin figures, the sweep's numpy arrays) are not stored: they are
 recomputed from this state, and every margin float is computed in an order
@@ -76,6 +76,8 @@ class AccountState(msgspec.Struct, omit_defaults=True):
     #: later with a default (omitted when empty): older snapshots still load
     #: and hash the same, with nothing remembered
     client_ids: list[tuple[str, int]] = []
+    # --- leverage: symbol -> leverage the account set (omitted when none)
+    leverage: list[tuple[str, int]] = []
 
 
 class VenueState(msgspec.Struct):
@@ -92,6 +94,9 @@ class VenueState(msgspec.Struct):
     withdrawals: list[tuple[str, int]]
     fees_collected: list[tuple[str, int]]
     pending_liquidations: list[int]
+    # --- leverage: the ledger's finer lines (of fees_collected; paid to the fund)
+    funding_residue: list[tuple[str, int]] = []
+    liquidation_fees: list[tuple[str, int]] = []
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -125,6 +130,7 @@ def capture(venue) -> VenueState:
                 positions=[PositionState(s, p.qty, p.cost) for s, p in a.positions.items()],
                 isolated=list(a.isolated.items()), level=int(levels[a.col]), order_ids=list(a.orders),
                 client_ids=list(a.client_ids.items()) if a.client_ids else [],
+                leverage=sorted(a.leverage.items()),  # --- leverage
             )
         )
     return VenueState(
@@ -133,6 +139,8 @@ def capture(venue) -> VenueState:
         index=[(n, a.index) for n, a in venue.assets.items()], instruments=instruments, accounts=accounts,
         deposits=list(venue.deposits.items()), withdrawals=list(venue.withdrawals.items()),
         fees_collected=list(venue.fees_collected.items()), pending_liquidations=list(venue.liq.pending),
+        # --- leverage
+        funding_residue=list(venue.funding_residue.items()), liquidation_fees=list(venue.liquidation_fees.items()),
     )
 
 
@@ -167,6 +175,8 @@ def restore(config: Config, state: VenueState):
     s.deposits.update(state.deposits)
     s.withdrawals.update(state.withdrawals)
     s.fees_collected.update(state.fees_collected)
+    s.funding_residue.update(state.funding_residue)  # --- leverage
+    s.liquidation_fees.update(state.liquidation_fees)
     for name, index in state.index:
         if name not in v.assets:
             raise ValueError(f"snapshot asset {name!r} is not in the config")
@@ -182,6 +192,7 @@ def restore(config: Config, state: VenueState):
             # the newest ``client_id_memory`` ids: a config that shrank the
             # window since the snapshot keeps its bound (and its invariant)
             acct.client_ids = OrderedDict(a.client_ids[-s.client_id_memory:])
+        acct.leverage = dict(a.leverage)  # --- leverage
         v.clearing.restore_account(acct, a.level)
     by_id = {}
     for s in state.instruments:

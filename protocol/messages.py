@@ -135,6 +135,9 @@ class RejectReason(enum.StrEnum):
     MARGIN_MODE_CHANGE_DENIED = "margin_mode_change_denied"
     ACCOUNT_EXISTS = "account_exists"
     INTERNAL = "internal"  # the server failed on the command: its effect is unknown
+    # --- leverage
+    LEVERAGE_ABOVE_MAX = "leverage_above_max"  # above what the notional tier allows
+    LEVERAGE_INSUFFICIENT_MARGIN = "leverage_insufficient_margin"  # lowering it would need more IM than is free
 
 
 #: what each reject reason means, for people (docs, logs, client errors)
@@ -176,6 +179,11 @@ REJECT_HELP = {
     RejectReason.INTERNAL: ("the server failed while handling the command (its bug, not yours; logged there "
                             "with a traceback): the command's effect is unknown, it may be partly applied. "
                             "Do not resend blindly: query your orders and account to see what happened"),
+    # --- leverage
+    RejectReason.LEVERAGE_ABOVE_MAX: ("the leverage is above the maximum of the notional tier the symbol's position "
+                                      "and open orders fall in (QueryLeverageTiers)"),
+    RejectReason.LEVERAGE_INSUFFICIENT_MARGIN: ("lowering the leverage would need more initial margin for the open "
+                                                "position and orders than the account has free"),
 }
 
 
@@ -402,6 +410,44 @@ class QueryInstruments(_Command):
     """Instrument and asset metadata a client needs to convert units."""
 
 
+# --- leverage
+LeverageX = Annotated[int, Meta(ge=1, le=1_000, description="leverage, a whole number (1 = 1x, 20 = 20x)")]
+
+
+class SetLeverage(_Command):
+    """Set the account's leverage on one symbol (Binance ``POST
+    /fapi/v1/leverage``): its initial-margin rate becomes 1/leverage, never
+    below the notional tier's own. Refused above the maximum of the tier the
+    position and open orders fall in (``leverage_above_max``), and when a
+    lower leverage would need more initial margin than the account has free
+    (``leverage_insufficient_margin``). Answered with ``LeverageChanged``."""
+
+    account: AccountField
+    symbol: SymbolField
+    leverage: LeverageX
+
+
+class QueryLeverage(_Command):
+    """The account's leverage per symbol (every symbol, or one): answered with ``Leverage``."""
+
+    account: AccountField
+    symbol: Annotated[Symbol | None, Meta(description="one symbol; none = every symbol")] = None
+
+
+class QueryLeverageTiers(_Command):
+    """The notional tiers of every symbol (or one), with their maximum
+    leverage and maintenance rate and amount, like Binance ``GET
+    /fapi/v1/leverageBracket``: answered with ``LeverageTiers``. Public."""
+
+    symbol: Annotated[Symbol | None, Meta(description="one symbol; none = every symbol")] = None
+
+
+class QueryLedger(_Command):
+    """Admin: the venue's money ledger per asset (deposits, withdrawals, fees,
+    the funding rounding residue, liquidation fees, the insurance fund), so an
+    auditor can check conservation from queries alone: answered with ``Ledger``."""
+
+
 Command = Union[
     Deposit,
     Withdraw,
@@ -424,6 +470,11 @@ Command = Union[
     QueryBook,
     QueryInstruments,
     QueryExplain,
+    # --- leverage
+    SetLeverage,
+    QueryLeverage,
+    QueryLeverageTiers,
+    QueryLedger,
 ]
 
 # ------------------------------------------------------------------ events
@@ -583,6 +634,12 @@ class AccountUpdate(_Msg):
     mm: Annotated[float, Meta(description="maintenance margin (USDT, float risk estimate)")]
     margin_ratio: RatioField
     margin_mode: Annotated[MarginMode, Meta(description="the account's margin mode")] = MarginMode.CROSS
+    # --- leverage
+    free: Annotated[int, Meta(description=(
+        "withdrawable settlement asset now: the largest Withdraw of it the venue accepts "
+        "(settlement minor units)"))] = 0
+    allocated: Annotated[int, Meta(description=(
+        "isolated mode: the settlement asset allocated to positions, outside balances (settlement minor units)"))] = 0
 
 
 class SymbolStatus(_Msg):
@@ -788,6 +845,10 @@ class ExplainPosition(_Msg):
     cross_mm: Annotated[float, Meta(description="maintenance margin under cross rules (USD, float)")]
     impact: Annotated[float, Meta(description="MM(portfolio) - MM(portfolio without it), account's mode (USD, float)")]
     isolated_margin: Annotated[float, Meta(description="allocated in isolated mode (USD, float)")] = 0.0
+    # --- leverage
+    leverage: Annotated[int | None, Meta(description=(
+        "the leverage set on the symbol (number: 20 = 20x); none = never set, IM from the notional tiers"))] = None
+    im: Annotated[float, Meta(description="the position's IM alone at its leverage, in the account's mode (USD)")] = 0.0
 
 
 class ExplainScenario(_Msg):
@@ -892,6 +953,84 @@ class Instruments(_Msg):
     assets: Annotated[list[AssetInfo], Meta(description="every asset")]
 
 
+# --- leverage
+class LeverageChanged(_Msg):
+    """An account's leverage on a symbol was set (the answer to ``SetLeverage``)."""
+
+    account: EvAccount
+    symbol: EvSymbol
+    leverage: Annotated[int, Meta(description="the symbol's leverage now (number: 20 = 20x)")]
+    max_leverage: Annotated[int, Meta(description="the most the current notional's tier allows (number: 20 = 20x)")] = 0
+
+
+class LeverageTier(_Msg):
+    """One notional bracket of a symbol (Binance ``leverageBracket`` row);
+    inside it ``MM = notional x mm_rate - mm_amount``."""
+
+    bracket: Annotated[int, Meta(description="bracket number, 1 = the smallest notionals")]
+    notional_floor: Annotated[float, Meta(description="notional from (USD)")]
+    notional_cap: Annotated[float | None, Meta(description="notional up to (USD); none = unbounded")]
+    max_leverage: Annotated[int, Meta(description="the highest leverage in this bracket: floor(1 / im_rate) (number: 20 = 20x)")]
+    im_rate: Annotated[float, Meta(description="initial-margin rate of the bracket (fraction)")]
+    mm_rate: Annotated[float, Meta(description="maintenance rate of the bracket (fraction)")]
+    mm_amount: Annotated[float, Meta(description="maintenance amount, Binance's cum (USD)")]
+
+
+class SymbolLeverageTiers(_Msg):
+    """One symbol's notional tiers."""
+
+    symbol: EvSymbol
+    tiers: Annotated[list[LeverageTier], Meta(description="the brackets, smallest notional first")]
+
+
+class LeverageTiers(_Msg):
+    """The answer to ``QueryLeverageTiers``."""
+
+    symbols: Annotated[list[SymbolLeverageTiers], Meta(description="one entry per symbol asked for")]
+
+
+class SymbolLeverage(_Msg):
+    """One symbol's leverage for an account."""
+
+    symbol: EvSymbol
+    leverage: Annotated[int, Meta(description="the leverage in use (number: 20 = 20x); the first tier's maximum when never set")]
+    set: Annotated[bool, Meta(description="false: never set, the IM is the notional tiers' alone")] = False
+    max_leverage: Annotated[int, Meta(description="the most the tier of the current notional allows (number: 20 = 20x)")] = 0
+    notional: Annotated[float, Meta(description="position and open orders, worse side, at mark (USD)")] = 0.0
+    tiers: Annotated[list[LeverageTier], Meta(description="the brackets, smallest notional first")] = []
+
+
+class Leverage(_Msg):
+    """The answer to ``QueryLeverage``: per symbol, the leverage, the maximum
+    the current notional allows and the tier brackets."""
+
+    account: EvAccount
+    symbols: Annotated[list[SymbolLeverage], Meta(description="one entry per symbol asked for")]
+
+
+class LedgerAsset(_Msg):
+    """One asset's line of the venue ledger. Conservation, exactly:
+    Σ accounts (balances + isolated allocations + uPnL) + fees_collected
+    = deposits - withdrawals, the insurance fund being one of the accounts."""
+
+    asset: Annotated[str, Meta(description="asset name, e.g. `USDT`")]
+    deposits: Annotated[int, Meta(description="every deposit ever, the insurance seed included (minor units)")] = 0
+    withdrawals: Annotated[int, Meta(description="every withdrawal ever (minor units)")] = 0
+    fees_collected: Annotated[int, Meta(description=(
+        "the venue's take: trading fees plus the funding rounding residue (minor units)"))] = 0
+    funding_residue: Annotated[int, Meta(description=(
+        "of fees_collected, what funding rounding left over (minor units)"))] = 0
+    liquidation_fees: Annotated[int, Meta(description="paid to the insurance fund by liquidations (minor units)")] = 0
+    insurance_fund: Annotated[int, Meta(description="the insurance fund account's balance (minor units)")] = 0
+
+
+class Ledger(_Msg):
+    """The answer to the admin's ``QueryLedger``."""
+
+    insurance_account: Annotated[int, Meta(description="the insurance fund's account id")]
+    assets: Annotated[list[LedgerAsset], Meta(description="one line per asset")]
+
+
 Event = Union[
     Rejected,
     OrderAccepted,
@@ -925,4 +1064,9 @@ Event = Union[
     FundingRate,
     FundingPayment,
     Explain,
+    # --- leverage
+    LeverageChanged,
+    LeverageTiers,
+    Leverage,
+    Ledger,
 ]

@@ -230,7 +230,7 @@ class exchangesim(ExchangeBase):  # noqa: N801  (CCXT's class naming: the exchan
         CCXT's (maintenance margin / equity: 1.0 = liquidation; the venue's
         equity / MM is ``info["venue_margin_ratio"]``), account-wide under
         cross and portfolio margin. ``leverage`` = notional / initial margin
-        (the venue sets margin by notional tiers, not by a leverage setting).
+        (the figure the position carries; the leverage setting is fetch_leverage).
         ``liquidationPrice`` is an estimate: see
         :func:`clients.ccxt._base.liquidation_price`."""
         return self._run(self._g_fetch_positions(symbols, params))
@@ -327,6 +327,28 @@ class exchangesim(ExchangeBase):  # noqa: N801  (CCXT's class naming: the exchan
         """ccxt's ``exchange.sleep(ms)``."""
         time.sleep(float(milliseconds) / 1000)
 
+    # ----------------------------------------------------------- leverage
+
+    def set_leverage(self, leverage, symbol: str | None = None, params=None) -> dict:
+        """The account's leverage on ``symbol`` (Binance ``POST /fapi/v1/leverage``):
+        initial margin = notional / leverage, never below the notional tier's.
+        Above the tier's maximum: BadRequest; a lower leverage the account
+        cannot margin: InsufficientFunds."""
+        return self._run(self._g_set_leverage(leverage, symbol, params))
+
+    def fetch_leverage(self, symbol: str, params=None) -> dict:
+        """CCXT leverage structure (one-way mode: long = short leverage)."""
+        return self._run(self._g_fetch_leverage(symbol, params))
+
+    def fetch_leverages(self, symbols=None, params=None) -> dict:
+        return self._run(self._g_fetch_leverages(symbols, params))
+
+    def fetch_leverage_tiers(self, symbols=None, params=None) -> dict:
+        """CCXT leverage tiers per symbol (Binance ``leverageBracket``)."""
+        return self._run(self._g_fetch_leverage_tiers(symbols, params))
+
+    def fetch_market_leverage_tiers(self, symbol: str, params=None) -> list[dict]:
+        return self._run(self._g_fetch_market_leverage_tiers(symbol, params))
 
 
 __all__ = ["exchangesim", "exchanges", "Exchange", "errors", "version", "__version__", "METHODS",

@@ -80,7 +80,7 @@ UNSUPPORTED_PARAMS = {
     "workingType": "stops trigger on the mark price only",
     "closePosition": "close-position orders are not supported yet; send a reduce-only order for the position size",
     "marginMode": "the margin mode is per account: call set_margin_mode",
-    "leverage": "the venue has no leverage setting; margin comes from notional tiers",
+    "leverage": "the leverage is per account and symbol: call set_leverage",
     "hedged": "one net position per instrument (one-way mode)",
     "positionSide": "one net position per instrument (one-way mode)",
 }
@@ -351,11 +351,11 @@ class ExchangeBase:
         "createReduceOnlyOrder": True, "createStopOrder": True, "createStopLimitOrder": True,
         "createStopMarketOrder": True, "createTriggerOrder": True, "createStopLossOrder": False,
         "createTakeProfitOrder": False, "editOrder": True, "fetchBalance": True, "fetchCanceledOrders": "emulated",
-        "fetchClosedOrders": "emulated", "fetchCurrencies": True, "fetchFundingRate": False, "fetchLeverage": False,
+        "fetchClosedOrders": "emulated", "fetchCurrencies": True, "fetchFundingRate": False, "fetchLeverage": True,
         "fetchMarginMode": True, "fetchMarkets": True, "fetchMyTrades": "emulated", "fetchOHLCV": False,
         "fetchOpenOrders": True, "fetchOrder": True, "fetchOrderBook": True, "fetchOrders": "emulated",
         "fetchPosition": True, "fetchPositions": True, "fetchTicker": True, "fetchTickers": True,
-        "fetchTime": True, "fetchTrades": "emulated", "reduceMargin": True, "setLeverage": False,
+        "fetchTime": True, "fetchTrades": "emulated", "reduceMargin": True, "setLeverage": True,
         "setMarginMode": True, "setPositionMode": False, "withdraw": False, "deposit": False,
         "watchOrderBook": False, "watchOrders": False, "watchPositions": False, "watchTicker": False,
         "watchTrades": False,
@@ -363,6 +363,8 @@ class ExchangeBase:
         "publicAPI": True, "privateAPI": True, "sandbox": True, "ws": False, "index": False,
         "createLimitBuyOrder": True, "createLimitSellOrder": True, "createMarketBuyOrder": True,
         "createMarketSellOrder": True, "createOrders": True, "fetchL2OrderBook": True, "fetchStatus": True,
+        # --- leverage
+        "fetchLeverages": True, "fetchLeverageTiers": True, "fetchMarketLeverageTiers": True,
     }
 
     def __init__(self, config: dict | None = None):
@@ -645,10 +647,6 @@ class ExchangeBase:
 
     def create_stop_market_order(self, symbol, side, amount, triggerPrice, params=None):
         return self.create_stop_order(symbol, "market", side, amount, None, triggerPrice, params)
-
-    def set_leverage(self, leverage, symbol=None, params=None):
-        raise E.NotSupported(f"{self.id} setLeverage() is not supported: the venue has no leverage setting; margin "
-                             "comes from notional tiers (a position's leverage = notional / initial margin)")
 
     def set_position_mode(self, hedged, symbol=None, params=None):
         raise E.NotSupported(f"{self.id} setPositionMode() is not supported: one net position per instrument")
@@ -1397,6 +1395,69 @@ class ExchangeBase:
             "remaining": 0.0, "status": "rejected", "fee": None, "fees": [], "trades": [],
             "info": {"reason": getattr(exc, "reason", None), "message": str(exc), "error": type(exc).__name__},
         }
+    # --- leverage (Binance semantics: per account and symbol, bounded by notional tiers)
+
+    def _leverage_dict(self, s: m.SymbolLeverage, mode: str) -> dict:
+        return {"info": builtins(s), "symbol": self._sym(s.symbol), "marginMode": mode,
+                "longLeverage": s.leverage, "shortLeverage": s.leverage}
+
+    def _tiers_list(self, s: m.SymbolLeverageTiers) -> list[dict]:
+        settle = self._meta[s.symbol].settlement
+        return [{"tier": t.bracket, "symbol": self._sym(s.symbol), "currency": settle,
+                 "minNotional": t.notional_floor, "maxNotional": t.notional_cap,
+                 "maintenanceMarginRate": t.mm_rate, "maxLeverage": t.max_leverage, "info": builtins(t)}
+                for t in s.tiers]
+
+    @params_read()
+    def _g_set_leverage(self, leverage, symbol: str | None = None, params=None):
+        if symbol is None:
+            raise E.ArgumentsRequired(f"{self.id} setLeverage() requires a symbol argument")
+        yield from self._g_load_markets()
+        mkt = self.market(symbol)
+        try:
+            whole = not isinstance(leverage, (bool, str)) and int(leverage) == leverage
+        except (TypeError, ValueError, OverflowError):
+            whole = False
+        if not whole:
+            raise E.BadRequest(f"{self.id} setLeverage() leverage must be a whole number, not {leverage!r}")
+        (rep,) = yield Req((m.SetLeverage(account=self._account(), symbol=mkt["id"], leverage=int(leverage)),))
+        evs = raise_for(rep.events)
+        self._apply(evs)
+        ev = next(e for e in evs if type(e) is m.LeverageChanged)
+        return {"info": builtins(ev), "symbol": mkt["symbol"], "leverage": ev.leverage,
+                "maxLeverage": ev.max_leverage}
+
+    @params_read()
+    def _g_fetch_leverages(self, symbols=None, params=None):
+        yield from self._g_load_markets()
+        acct = self._account()
+        rep, acc_rep = yield Req((m.QueryLeverage(account=acct), m.QueryAccount(account=acct)))
+        ev = next(e for e in raise_for(rep.events) if type(e) is m.Leverage)
+        upd = next(e for e in raise_for(acc_rep.events) if type(e) is m.AccountUpdate)
+        mode = str(getattr(upd.margin_mode, "value", upd.margin_mode))
+        wanted = None if symbols is None else {self.market(s)["id"] for s in symbols}
+        return {self._sym(s.symbol): self._leverage_dict(s, mode) for s in ev.symbols
+                if wanted is None or s.symbol in wanted}
+
+    @params_read()
+    def _g_fetch_leverage(self, symbol: str, params=None):
+        out = yield from self._g_fetch_leverages([symbol])
+        return out[self.market(symbol)["symbol"]]
+
+    @params_read()
+    def _g_fetch_leverage_tiers(self, symbols=None, params=None):
+        yield from self._g_load_markets()
+        wanted = None if symbols is None else {self.market(s)["id"] for s in symbols}
+        (rep,) = yield Req((m.QueryLeverageTiers(),))
+        ev = next(e for e in raise_for(rep.events) if type(e) is m.LeverageTiers)
+        return {self._sym(s.symbol): self._tiers_list(s) for s in ev.symbols if wanted is None or s.symbol in wanted}
+
+    @params_read()
+    def _g_fetch_market_leverage_tiers(self, symbol: str, params=None):
+        yield from self._g_load_markets()
+        (rep,) = yield Req((m.QueryLeverageTiers(symbol=self.market(symbol)["id"]),))
+        ev = next(e for e in raise_for(rep.events) if type(e) is m.LeverageTiers)
+        return self._tiers_list(ev.symbols[0])
 
 
 def liquidation_price(mode: str, qty: float, mark: float, entry: float, mm: float, equity: float, acct_mm: float,
@@ -1474,6 +1535,8 @@ METHODS = (
     "cancel_all_orders", "fetch_order", "fetch_open_orders", "fetch_orders", "fetch_closed_orders",
     "fetch_canceled_orders", "fetch_my_trades", "fetch_positions", "fetch_position", "fetch_margin_mode",
     "set_margin_mode",
+    # --- leverage
+    "set_leverage", "fetch_leverage", "fetch_leverages", "fetch_leverage_tiers", "fetch_market_leverage_tiers",
 )
 # --- ccxt facade (issue 14)
 METHODS += ("fetch_l2_order_book", "fetch_status", "create_orders")

@@ -566,6 +566,22 @@ class exchangesim(ExchangeBase):  # noqa: N801
         """ccxt's ``await exchange.sleep(ms)``."""
         await asyncio.sleep(float(milliseconds) / 1000)
 
+    # ----------------------------------------------------------- leverage
+
+    async def set_leverage(self, leverage, symbol: str | None = None, params=None) -> dict:
+        return await self._run(self._g_set_leverage(leverage, symbol, params))
+
+    async def fetch_leverage(self, symbol: str, params=None) -> dict:
+        return await self._run(self._g_fetch_leverage(symbol, params))
+
+    async def fetch_leverages(self, symbols=None, params=None) -> dict:
+        return await self._run(self._g_fetch_leverages(symbols, params))
+
+    async def fetch_leverage_tiers(self, symbols=None, params=None) -> dict:
+        return await self._run(self._g_fetch_leverage_tiers(symbols, params))
+
+    async def fetch_market_leverage_tiers(self, symbol: str, params=None) -> list[dict]:
+        return await self._run(self._g_fetch_market_leverage_tiers(symbol, params))
 
 
 __all__ = ["exchangesim", "exchanges", "Exchange", "errors", "version", "__version__", "METHODS",

@@ -303,6 +303,9 @@ BY_REASON: dict[RejectReason, type[BaseError]] = {
     R.MARGIN_MODE_CHANGE_DENIED: OperationRejected,
     R.ACCOUNT_EXISTS: BadRequest,
     R.INTERNAL: ExchangeError,  # the venue's fault, the effect unknown: not InvalidOrder, not retryable blindly
+    # --- leverage (Binance -4028 "Leverage is not valid" / -2027 "max position at current leverage")
+    R.LEVERAGE_ABOVE_MAX: BadRequest,
+    R.LEVERAGE_INSUFFICIENT_MARGIN: InsufficientFunds,
 }
 
 _ORDER_COMMANDS = frozenset({"NewOrder", "AmendOrder", "CancelOrder", "CancelAll"})

@@ -82,7 +82,8 @@ class Clearing:
         self.s.arrays.n = 0
         self.s.arrays.ids.clear()
         self.dirty.clear()
-        for ledger in (self.s.deposits, self.s.withdrawals, self.s.fees_collected):
+        for ledger in (self.s.deposits, self.s.withdrawals, self.s.fees_collected,
+                       self.s.funding_residue, self.s.liquidation_fees):
             ledger.clear()
 
     def sync_arrays(self):
@@ -194,7 +195,7 @@ class Clearing:
         if new_qty == 0:
             target = 0
         elif flipped or abs(new_qty) > abs(old_qty):
-            target = max(0 if flipped else alloc, math.ceil(ins.isolated_im(new_qty) * self.unit))
+            target = max(0 if flipped else alloc, math.ceil(self.margin.isolated_im(acct, ins, new_qty) * self.unit))
         else:  # shrank: the closed share goes back to the wallet
             target = alloc * abs(new_qty) // abs(old_qty)
         delta = target - alloc
@@ -295,6 +296,7 @@ class Clearing:
                 else:
                     acct.credit(settle, amount)
             s.fees_collected[settle] = s.fees_collected.get(settle, 0) + dust
+            s.funding_residue[settle] = s.funding_residue.get(settle, 0) + dust  # --- leverage (ledger)
         for acct in touched.values():
             self.dirty[acct.id] = acct
         return list(touched.values())
@@ -324,6 +326,8 @@ class Clearing:
         fund.credit(self.settle_name, fee)
         self.dirty[acct.id] = acct
         self.dirty[fund.id] = fund
+        fees = self.s.liquidation_fees  # --- leverage (ledger)
+        fees[self.settle_name] = fees.get(self.settle_name, 0) + fee
 
     def transfer(self, a: Account, b: Account, ins: Instrument, a_side: int, lots: int, price: int) -> None:
         """Move ``lots`` between two accounts at ``price``, off-book, no fee:
@@ -343,6 +347,26 @@ class Clearing:
         acct.credit(settle, proceeds)
         self.dirty[acct.id] = acct
         self.dirty[fund.id] = fund
+
+    # --- leverage
+
+    def set_leverage(self, acct: Account, ins: Instrument, leverage: int, events: list) -> None:
+        """Store the account's leverage on ``ins`` (entry checked it). Every
+        IM term of the symbol depends on it (the cache is rebuilt). Isolated:
+        an open position's allocation is topped up to its IM at the new
+        leverage from the wallet (entry checked the wallet has it), as
+        Binance does when an isolated position's leverage is lowered; a higher
+        leverage leaves the allocation as it is (AdjustIsolatedMargin takes it out)."""
+        acct.leverage[ins.symbol] = leverage
+        acct.cache_epoch = -1
+        acct.views.pop(ins.symbol, None)  # its PositionView shows the IM
+        self.dirty[acct.id] = acct
+        qty = acct.position_qty(ins.symbol)
+        if acct.margin_mode is ISOLATED and qty:
+            alloc = acct.isolated.get(ins.symbol, 0)
+            target = math.ceil(self.margin.isolated_im(acct, ins, qty) * self.unit)
+            if target > alloc:
+                self.adjust_isolated(acct, ins.symbol, target - alloc, events)
 
     def cover(self, acct: Account, fund: Account, debt: int) -> None:
         """The fund pays an account's remaining settlement debt."""

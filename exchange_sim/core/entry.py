@@ -22,7 +22,9 @@ from exchange_sim.core.orders import OrderIndex
 from exchange_sim.core.reject import R, Reject, amount_text, int_in, price_text, qty_text
 from exchange_sim.core.state import State
 from exchange_sim.instruments import Asset, Instrument
-from exchange_sim.risk.margin import ISOLATED, counted_value
+from exchange_sim.risk import leverage
+from exchange_sim.risk.margin import ISOLATED
+from protocol import messages as M
 from protocol.units import ratio_text
 from protocol.messages import (
     MAX_AMOUNT,
@@ -379,46 +381,10 @@ class Entry:
             raise Reject(R.INSUFFICIENT_BALANCE, f"balance {amount_text(asset, bal)} is below {amount_text(asset, cmd.amount)}")
         m = self.margin
         m.fresh(acct)
-        if acct.margin_mode is ISOLATED:
-            self._check_isolated_withdraw(acct, asset, bal, cmd.amount)
-        # with no IM, a debt (negative settlement balance) must stay backed too
-        elif acct.im_total > 0.0 or any(b < 0 for b in acct.balances.values()):
-            _, counted_before = counted_value(asset, bal)
-            _, counted_after = counted_value(asset, bal - cmd.amount)
-            eq_after = m.equity(acct) - counted_before + counted_after
-            if acct.im_total > eq_after:
-                raise Reject(
-                    R.INSUFFICIENT_MARGIN,
-                    f"withdrawal would leave equity {eq_after:.2f} below initial margin {acct.im_total:.2f}",
-                )
+        why = m.withdraw_refusal(acct, asset, bal, cmd.amount)
+        if why is not None:
+            raise Reject(R.INSUFFICIENT_MARGIN, why)
         return acct, asset
-
-    def _check_isolated_withdraw(self, acct: Account, asset: Asset, bal: int, amount: int) -> None:
-        """Isolated mode: each position is backed by its allocation, which its
-        loss cannot exceed, so allocations and isolated uPnL are left out and
-        only the wallet counts. After the withdrawal the free settlement
-        balance must still cover the IM the open orders need beyond the
-        allocations (``isolated_need``, as the pre-trade check), and a debt
-        must stay backed by the wallet's counted collateral."""
-        settle = self.s.settle
-        if asset is settle:
-            need = self.margin.isolated_need(acct)
-            free = (bal - amount) / settle.unit
-            if need > free:
-                raise Reject(
-                    R.INSUFFICIENT_MARGIN,
-                    f"withdrawal would leave the free {asset.name} balance {free:.2f} below the isolated "
-                    f"margin its open orders need {need:.2f}",
-                )
-        if any(b < 0 for b in acct.balances.values()):
-            _, counted_before = counted_value(asset, bal)
-            _, counted_after = counted_value(asset, bal - amount)
-            wallet_after = acct.collateral - counted_before + counted_after
-            if wallet_after < 0.0:
-                raise Reject(
-                    R.INSUFFICIENT_MARGIN,
-                    f"withdrawal would leave the wallet {wallet_after:.2f} {self.settle_name} short of its debt",
-                )
 
     # -------------------------------------------------------------- admin
 
@@ -478,6 +444,54 @@ class Entry:
                 )
         return acct, mode
 
+    # --- leverage
+
+    def set_leverage(self, cmd: M.SetLeverage) -> tuple[Account, Instrument, int]:
+        """(account, instrument, leverage) of a valid SetLeverage (Binance
+        ``POST /fapi/v1/leverage``). Refused: above the maximum of the tier
+        the symbol's notional (position and open orders, worse side) falls
+        in; or, when it raises the initial margin (a lower leverage), if the
+        account has not that much free: cross, the new IM above equity;
+        isolated, the wallet's settlement balance short of what the position's
+        top-up and the open orders need. The portfolio model ignores leverage
+        (docs/adr/0010-leverage.md): there only the tier bound applies."""
+        acct = reject.account(self.s, cmd.account)
+        ins = reject.instrument(self.s, cmd.symbol)
+        lev = cmd.leverage
+        if type(lev) is not int or lev < 1:
+            raise Reject(R.INVALID_FIELD, "leverage must be a whole number of at least 1")
+        m = self.margin
+        m.fresh(acct)
+        notional = abs(acct.hyp.get(ins.symbol, 0.0))
+        top = leverage.max_leverage(ins, notional)
+        if lev > top:
+            where = (f"for a notional of {notional:,.2f} {self.settle_name} (position and open orders)"
+                     if notional else "on its first tier")
+            raise Reject(R.LEVERAGE_ABOVE_MAX, f"leverage {lev}x is above the {top}x {ins.symbol} allows {where}")
+        if acct.margin_mode is ISOLATED:
+            trial = dict(acct.leverage)
+            trial[ins.symbol] = lev
+            need = m.isolated_need(acct, leverage=trial)
+            if need > m.isolated_need(acct):
+                free = acct.balances.get(self.settle_name, 0) / self.s.settle.unit
+                if need > free:
+                    raise Reject(
+                        R.LEVERAGE_INSUFFICIENT_MARGIN,
+                        f"{lev}x needs {need:,.2f} {self.settle_name} of isolated margin beyond the allocations, "
+                        f"{need - max(free, 0.0):,.2f} more than the free balance {free:,.2f}",
+                    )
+            return acct, ins, lev
+        after = m.im_at_leverage(acct, ins, lev)
+        if after > acct.im_total:
+            eq = m.equity(acct)
+            if after > eq:
+                raise Reject(
+                    R.LEVERAGE_INSUFFICIENT_MARGIN,
+                    f"{lev}x would need initial margin {after:,.2f} {self.settle_name}, "
+                    f"{after - eq:,.2f} more than the equity {eq:,.2f}",
+                )
+        return acct, ins, lev
+
     def adjust_isolated(self, cmd: AdjustIsolatedMargin) -> tuple[Account, Instrument, int]:
         acct = reject.account(self.s, cmd.account)
         ins = reject.instrument(self.s, cmd.symbol)
@@ -495,7 +509,7 @@ class Entry:
             if delta > bal:
                 raise Reject(R.INSUFFICIENT_BALANCE, f"balance {amount_text(self.s.settle, bal)} is below {amount_text(self.s.settle, delta)}")
         else:
-            im = ins.isolated_im(pos_qty)
+            im = self.margin.isolated_im(acct, ins, pos_qty)
             if (alloc + delta) / self.s.settle.unit < im:
                 raise Reject(
                     R.INSUFFICIENT_MARGIN,

@@ -56,6 +56,7 @@ from protocol.messages import (
     OrderType,
     SymbolStatus,
 )
+from protocol.messages import LeverageChanged  # --- leverage
 
 __all__ = ["Venue", "StopOrder"]
 
@@ -178,6 +179,18 @@ class Venue:
                     case M.Tick:
                         pass  # time only: the clock above ran what the new time made due
                     case M.QueryAccount | M.QueryOpenOrders | M.QueryBook | M.QueryInstruments | M.QueryExplain:
+                        events.extend(self.views.query(command))
+                    # --- leverage
+                    case M.SetLeverage:
+                        acct, ins, lev = self.entry.set_leverage(command)
+                        self.clearing.set_leverage(acct, ins, lev, events)
+                        events.append(LeverageChanged(
+                            account=acct.id, symbol=ins.symbol, leverage=lev,
+                            max_leverage=self.views.max_leverage(acct, ins),
+                        ))
+                        events.append(self.views.account_update(acct))
+                        self.watch.check(acct, events)
+                    case M.QueryLeverage | M.QueryLeverageTiers | M.QueryLedger:
                         events.extend(self.views.query(command))
                     case _:
                         return [rejected(command, R.UNKNOWN_MESSAGE, f"unknown command {type(command).__name__}")]

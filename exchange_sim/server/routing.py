@@ -8,7 +8,8 @@ PUBLIC      no ``account`` field: Trade, BookDelta, MarkPrice, SymbolStatus,
 PRIVATE     an ``account`` field: acks, fills, cancels, account updates,
             margin calls, funding payments... -> that account's sessions
             only (the requester's in its Reply, the others' in a Push)
-REPLY       answers that only the asker gets: BookSnapshot, Instruments
+REPLY       answers that only the asker gets: BookSnapshot, Instruments,
+            LeverageTiers, Ledger (the answers to queries without an account)
 ADMIN_EV    venue-wide events about accounts (CascadeBoundHit names who is
             still below MM): admin sessions only, never the PUB socket
 ==========  ===============================================================
@@ -45,6 +46,8 @@ from protocol.messages import (
     Command,
     FundingRate,
     Instruments,
+    Ledger,
+    LeverageTiers,
     LiquidationNotice,
     MarkPrice,
     RejectReason,
@@ -55,7 +58,7 @@ from protocol.session import TOPIC_SEP, SessionMessage, topic
 
 PUBLIC, PRIVATE, REPLY, ADMIN_EV = 0, 1, 2, 3
 
-_REPLY_ONLY = (BookSnapshot, Instruments)
+_REPLY_ONLY = (BookSnapshot, Instruments, LeverageTiers, Ledger)
 _ADMIN_ONLY = (CascadeBoundHit,)
 #: the channel of each public event class (keyed by class, so a name that is
 #: no event cannot creep in); another public class: its lowercased name

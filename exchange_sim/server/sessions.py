@@ -45,6 +45,7 @@ ADMIN_COMMANDS = frozenset({
     "CancelOnDisconnect",
 })
 PUBLIC_COMMANDS = frozenset({"QueryBook", "QueryInstruments"})
+PUBLIC_COMMANDS |= {"QueryLeverageTiers"}  # --- leverage (QueryLedger, with no account, stays ADMIN)
 
 _policy_cache: dict[type, int] = {}
 

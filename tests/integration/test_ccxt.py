@@ -262,7 +262,7 @@ def test_each_exception_from_the_live_venue(server, ctx):
     raises(ccxt.BadSymbol, ex.fetch_ticker, "DOGE/USDT:USDT")
     raises(ccxt.BadRequest, ex.cancel_order, "not-an-id")
     raises(ccxt.BadRequest, ex.set_margin_mode, "hedged")
-    raises(ccxt.NotSupported, ex.set_leverage, 10, BTC)
+    raises(ccxt.BadRequest, ex.set_leverage, 500, BTC)  # above the 100x of BTC's first tier
     raises(ccxt.NotSupported, ex.create_order, BTC, "market", "sell", 0.01, None, {"takeProfitPrice": 70000})
     raises(ccxt.PermissionDenied, ex.add_margin, BTC, 100)  # isolated margin while in cross mode: not allowed
     first = ex.create_order(BTC, "limit", "buy", 0.01, 59000, {"clientOrderId": "dup-1"})
