@@ -60,6 +60,10 @@ class OrderType(enum.StrEnum):
     MARKET = "market"
     STOP_MARKET = "stop_market"  # becomes a market order when mark crosses stop_price
     STOP_LIMIT = "stop_limit"  # becomes a limit order when mark crosses stop_price
+    # --- protective orders (docs/adr/0011-protective-orders.md)
+    TAKE_PROFIT_MARKET = "take_profit_market"  # market order when the price reaches stop_price in the order's favour
+    TAKE_PROFIT_LIMIT = "take_profit_limit"  # limit order when the price reaches stop_price in the order's favour
+    TRAILING_STOP_MARKET = "trailing_stop_market"  # market order when the price retraces callback_bps from its best
 
 
 class TimeInForce(enum.StrEnum):
@@ -182,6 +186,16 @@ class CancelCause(enum.StrEnum):
     LIQUIDATION = "liquidation"
     DISCONNECT = "disconnect"  # cancel-on-disconnect
     ADMIN = "admin"
+    # --- protective orders
+    OCO = "oco"  # the other half of an attached take-profit / stop-loss pair triggered
+
+
+# --- protective orders
+class WorkingType(enum.StrEnum):
+    """Which price a conditional order watches (Binance ``workingType``)."""
+
+    MARK_PRICE = "mark_price"  # the mark (the default)
+    CONTRACT_PRICE = "contract_price"  # the last trade price in the book
 
 
 class _Msg(msgspec.Struct, tag_field="msg", tag=True, kw_only=True, omit_defaults=True):
@@ -221,11 +235,24 @@ class SetIndexPrice(_Command):
     price: Price
 
 
+# --- protective orders
+class AttachedOrder(_Command):
+    """A take-profit or stop-loss attached to an entry ``NewOrder`` (Bybit's
+    ``takeProfit``/``stopLoss`` on an order): placed as a reduce-only
+    conditional order of the opposite side when, and as far as, the entry
+    fills; the two cancel each other when one triggers."""
+
+    trigger_price: Annotated[Price, Meta(description="price that triggers it (ticks)")]
+    price: Annotated[Price | None, Meta(
+        description="limit price once triggered (ticks); none: a market order")] = None
+    working_type: Annotated[WorkingType, Meta(description="price it triggers on")] = WorkingType.MARK_PRICE
+
+
 class NewOrder(_Command):
     account: AccountId
     symbol: Symbol
     side: Side
-    qty: Qty
+    qty: Annotated[Qty | None, Meta(description="lots; omitted only with close_position")] = None
     price: Price | None = None  # required for limit and stop-limit
     type: OrderType = OrderType.LIMIT
     tif: TimeInForce = TimeInForce.GTC
@@ -233,6 +260,25 @@ class NewOrder(_Command):
     stop_price: Price | None = None  # mark price that triggers a stop order
     stp: StpMode = StpMode.EXPIRE_TAKER
     client_order_id: ClientOrderId | None = None
+    # --- protective orders (docs/adr/0011-protective-orders.md)
+    working_type: Annotated[WorkingType, Meta(
+        description="price a conditional order (stop, take-profit, trailing) triggers on: mark or last trade")
+    ] = WorkingType.MARK_PRICE
+    close_position: Annotated[bool, Meta(
+        description="stop_market / take_profit_market only, with no qty: at trigger close the whole position "
+                    "(reduce-only)")] = False
+    callback_bps: Annotated[int | None, Meta(
+        description="trailing_stop_market: retrace from the best price that triggers it (basis points, 10-1000)")
+    ] = None
+    activation_price: Annotated[Price | None, Meta(
+        description="trailing_stop_market: the trailing starts when the price reaches this (ticks); "
+                    "default: at once, from the price now")] = None
+    take_profit: Annotated[AttachedOrder | None, Meta(
+        description="attached take-profit: a reduce-only conditional order placed as the entry fills, "
+                    "sized to the filled lots")] = None
+    stop_loss: Annotated[AttachedOrder | None, Meta(
+        description="attached stop-loss: a reduce-only conditional order placed as the entry fills, "
+                    "sized to the filled lots")] = None
 
 
 class CancelOrder(_Command):
@@ -405,16 +451,31 @@ class OrderAccepted(_Msg):
     stop_price: int | None = None
     reduce_only: bool = False
     client_order_id: str | None = None
+    # --- protective orders
+    working_type: Annotated[WorkingType, Meta(description="price a conditional order triggers on")] = (
+        WorkingType.MARK_PRICE)
+    close_position: Annotated[bool, Meta(description="closes the whole position at trigger (qty is 0)")] = False
+    callback_bps: Annotated[int | None, Meta(description="trailing stop's callback (basis points)")] = None
+    activation_price: Annotated[int | None, Meta(description="trailing stop's activation price (ticks)")] = None
+    parent_order_id: Annotated[int | None, Meta(
+        description="the entry order an attached take-profit / stop-loss protects")] = None
+    take_profit: Annotated[AttachedOrder | None, Meta(description="take-profit attached to this entry")] = None
+    stop_loss: Annotated[AttachedOrder | None, Meta(description="stop-loss attached to this entry")] = None
 
 
 class OrderTriggered(_Msg):
-    """A stop order's stop price was crossed by the mark; it now works."""
+    """A conditional order's trigger was reached (by the mark, or the last
+    trade price for ``working_type`` contract_price); it now works."""
 
     account: int
     order_id: int
     symbol: str
     mark: int
     client_order_id: str | None = None
+    # --- protective orders
+    price: Annotated[int, Meta(
+        description="the price that triggered it (ticks): the mark, or the last trade for contract_price")] = 0
+    working_type: Annotated[WorkingType, Meta(description="price it triggered on")] = WorkingType.MARK_PRICE
 
 
 class Fill(_Msg):
@@ -762,6 +823,16 @@ class OrderView(_Msg):
     stop_price: int | None = None
     reduce_only: bool = False
     client_order_id: str | None = None
+    # --- protective orders
+    working_type: Annotated[WorkingType, Meta(description="price a conditional order triggers on")] = (
+        WorkingType.MARK_PRICE)
+    close_position: Annotated[bool, Meta(description="closes the whole position at trigger")] = False
+    callback_bps: Annotated[int | None, Meta(description="trailing stop's callback (basis points)")] = None
+    activation_price: Annotated[int | None, Meta(description="trailing stop's activation price (ticks)")] = None
+    trail_best: Annotated[int | None, Meta(
+        description="active trailing stop: the best price since activation (ticks); none: not active yet")] = None
+    parent_order_id: Annotated[int | None, Meta(
+        description="the entry order an attached take-profit / stop-loss protects")] = None
 
 
 class OpenOrders(_Msg):
