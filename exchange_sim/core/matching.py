@@ -230,6 +230,21 @@ class MatchingEngine:
             out.sort(key=_by_id)
         return out
 
+    def check(self) -> None:
+        """Assert the trigger index holds exactly the untriggered orders (invariants)."""
+        keyed = {}
+        for w in (0, 1):
+            for lst, up in ((self._up[w], True), (self._down[w], False)):
+                for trig, oid in lst:
+                    st = self.stops[oid]
+                    assert (st.trigger, st.up, st.last, st.best) == (trig, up, bool(w), 0), f"stop {oid} misfiled"
+                    keyed[oid] = st
+            for oid, st in self.trailing[w].items():
+                assert st.best and st.last == bool(w) and self.stops[oid] is st, f"trailing stop {oid} misfiled"
+                keyed[oid] = st
+        assert keyed.keys() == self.stops.keys(), "trigger index out of date"
+        assert self.last_orders == sum(1 for st in self.stops.values() if st.last)
+
     def _trailing_or_none(self, w: int):
         t = self.trailing[w]
         return t if t else None
