@@ -65,6 +65,7 @@ __all__ = ["Venue", "StopOrder"]
 _LIMIT = OrderType.LIMIT
 _NEW_ORDER, _CANCEL_ORDER = M.NewOrder, M.CancelOrder
 _USER = CancelCause.USER
+_SETTLE_PASSES = 8  # --- protective orders: trigger / liquidation passes after one command
 
 
 class Venue:
@@ -196,8 +197,15 @@ class Venue:
             self._run_due(events)
         if self.liq.pending:
             self.liq.run(events)
-            if self.due:  # the liquidation's trades moved the last price
+            # the liquidation's trades moved last prices (contract-price
+            # triggers), whose orders may flag accounts again: a bounded
+            # number of passes, the rest waits for the next command
+            for _ in range(_SETTLE_PASSES):
+                if not self.due:
+                    break
                 self._run_due(events)
+                if self.liq.pending:
+                    self.liq.run(events)
         return events
 
     def query(self, command) -> list:
