@@ -337,6 +337,25 @@ def test_take_profit_fires_and_cancels_the_stop_loss(v):
     assert position(v, 1) is None
 
 
+def test_a_stop_loss_firing_while_its_entry_is_open_cancels_the_rest_of_the_entry(v):
+    """Else the closing market sell would meet the account's own resting
+    entry first, and self-trade prevention would kill the stop-loss."""
+    entry = accepted_id(place(v, 1, "buy", 10, P - 2000, take_profit=AttachedOrder(trigger_price=P - 1000),
+                              stop_loss=AttachedOrder(trigger_price=P - 2500)))  # rests below the market
+    mark(v, P - 2000)
+    place(v, 2, "sell", 4, P - 2000, tif="ioc")  # 4 of 10 fill
+    sl, tp = (next(o.order_id for o in open_orders(v, 1) if o.type == t)
+              for t in (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET))
+    rest(v, MAKER, "buy", 100, P - 2700)
+    events = mark(v, P - 2600)
+    assert one(events, OrderTriggered).order_id == sl
+    assert {(e.order_id, e.cause, e.remaining) for e in of(events, OrderCancelled)} == {
+        (tp, CancelCause.OCO, 4), (entry, CancelCause.OCO, 6)}
+    assert one(events, Fill, account=1).qty == 4 and position(v, 1) is None
+    assert open_orders(v, 1) == [] and v.engines[BTC].brackets == {}
+    v._check()
+
+
 def test_market_entry_takes_its_attachments_at_once(v):
     trade(v, 2, 3, 1, P)  # a last price to compare the contract-price stop-loss with
     rest(v, MAKER, "sell", 10, P + 10)

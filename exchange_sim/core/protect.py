@@ -11,7 +11,8 @@ position is closed some other way, the reduce-only upkeep cancels both
 (cause ``reduce_only``), as for every reduce-only conditional order.
 
 The bracket lives while the entry is open; the halves live on as ordinary
-conditional orders after it ends. Matching never touches money, and neither
+conditional orders after it ends. A half that triggers while its entry is
+still open cancels the entry's unfilled rest too (cause ``oco``). Matching never touches money, and neither
 does this module: it only creates, sizes and cancels orders.
 """
 
@@ -138,7 +139,15 @@ class Protect:
         return st
 
     def triggered(self, eng: MatchingEngine, st: StopOrder, events: list) -> None:
-        """One half triggered: the other is cancelled (one cancels the other)."""
+        """One half triggered: the other is cancelled (one cancels the other),
+        and so is the unfilled rest of its entry if that is still open: the
+        protection has fired, and a closing market order would otherwise meet
+        the account's own entry first (self-trade prevention would kill it)."""
         peer = eng.stops.get(st.peer) if st.peer is not None else None
         if peer is not None:
             self.orders.cancel(peer, _OCO, events)
+        if st.parent is not None and eng.brackets.pop(st.parent, None) is not None:
+            entry = self.s.accounts[st.account].orders.get(st.parent)
+            if entry is not None:
+                self.orders.cancel(entry, _OCO, events)
+                eng.delta(events)

@@ -389,7 +389,7 @@ class Venue:
                 OrderTriggered(account=acct.id, order_id=st.order_id, symbol=ins.symbol, mark=mark,
                                client_order_id=st.client_order_id, price=price, working_type=st.cmd.working_type)
             )
-            if st.peer is not None:
+            if st.peer is not None or st.parent is not None:
                 self.protect.triggered(eng, st, events)
             try:
                 self._place(self.entry.triggered(st, acct, ins), events)
