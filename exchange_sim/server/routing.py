@@ -103,7 +103,7 @@ def topic_prefix(event) -> bytes:
 
 _CLIENT_MESSAGES = {c.__name__: c for c in get_args(Command) + get_args(SessionMessage)}
 _UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(?P<field>[^`]*)`(?: - at `(?P<path>[^`]*)`)?")
-_FLOAT_FOR_INT = re.compile(r"Expected `int`, got `float`(?: - at `(?P<path>[^`]*)`)?")
+_FLOAT_FOR_INT = re.compile(r"Expected `int(?: \| null)?`, got `float`(?: - at `(?P<path>[^`]*)`)?")  # | null: an optional int (NewOrder.qty)
 _PATH_STEP = re.compile(r"\.([A-Za-z_]\w*)|\[(\d+)\]")
 
 
