@@ -570,6 +570,18 @@ class ExchangeBase:
         return self.create_order(symbol, type, side, amount, price,
                                  {**(params or {}), "takeProfitPrice": takeProfitPrice})
 
+    def create_order_with_take_profit_and_stop_loss(self, symbol, type, side, amount, price=None, takeProfit=None,
+                                                    stopLoss=None, params=None):
+        """An entry with an attached take-profit and/or stop-loss (trigger
+        prices; market orders once triggered), as ``params['takeProfit']`` /
+        ``params['stopLoss']``."""
+        extra = {}
+        if takeProfit is not None:
+            extra["takeProfit"] = {"triggerPrice": takeProfit}
+        if stopLoss is not None:
+            extra["stopLoss"] = {"triggerPrice": stopLoss}
+        return self.create_order(symbol, type, side, amount, price, {**(params or {}), **extra})
+
     def create_trailing_percent_order(self, symbol, type, side, amount, price=None, trailingPercent=None,
                                       trailingTriggerPrice=None, params=None):
         """A trailing stop (market): it follows the best price since

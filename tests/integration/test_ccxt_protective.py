@@ -102,9 +102,11 @@ def test_async_facade_places_an_entry_with_attached_orders(server, ctx):
                 "stopLoss": 59_000, "takeProfit": {"triggerPrice": 61_000}, "triggerType": "last"})
             kinds = sorted((o["info"]["type"], o["amount"]) for o in await aex.fetch_open_orders(BTC))
             assert kinds == [("stop_market", 0.3), ("take_profit_market", 0.3)]
+            await aex.create_order_with_take_profit_and_stop_loss(BTC, "market", "buy", 0.1, None, 62_000, 58_500)
+            assert sorted(o["amount"] for o in await aex.fetch_open_orders(BTC)) == [0.1, 0.1, 0.3, 0.3]
             sl = await aex.create_stop_loss_order(BTC, "market", "sell", 0.1, None, 58_000)
             assert sl["stopLossPrice"] == 58_000.0
-            assert (await aex.close_position(BTC, "sell"))["filled"] == 0.3
+            assert (await aex.close_position(BTC, "sell"))["filled"] == 0.4
         finally:
             await aex.close()
 
