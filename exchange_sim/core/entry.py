@@ -356,7 +356,11 @@ class Entry:
                 raise Reject(R.BAD_TICK, f"{name}.trigger_price must be a positive whole number of ticks")
             if spec.price is not None and not int_in(spec.price, 1, MAX_PRICE):
                 raise Reject(R.BAD_TICK, f"{name}.price must be a positive whole number of ticks")
-            ref = cmd.price if otype is _LIMIT and type(cmd.price) is int else self.trigger_ref(ins, working)
+            if otype is _LIMIT and type(cmd.price) is int:
+                ref = cmd.price
+            else:  # a market entry: the trigger's price now (the mark until a first trade sets a last price)
+                ref = self.s.engines[ins.symbol].last_price if working is not _MARK_PRICE else 0
+                ref = ref or ins.mark
             above = (name == "take_profit") == (side == BUY)  # where the trigger must be
             if (above and trig <= ref) or (not above and trig >= ref):
                 raise Reject(

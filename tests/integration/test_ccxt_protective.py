@@ -10,10 +10,12 @@ The maker (account 1) quotes 59,990 / 60,010, 5 BTC each side.
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 
 import pytest
 
 from clients import Client
+from clients import errors as client_errors
 from clients import ccxt
 from clients.ccxt import async_support as accxt
 from clients.ccxt._base import PROTECTIVE_PARAMS, protective_params
@@ -168,3 +170,40 @@ def test_still_unsupported_params_say_why():
     with pytest.raises(ccxt.NotSupported, match="trailingPercent"):
         refuse_unknown_params(ex.id, "create_order", {"trailingAmount": 5})
     assert ex.has["createTakeProfitOrder"] and ex.has["createTrailingPercentOrder"] and ex.has["closePosition"]
+
+
+# ------------------------------------------------------ the Python client
+
+
+def test_python_client_places_protective_orders_in_human_units(server, ctx):
+    maker = quote(server, ctx)
+    c = Client(server.orders, 3, KEYS[3], context=ctx)
+    try:
+        entry = c.buy("BTC-PERP", "0.2", stop_loss={"trigger_price": "58000", "working_type": "last"},
+                      take_profit="62000.5")
+        assert entry.status == "filled"
+        sl, tp = sorted(entry.attached, key=lambda u: u.type)
+        assert (tp.type, tp.stop_price, tp.qty, tp.parent_order_id) == (
+            "take_profit_market", Decimal("62000.5"), Decimal("0.2"), entry.order_id)
+        assert (sl.type, sl.stop_price) == ("stop_market", Decimal("58000.0"))
+        trail = c.sell("BTC-PERP", "0.1", type="trailing_stop_market", callback_rate="0.25", reduce_only=True)
+        assert trail.status == "untriggered"
+        close = c.sell("BTC-PERP", None, type="take_profit_market", stop_price="61000", close_position=True,
+                       working_type="mark")
+        assert close.status == "untriggered" and close.qty == 0
+        views = {o.order_id: o for o in c.open_orders("BTC-PERP")}
+        assert views[sl.order_id].working_type == "contract_price"
+        assert (views[trail.order_id].callback_rate, views[trail.order_id].trail_best) == (Decimal("0.25"),
+                                                                                          Decimal("60000.0"))
+        assert views[close.order_id].close_position is True
+        with pytest.raises(client_errors.InvalidOrder, match="whole number of basis points"):
+            c.sell("BTC-PERP", "0.1", type="trailing_stop_market", callback_rate="0.125")
+        with pytest.raises(client_errors.InvalidOrder, match="takes trigger_price"):
+            c.buy("BTC-PERP", "0.1", "59000", stop_loss={"trigger": "58000"})
+        with pytest.raises(TypeError):
+            c.buy("BTC-PERP", "0.1", "59000", stoploss="58000")  # a misspelled keyword is never dropped
+        with pytest.raises(client_errors.InvalidOrder, match="must be below"):
+            c.buy("BTC-PERP", "0.1", "59000", stop_loss="59500")  # the venue's typed reject, in human units
+    finally:
+        c.close()
+        maker.close()
