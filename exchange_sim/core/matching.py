@@ -249,12 +249,6 @@ class MatchingEngine:
         t = self.trailing[w]
         return t if t else None
 
-    def trail_trigger(self, st: StopOrder) -> int:
-        """An active trailing stop's trigger price now (ticks)."""
-        if st.side == SELL:
-            return st.best * (10_000 - st.cb) // 10_000
-        return -(-st.best * (10_000 + st.cb) // 10_000)
-
 
 def _by_id(st: StopOrder) -> int:
     return st.order_id
