@@ -3,6 +3,7 @@
 
     python benchmarks/bench_triggers.py [--rounds 5]
     PYTHONPATH=<old tree> python benchmarks/bench_triggers.py --stops-only   # the tree before, same flow
+    python -m pytest benchmarks/bench_triggers.py --benchmark-disable -q      # smoke (CI): N = 100
 
 For N = 100, 1,000, 10,000 reduce-only stop-market orders resting far from
 the mark (none fires), time ``SetIndexPrice`` moving BTC's index by ±$1
@@ -71,6 +72,17 @@ def main() -> None:
         for n in (100, 1_000, 10_000):
             best = min(time_moves(venue_with(n, mix)) for _ in range(args.rounds))
             print(f"{'mix' if mix else 'stops'} N={n:>6}: {best:8.2f} us per mark move", flush=True)
+
+
+def test_mark_move_with_waiting_orders(benchmark):
+    """pytest-benchmark form (the CI smoke run): N = 100, the mix; nothing fires."""
+    import itertools
+
+    v = venue_with(100, True)
+    waiting = len(v.engines["BTC-PERP"].stops)
+    moves = itertools.cycle([SetIndexPrice(asset="BTC", price=(60_000 + d) * PRICE_SCALE) for d in (1, -1)])
+    benchmark(lambda: v.apply(next(moves)))
+    assert len(v.engines["BTC-PERP"].stops) == waiting
 
 
 if __name__ == "__main__":
