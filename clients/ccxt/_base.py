@@ -189,7 +189,7 @@ class _Order:
 
     __slots__ = ("id", "client_id", "symbol", "side", "type", "tif", "reduce_only", "price", "stop_price", "filled",
                  "remaining", "cost", "fee", "status", "cause", "triggered", "trades", "timestamp", "last_trade",
-                 "last_update")
+                 "last_update", "protect")
 
     def __init__(self, oid: int, symbol: str, ts: int | None):
         self.id = oid
@@ -212,6 +212,8 @@ class _Order:
         self.timestamp = ts
         self.last_trade: int | None = None
         self.last_update = ts
+        #: protective-order terms for ``info`` (working type, close position, trailing, parent entry)
+        self.protect: dict = {}
 
 
 def _take_terms(rec: _Order, ins, src) -> None:
@@ -224,6 +226,12 @@ def _take_terms(rec: _Order, ins, src) -> None:
     rec.reduce_only = src.reduce_only
     rec.price = ins.price(src.price)
     rec.stop_price = ins.price(src.stop_price)
+    # --- protective orders
+    rec.protect = {
+        "working_type": str(src.working_type), "close_position": src.close_position,
+        "callback_rate": None if src.callback_bps is None else src.callback_bps / 100,
+        "activation_price": fl(ins.price(src.activation_price)), "parent_order_id": src.parent_order_id,
+    }
 
 
 class ExchangeBase:
@@ -801,7 +809,7 @@ class ExchangeBase:
             "trades": list(rec.trades),
             "info": {"order_id": rec.id, "symbol": rec.symbol, "type": rec.type, "tif": rec.tif,
                      "stop_price": None if rec.stop_price is None else str(rec.stop_price),
-                     "triggered": rec.triggered, "cancel_cause": rec.cause},
+                     "triggered": rec.triggered, "cancel_cause": rec.cause, **rec.protect},
         }
 
     def _from_view(self, v: m.OrderView) -> _Order:

@@ -50,6 +50,7 @@ def test_entry_with_attached_stop_loss_fires_on_a_shock_and_closes_the_position(
         sl, tp = by_kind["sl"], by_kind["tp"]
         assert (sl["side"], sl["amount"], sl["stopLossPrice"], sl["reduceOnly"], sl["type"]) == (
             "sell", 0.5, 58_000.0, True, "market")
+        assert sl["info"]["parent_order_id"] == int(entry["id"])
         assert (tp["takeProfitPrice"], tp["price"], tp["type"]) == (63_000.0, 63_000.0, "limit")
         assert ex.fetch_position(BTC)["contracts"] == 0.5
         admin.shock_price("BTC", -4)  # mark 57,600: below the stop-loss's 58,000
@@ -71,9 +72,11 @@ def test_take_profit_trailing_and_close_position_orders(server, ctx):
         tp = ex.create_take_profit_order(BTC, "market", "sell", 0.1, None, 61_000)
         assert (tp["takeProfitPrice"], tp["reduceOnly"], tp["status"]) == (61_000.0, True, "open")
         trail = ex.create_trailing_percent_order(BTC, "market", "sell", 0.1, None, 1, 60_500, {"triggerType": "mark"})
-        assert trail["info"]["type"] == "trailing_stop_market"
+        assert (trail["info"]["type"], trail["info"]["callback_rate"], trail["info"]["activation_price"]) == (
+            "trailing_stop_market", 1.0, 60_500.0)
         close = ex.create_order(BTC, "market", "sell", None, None, {"stopLossPrice": 55_000, "closePosition": True})
-        assert close["info"]["type"] == "stop_market"
+        assert (close["info"]["type"], close["info"]["close_position"], close["info"]["working_type"]) == (
+            "stop_market", True, "mark_price")
         with pytest.raises(ccxt.InvalidOrder):  # a buy take-profit must be below the market
             ex.create_take_profit_order(BTC, "market", "buy", 0.1, None, 61_000)
         admin.set_index_price("BTC", 61_000)  # the take-profit fires; the trailing stop activates at 60,500
