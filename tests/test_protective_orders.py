@@ -29,6 +29,7 @@ from venue_helpers import (
     set_index,
     trade,
 )
+from venue_helpers import snapshot as observable
 
 from exchange_sim import snapshot
 from protocol.messages import (
@@ -556,3 +557,25 @@ def test_journal_recovery_with_protective_orders_gives_the_same_events(tmp_path)
         cmd = _random_command(live, rng)
         clock += 1_000_000_000
         assert recovered.apply(cmd, clock) == live.apply(cmd, clock)
+
+
+@pytest.mark.parametrize("field", ["working_type", "close_position", "callback_bps", "activation_price",
+                                   "take_profit", "stop_loss"])
+@pytest.mark.parametrize("otype", ["limit", "market", "stop_market", "take_profit_limit", "trailing_stop_market"])
+def test_garbage_in_a_protective_field_is_a_typed_reject_never_a_crash(v, field, otype):
+    """In-process callers skip msgspec's validation: every wrongly typed
+    value must still come back as one Rejected, changing nothing."""
+    long_10(v)
+    base = dict(side="sell", qty=5, type=otype, reduce_only=otype not in ("limit", "market"))
+    if otype in ("limit", "take_profit_limit"):
+        base["price"] = P + 100
+    if otype in ("stop_market", "take_profit_limit"):
+        base["stop_price"] = P - 100 if otype == "stop_market" else P + 100
+    if otype == "trailing_stop_market":
+        base["callback_bps"] = 100
+    for junk in ("x", -1, 1.5, [1], {"a": 1}, 2**70, AttachedOrder(trigger_price="x"),
+                 AttachedOrder(trigger_price=P, working_type=["m"]), AttachedOrder(trigger_price=P, price=0)):
+        before = observable(v)
+        events = v.apply(N(**{**base, field: junk}))
+        assert len(events) == 1 and type(events[0]) is Rejected, (field, junk, events)
+        assert observable(v) == before, (field, junk)
