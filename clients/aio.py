@@ -244,10 +244,11 @@ class AsyncClient(Core):
 
     async def place(self, symbol: str, side, qty, price=None, *, type: str = "limit", tif: str = "gtc",
                     post_only: bool = False, reduce_only: bool = False, stop_price=None, stp: str = "expire_taker",
-                    client_order_id: str | None = None, timeout: float | None = None) -> models.OrderResult:
+                    client_order_id: str | None = None, timeout: float | None = None,
+                    **protective) -> models.OrderResult:
         cmd = self.new_order_cmd(symbol, side, qty, price, type=type, tif=tif, post_only=post_only,
                                  reduce_only=reduce_only, stop_price=stop_price, stp=stp,
-                                 client_order_id=client_order_id)
+                                 client_order_id=client_order_id, **protective)
         rep = await self.request(cmd, timeout)
         return self.parse_order(rep.events, rep.duplicate)
 

@@ -269,15 +269,24 @@ class Client(Core):
 
     def place(self, symbol: str, side, qty, price=None, *, type: str = "limit", tif: str = "gtc",
               post_only: bool = False, reduce_only: bool = False, stop_price=None, stp: str = "expire_taker",
-              client_order_id: str | None = None, timeout: float | None = None) -> models.OrderResult:
+              client_order_id: str | None = None, timeout: float | None = None,
+              **protective) -> models.OrderResult:
         """Place an order in human units; returns its immediate outcome.
 
-        ``type``: limit, market, stop_market, stop_limit; ``tif``: gtc, ioc,
-        fok, post_only. Raises InvalidOrder, InsufficientMargin, ...
+        ``type``: limit, market, stop_market, stop_limit, take_profit_market,
+        take_profit_limit, trailing_stop_market; ``tif``: gtc, ioc, fok,
+        post_only. ``qty`` may be None with ``close_position=True``.
+        Raises InvalidOrder, InsufficientMargin, ...
+
+        Protective-order keywords (docs/adr/0011-protective-orders.md):
+        ``working_type`` ('mark' / 'mark_price' or 'last' / 'contract_price'),
+        ``close_position``, ``callback_rate`` (trailing stop, percent: 1 =
+        1 %), ``activation_price``, ``take_profit`` / ``stop_loss`` (a
+        trigger price, or ``{"trigger_price", "price", "working_type"}``).
         """
         cmd = self.new_order_cmd(symbol, side, qty, price, type=type, tif=tif, post_only=post_only,
                                  reduce_only=reduce_only, stop_price=stop_price, stp=stp,
-                                 client_order_id=client_order_id)
+                                 client_order_id=client_order_id, **protective)
         rep = self.request(cmd, timeout)
         return self.parse_order(rep.events, rep.duplicate)
 

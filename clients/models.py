@@ -174,6 +174,9 @@ class OrderUpdate:
     stop_price: Decimal | None = None
     cause: str | None = None  # cancelled: user, ioc, cancel_all, disconnect, ...
     priority_kept: bool | None = None
+    # --- protective orders
+    parent_order_id: int | None = None  # accepted: the entry an attached take-profit / stop-loss protects
+    type: str | None = None  # accepted: the order type
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +197,8 @@ class OrderResult:
     fills: tuple[Fill, ...] = ()
     duplicate: bool = False  # a resend answered from the idempotency store
     cancel_cause: str | None = None
+    # --- protective orders: the take-profit / stop-loss placed by this reply's fills
+    attached: tuple[OrderUpdate, ...] = ()
 
     @property
     def remaining(self) -> Decimal:
@@ -250,6 +255,13 @@ class OpenOrder:
     qty: Decimal  # remaining
     filled: Decimal
     reduce_only: bool
+    # --- protective orders
+    working_type: str = "mark_price"  # or contract_price (last trade)
+    close_position: bool = False
+    callback_rate: Decimal | None = None  # trailing stop, percent (Binance callbackRate)
+    activation_price: Decimal | None = None
+    trail_best: Decimal | None = None  # active trailing stop: best price since activation
+    parent_order_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +297,8 @@ def convert(mk: Markets, ev):
     if t is m.OrderAccepted:
         ins = mk[ev.symbol]
         return OrderUpdate("accepted", ev.order_id, ev.client_order_id, ev.symbol, side=ev.side.value,
-                           price=ins.price(ev.price), qty=ins.qty(ev.qty), stop_price=ins.price(ev.stop_price))
+                           price=ins.price(ev.price), qty=ins.qty(ev.qty), stop_price=ins.price(ev.stop_price),
+                           parent_order_id=ev.parent_order_id, type=ev.type.value)
     if t is m.OrderCancelled:
         ins = mk[ev.symbol]
         return OrderUpdate("cancelled", ev.order_id, ev.client_order_id, ev.symbol, qty=ins.qty(ev.remaining),
@@ -296,7 +309,7 @@ def convert(mk: Markets, ev):
                            qty=ins.qty(ev.qty), priority_kept=ev.priority_kept)
     if t is m.OrderTriggered:
         ins = mk[ev.symbol]
-        return OrderUpdate("triggered", ev.order_id, ev.client_order_id, ev.symbol, price=ins.price(ev.mark))
+        return OrderUpdate("triggered", ev.order_id, ev.client_order_id, ev.symbol, price=ins.price(ev.price or ev.mark))
     if t is m.AccountUpdate:
         return account_state(mk, ev)
     if t is m.BalanceChanged:
@@ -328,6 +341,10 @@ def open_order(mk: Markets, o: m.OrderView) -> OpenOrder:
         order_id=o.order_id, client_order_id=o.client_order_id, symbol=o.symbol, side=o.side.value,
         type=o.type.value, tif=o.tif.value, price=ins.price(o.price), stop_price=ins.price(o.stop_price),
         qty=ins.qty(o.qty), filled=ins.qty(o.filled), reduce_only=o.reduce_only,
+        working_type=str(o.working_type), close_position=o.close_position,
+        callback_rate=None if o.callback_bps is None else Decimal(o.callback_bps) / 100,
+        activation_price=ins.price(o.activation_price), trail_best=ins.price(o.trail_best),
+        parent_order_id=o.parent_order_id,
     )
 
 
@@ -349,6 +366,7 @@ def order_result(mk: Markets, events: list, duplicate: bool = False) -> OrderRes
     notional = 0
     fee = 0
     cancel_cause = None
+    attached: list = []
     for ev in events[1:]:
         t = type(ev)
         if t is m.Fill and ev.order_id == acc.order_id:
@@ -358,7 +376,9 @@ def order_result(mk: Markets, events: list, duplicate: bool = False) -> OrderRes
             fee += ev.fee
         elif t is m.OrderCancelled and ev.order_id == acc.order_id:
             cancel_cause = ev.cause.value
-    if acc.stop_price is not None and not fills and cancel_cause is None:
+        elif t is m.OrderAccepted and ev.parent_order_id == acc.order_id:
+            attached.append(convert(mk, ev))
+    if acc.type not in _NOT_CONDITIONAL and not fills and cancel_cause is None:
         status = "untriggered"
     elif cancel_cause is not None:
         status = "cancelled"
@@ -375,7 +395,7 @@ def order_result(mk: Markets, events: list, duplicate: bool = False) -> OrderRes
         order_id=acc.order_id, client_order_id=acc.client_order_id, symbol=acc.symbol, side=acc.side.value,
         type=acc.type.value, status=status, price=ins.price(acc.price), qty=ins.qty(acc.qty),
         filled=ins.qty(filled), avg_price=avg, fee=mk.settle(fee), fills=tuple(fills), duplicate=duplicate,
-        cancel_cause=cancel_cause,
+        cancel_cause=cancel_cause, attached=tuple(attached),
     )
 
 
@@ -454,3 +474,4 @@ def ledger(mk: Markets, ev: m.Ledger) -> Ledger:
             liquidation_fees=mk.amount(a, r.liquidation_fees), insurance_fund=mk.amount(a, r.insurance_fund),
         )
     return Ledger(insurance_account=ev.insurance_account, assets=lines)
+_NOT_CONDITIONAL = (m.OrderType.LIMIT, m.OrderType.MARKET)

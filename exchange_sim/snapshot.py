@@ -23,7 +23,7 @@ import msgspec
 from exchange_sim.accounts import Account
 from exchange_sim.book import BUY, SELL, Order
 from exchange_sim.config import Config
-from protocol.messages import MarginMode, NewOrder, TimeInForce
+from protocol.messages import AttachedOrder, MarginMode, NewOrder, TimeInForce
 
 SNAPSHOT_VERSION = 1
 
@@ -48,7 +48,32 @@ class StopState(msgspec.Struct, array_like=True):
     cmd: NewOrder
 
 
-class InstrumentState(msgspec.Struct):
+# --- protective orders (docs/adr/0011-protective-orders.md)
+class TrailState(msgspec.Struct, array_like=True):
+    """What a conditional order holds beyond its command: a trailing stop's
+    best price since activation (0: not active), its attached pair's peer
+    and the entry it protects."""
+
+    order_id: int
+    best: int
+    peer: int | None
+    parent: int | None
+
+
+class BracketState(msgspec.Struct, array_like=True):
+    """An open entry's attached take-profit / stop-loss (core/protect.py)."""
+
+    entry_id: int
+    account: int
+    side: int
+    stp: str
+    tp: AttachedOrder | None
+    sl: AttachedOrder | None
+    tp_id: int | None
+    sl_id: int | None
+
+
+class InstrumentState(msgspec.Struct, omit_defaults=True):
     symbol: str
     mark: int
     book_seq: int
@@ -56,6 +81,11 @@ class InstrumentState(msgspec.Struct):
     bids: list[OrderState]  # priority order
     asks: list[OrderState]
     stops: list[StopState]
+    # --- protective orders: added with defaults (omitted when empty), so
+    # older snapshots still load and hash the same
+    last_price: int = 0
+    trails: list[TrailState] = []
+    brackets: list[BracketState] = []
 
 
 class PositionState(msgspec.Struct, array_like=True):
@@ -108,6 +138,34 @@ def _order_state(o: Order) -> OrderState:
                       str(o.tif), o.flags, o.created_seq)
 
 
+# --- protective orders
+def _protect_state(eng) -> dict:
+    """An engine's protective-order state beyond its stops' commands (empty
+    fields left out, so a venue without protective orders hashes as before)."""
+    out = {}
+    if eng.last_price:
+        out["last_price"] = eng.last_price
+    trails = [TrailState(s.order_id, s.best, s.peer, s.parent) for s in eng.stops.values()
+              if s.best or s.peer is not None or s.parent is not None]
+    if trails:
+        out["trails"] = trails
+    if eng.brackets:
+        out["brackets"] = [BracketState(b.entry_id, b.account, b.side, str(b.stp), b.tp, b.sl, b.tp_id, b.sl_id)
+                           for b in eng.brackets.values()]
+    return out
+
+
+def _restore_protect(eng, s: InstrumentState) -> None:
+    from exchange_sim.core.protect import Bracket
+    from protocol.messages import StpMode
+
+    eng.last_price = s.last_price
+    for b in s.brackets:
+        br = Bracket(b.entry_id, b.account, b.side, StpMode(b.stp), b.tp, b.sl)
+        br.tp_id, br.sl_id = b.tp_id, b.sl_id
+        eng.brackets[b.entry_id] = br
+
+
 def capture(venue) -> VenueState:
     """The venue's state now. O(orders + accounts)."""
     instruments = []
@@ -118,6 +176,7 @@ def capture(venue) -> VenueState:
                 bids=[_order_state(o) for o in ins.book.iter_orders(BUY)],
                 asks=[_order_state(o) for o in ins.book.iter_orders(SELL)],
                 stops=[StopState(s.order_id, s.side, s.cmd) for s in venue.engines[sym].stops.values()],
+                **_protect_state(venue.engines[sym]),
             )
         )
     levels = venue.arrays.level
@@ -206,10 +265,15 @@ def restore(config: Config, state: VenueState):
             order.filled = o.filled
             ins.book.add(order)
             by_id[o.order_id] = order
+        trails = {t.order_id: t for t in s.trails}
         for st in s.stops:
             stop = StopOrder(st.order_id, st.cmd, st.side)
+            t = trails.get(st.order_id)
+            if t is not None:
+                stop.best, stop.peer, stop.parent = t.best, t.peer, t.parent
             v.engines[s.symbol].stops[st.order_id] = stop
             by_id[st.order_id] = stop
+        _restore_protect(v.engines[s.symbol], s)
         ins.book.take_changes()  # rebuilding is not a market-data change
     for a in state.accounts:
         acct = v.accounts[a.id]

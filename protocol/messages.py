@@ -67,6 +67,10 @@ class OrderType(enum.StrEnum):
     MARKET = "market"
     STOP_MARKET = "stop_market"  # becomes a market order when mark crosses stop_price
     STOP_LIMIT = "stop_limit"  # becomes a limit order when mark crosses stop_price
+    # --- protective orders (docs/adr/0011-protective-orders.md)
+    TAKE_PROFIT_MARKET = "take_profit_market"  # market order when the price reaches stop_price in the order's favour
+    TAKE_PROFIT_LIMIT = "take_profit_limit"  # limit order when the price reaches stop_price in the order's favour
+    TRAILING_STOP_MARKET = "trailing_stop_market"  # market order when the price retraces callback_bps from its best
 
 
 class TimeInForce(enum.StrEnum):
@@ -198,6 +202,16 @@ class CancelCause(enum.StrEnum):
     LIQUIDATION = "liquidation"
     DISCONNECT = "disconnect"  # cancel-on-disconnect
     ADMIN = "admin"
+    # --- protective orders
+    OCO = "oco"  # the other half of an attached take-profit / stop-loss pair triggered
+
+
+# --- protective orders
+class WorkingType(enum.StrEnum):
+    """Which price a conditional order watches (Binance ``workingType``)."""
+
+    MARK_PRICE = "mark_price"  # the mark (the default)
+    CONTRACT_PRICE = "contract_price"  # the last trade price in the book
 
 
 class _Msg(msgspec.Struct, tag_field="msg", tag=True, kw_only=True, omit_defaults=True):
@@ -262,6 +276,19 @@ class SetIndexPrice(_Command):
     price: Annotated[Price, Meta(description="index price (1e-8 USD per whole unit of the asset)")]
 
 
+# --- protective orders
+class AttachedOrder(_Command):
+    """A take-profit or stop-loss attached to an entry ``NewOrder`` (Bybit's
+    ``takeProfit``/``stopLoss`` on an order): placed as a reduce-only
+    conditional order of the opposite side when, and as far as, the entry
+    fills; the two cancel each other when one triggers."""
+
+    trigger_price: Annotated[Price, Meta(description="price that triggers it (ticks)")]
+    price: Annotated[Price | None, Meta(
+        description="limit price once triggered (ticks); none: a market order")] = None
+    working_type: Annotated[WorkingType, Meta(description="price it triggers on")] = WorkingType.MARK_PRICE
+
+
 class NewOrder(_Command):
     """Place an order. Answered (in the Reply) by OrderAccepted and then
     whatever it caused (Fill, OrderCancelled for an IOC rest, AccountUpdate),
@@ -270,7 +297,7 @@ class NewOrder(_Command):
     account: AccountField
     symbol: SymbolField
     side: Annotated[Side, Meta(description="`buy` or `sell`")]
-    qty: Annotated[Qty, Meta(description="quantity (lots of the instrument)")]
+    qty: Annotated[Qty | None, Meta(description="quantity (lots of the instrument); omitted only with close_position")] = None
     price: Annotated[Price | None, Meta(description="limit price (ticks); required for limit and stop-limit")] = None
     type: Annotated[OrderType, Meta(description="order type")] = OrderType.LIMIT
     tif: Annotated[TimeInForce, Meta(description="time in force")] = TimeInForce.GTC
@@ -280,6 +307,25 @@ class NewOrder(_Command):
     stp: Annotated[StpMode, Meta(description="self-trade prevention mode (the taker's decides)")] = \
         StpMode.EXPIRE_TAKER
     client_order_id: ClientIdField = None
+    # --- protective orders (docs/adr/0011-protective-orders.md)
+    working_type: Annotated[WorkingType, Meta(
+        description="price a conditional order (stop, take-profit, trailing) triggers on: mark or last trade")
+    ] = WorkingType.MARK_PRICE
+    close_position: Annotated[bool, Meta(
+        description="stop_market / take_profit_market only, with no qty: at trigger close the whole position "
+                    "(reduce-only)")] = False
+    callback_bps: Annotated[int | None, Meta(
+        description="trailing_stop_market: retrace from the best price that triggers it (basis points, 10-1000)")
+    ] = None
+    activation_price: Annotated[Price | None, Meta(
+        description="trailing_stop_market: the trailing starts when the price reaches this (ticks); "
+                    "default: at once, from the price now")] = None
+    take_profit: Annotated[AttachedOrder | None, Meta(
+        description="attached take-profit: a reduce-only conditional order placed as the entry fills, "
+                    "sized to the filled lots")] = None
+    stop_loss: Annotated[AttachedOrder | None, Meta(
+        description="attached stop-loss: a reduce-only conditional order placed as the entry fills, "
+                    "sized to the filled lots")] = None
 
 
 class CancelOrder(_Command):
@@ -507,16 +553,31 @@ class OrderAccepted(_Msg):
     stop_price: Annotated[int | None, Meta(description="trigger mark price of a stop order (ticks)")] = None
     reduce_only: EvReduceOnly = False
     client_order_id: EvClientId = None
+    # --- protective orders
+    working_type: Annotated[WorkingType, Meta(description="price a conditional order triggers on")] = (
+        WorkingType.MARK_PRICE)
+    close_position: Annotated[bool, Meta(description="closes the whole position at trigger (qty is 0)")] = False
+    callback_bps: Annotated[int | None, Meta(description="trailing stop's callback (basis points)")] = None
+    activation_price: Annotated[int | None, Meta(description="trailing stop's activation price (ticks)")] = None
+    parent_order_id: Annotated[int | None, Meta(
+        description="the order id of the entry an attached take-profit / stop-loss protects")] = None
+    take_profit: Annotated[AttachedOrder | None, Meta(description="take-profit attached to this entry")] = None
+    stop_loss: Annotated[AttachedOrder | None, Meta(description="stop-loss attached to this entry")] = None
 
 
 class OrderTriggered(_Msg):
-    """A stop order's stop price was crossed by the mark; it now works."""
+    """A conditional order's trigger was reached (by the mark, or the last
+    trade price for ``working_type`` contract_price); it now works."""
 
     account: EvAccount
     order_id: EvOrderId
     symbol: EvSymbol
     mark: Annotated[int, Meta(description="the mark price that triggered it (ticks)")]
     client_order_id: EvClientId = None
+    # --- protective orders
+    price: Annotated[int, Meta(
+        description="the price that triggered it (ticks): the mark, or the last trade for contract_price")] = 0
+    working_type: Annotated[WorkingType, Meta(description="price it triggered on")] = WorkingType.MARK_PRICE
 
 
 class Fill(_Msg):
@@ -914,6 +975,16 @@ class OrderView(_Msg):
     stop_price: Annotated[int | None, Meta(description="untriggered stop: its trigger mark price (ticks)")] = None
     reduce_only: EvReduceOnly = False
     client_order_id: EvClientId = None
+    # --- protective orders
+    working_type: Annotated[WorkingType, Meta(description="price a conditional order triggers on")] = (
+        WorkingType.MARK_PRICE)
+    close_position: Annotated[bool, Meta(description="closes the whole position at trigger")] = False
+    callback_bps: Annotated[int | None, Meta(description="trailing stop's callback (basis points)")] = None
+    activation_price: Annotated[int | None, Meta(description="trailing stop's activation price (ticks)")] = None
+    trail_best: Annotated[int | None, Meta(
+        description="active trailing stop: the best price since activation (ticks); none: not active yet")] = None
+    parent_order_id: Annotated[int | None, Meta(
+        description="the order id of the entry an attached take-profit / stop-loss protects")] = None
 
 
 class OpenOrders(_Msg):

@@ -351,6 +351,12 @@ class exchangesim(ExchangeBase):  # noqa: N801  (CCXT's class naming: the exchan
         return self._run(self._g_fetch_market_leverage_tiers(symbol, params))
 
 
+    # --- protective orders
+    def close_position(self, symbol: str, side: str | None = None, params=None) -> dict:
+        """Close the whole position in ``symbol`` now: a reduce-only market
+        order of its size (ccxt ``closePosition``)."""
+        return self._run(self._g_close_position(symbol, side, params))
+
 __all__ = ["exchangesim", "exchanges", "Exchange", "errors", "version", "__version__", "METHODS",
            "TRUNCATE", "ROUND", "DECIMAL_PLACES", "SIGNIFICANT_DIGITS", "TICK_SIZE", "NO_PADDING",
            "PAD_WITH_ZERO", *errors.__all__]

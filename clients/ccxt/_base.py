@@ -69,21 +69,20 @@ from protocol.session import decode_market
 # ccxt's unified params this venue cannot honour, with why: a bot that sends
 # one must hear so, never believe its stop-loss is in place when it is not.
 UNSUPPORTED_PARAMS = {
-    "stopLoss": "attached stop-loss orders are not supported yet; place a separate reduce-only stop "
-                "(create_stop_market_order with params={'reduceOnly': True})",
-    "takeProfit": "attached take-profit orders are not supported yet",
-    "trailingPercent": "trailing stops are not supported yet",
-    "trailingAmount": "trailing stops are not supported yet",
-    "trailingTriggerPrice": "trailing stops are not supported yet",
-    "triggerType": "stops trigger on the mark price only",
-    "triggerDirection": "a stop triggers when the mark moves against the order side; the direction is implied",
-    "workingType": "stops trigger on the mark price only",
-    "closePosition": "close-position orders are not supported yet; send a reduce-only order for the position size",
+    "trailingAmount": "trailing stops take a callback rate: use trailingPercent (0.1-10, as on Binance)",
+    "triggerDirection": "the direction is implied: triggerPrice / stopLossPrice orders trigger when the price "
+                        "moves against the order side, takeProfitPrice orders when it moves in its favour",
     "marginMode": "the margin mode is per account: call set_margin_mode",
     "leverage": "the leverage is per account and symbol: call set_leverage",
     "hedged": "one net position per instrument (one-way mode)",
     "positionSide": "one net position per instrument (one-way mode)",
 }
+
+
+# --- protective orders (docs/adr/0011-protective-orders.md)
+#: the createOrder params the protective orders read (all consumed by protective_params)
+PROTECTIVE_PARAMS = ("triggerPrice", "stopPrice", "stopLossPrice", "takeProfitPrice", "stopLoss", "takeProfit",
+                     "trailingPercent", "trailingTriggerPrice", "workingType", "triggerType", "closePosition")
 
 
 def camel(name: str) -> str:
@@ -290,7 +289,7 @@ class _Order:
 
     __slots__ = ("id", "client_id", "symbol", "side", "type", "tif", "reduce_only", "price", "stop_price", "filled",
                  "remaining", "cost", "fee", "status", "cause", "triggered", "trades", "timestamp", "last_trade",
-                 "last_update")
+                 "last_update", "protect")
 
     def __init__(self, oid: int, symbol: str, ts: int | None):
         self.id = oid
@@ -313,6 +312,8 @@ class _Order:
         self.timestamp = ts
         self.last_trade: int | None = None
         self.last_update = ts
+        #: protective-order terms for ``info`` (working type, close position, trailing, parent entry)
+        self.protect: dict = {}
 
 
 def _take_terms(rec: _Order, ins, src) -> None:
@@ -325,6 +326,12 @@ def _take_terms(rec: _Order, ins, src) -> None:
     rec.reduce_only = src.reduce_only
     rec.price = ins.price(src.price)
     rec.stop_price = ins.price(src.stop_price)
+    # --- protective orders
+    rec.protect = {
+        "working_type": str(src.working_type), "close_position": src.close_position,
+        "callback_rate": None if src.callback_bps is None else src.callback_bps / 100,
+        "activation_price": fl(ins.price(src.activation_price)), "parent_order_id": src.parent_order_id,
+    }
 
 
 class ExchangeBase:
@@ -366,6 +373,9 @@ class ExchangeBase:
         # --- leverage
         "fetchLeverages": True, "fetchLeverageTiers": True, "fetchMarketLeverageTiers": True,
     }
+    # --- protective orders: what this task made true
+    has = {**has, "createTakeProfitOrder": True, "createTrailingPercentOrder": True, "createTrailingAmountOrder": False,
+           "createOrderWithTakeProfitAndStopLoss": True, "createStopLossOrder": True, "closePosition": True}
 
     def __init__(self, config: dict | None = None):
         config = dict(config or {})
@@ -648,6 +658,46 @@ class ExchangeBase:
     def create_stop_market_order(self, symbol, side, amount, triggerPrice, params=None):
         return self.create_stop_order(symbol, "market", side, amount, None, triggerPrice, params)
 
+    # --- protective orders (ccxt's unified names and signatures)
+    def create_stop_loss_order(self, symbol, type, side, amount, price=None, stopLossPrice=None, params=None):
+        """A reduce-only stop (``type`` market or limit) triggered when the
+        price moves against ``side`` to ``stopLossPrice``."""
+        if stopLossPrice is None:
+            raise E.ArgumentsRequired(f"{self.id} createStopLossOrder() requires a stopLossPrice argument")
+        return self.create_order(symbol, type, side, amount, price, {**(params or {}), "stopLossPrice": stopLossPrice})
+
+    def create_take_profit_order(self, symbol, type, side, amount, price=None, takeProfitPrice=None, params=None):
+        """A reduce-only take-profit triggered when the price moves in
+        ``side``'s favour to ``takeProfitPrice``."""
+        if takeProfitPrice is None:
+            raise E.ArgumentsRequired(f"{self.id} createTakeProfitOrder() requires a takeProfitPrice argument")
+        return self.create_order(symbol, type, side, amount, price,
+                                 {**(params or {}), "takeProfitPrice": takeProfitPrice})
+
+    def create_order_with_take_profit_and_stop_loss(self, symbol, type, side, amount, price=None, takeProfit=None,
+                                                    stopLoss=None, params=None):
+        """An entry with an attached take-profit and/or stop-loss (trigger
+        prices; market orders once triggered), as ``params['takeProfit']`` /
+        ``params['stopLoss']``."""
+        extra = {}
+        if takeProfit is not None:
+            extra["takeProfit"] = {"triggerPrice": takeProfit}
+        if stopLoss is not None:
+            extra["stopLoss"] = {"triggerPrice": stopLoss}
+        return self.create_order(symbol, type, side, amount, price, {**(params or {}), **extra})
+
+    def create_trailing_percent_order(self, symbol, type, side, amount, price=None, trailingPercent=None,
+                                      trailingTriggerPrice=None, params=None):
+        """A trailing stop (market): it follows the best price since
+        ``trailingTriggerPrice`` was reached (or since now) and triggers on
+        a retrace of ``trailingPercent`` (0.1-10)."""
+        if trailingPercent is None:
+            raise E.ArgumentsRequired(f"{self.id} createTrailingPercentOrder() requires a trailingPercent argument")
+        extra = {"trailingPercent": trailingPercent}
+        if trailingTriggerPrice is not None:
+            extra["trailingTriggerPrice"] = trailingTriggerPrice
+        return self.create_order(symbol, type, side, amount, price, {**(params or {}), **extra})
+
     def set_position_mode(self, hedged, symbol=None, params=None):
         raise E.NotSupported(f"{self.id} setPositionMode() is not supported: one net position per instrument")
 
@@ -853,13 +903,14 @@ class ExchangeBase:
             "lastUpdateTimestamp": rec.last_update, "symbol": self._sym(rec.symbol), "type": _ccxt_type(rec.type),
             "timeInForce": tif, "postOnly": rec.tif == "post_only" if rec.tif else None,
             "reduceOnly": rec.reduce_only, "side": rec.side, "price": fl(rec.price), "triggerPrice": stop,
-            "stopPrice": stop, "stopLossPrice": None, "takeProfitPrice": None, "amount": float(amount),
+            "stopPrice": stop, "stopLossPrice": stop if rec.type in _STOP_TYPES and rec.reduce_only else None,
+            "takeProfitPrice": stop if rec.type in _TP_TYPES else None, "amount": float(amount),
             "cost": float(rec.cost), "average": fl(average), "filled": float(rec.filled),
             "remaining": float(remaining), "status": rec.status, "fee": fee, "fees": [dict(fee)],
             "trades": list(rec.trades),
             "info": {"order_id": rec.id, "symbol": rec.symbol, "type": rec.type, "tif": rec.tif,
                      "stop_price": None if rec.stop_price is None else str(rec.stop_price),
-                     "triggered": rec.triggered, "cancel_cause": rec.cause},
+                     "triggered": rec.triggered, "cancel_cause": rec.cause, **rec.protect},
         }
 
     def _from_view(self, v: m.OrderView) -> _Order:
@@ -1071,7 +1122,7 @@ class ExchangeBase:
         self._account_ev = ev
         return self._balance(ev)
 
-    @params_read('timeInForce', 'postOnly', 'reduceOnly', 'clientOrderId', 'triggerPrice', 'stopPrice', 'stopLossPrice', 'takeProfitPrice', 'stp', 'selfTradePrevention')
+    @params_read('timeInForce', 'postOnly', 'reduceOnly', 'clientOrderId', 'stp', 'selfTradePrevention', *PROTECTIVE_PARAMS)
     def _g_create_order(self, symbol: str, type: str, side: str, amount, price=None, params=None):
         yield from self._g_load_markets()
         market = self.market(symbol)
@@ -1085,16 +1136,14 @@ class ExchangeBase:
         post_only = bool(params.pop("postOnly", False))
         reduce_only = bool(params.pop("reduceOnly", False))
         client_id = params.pop("clientOrderId", None)
-        trigger = params.pop("triggerPrice", None)
-        stop = params.pop("stopPrice", None)
-        stop_loss = params.pop("stopLossPrice", None)
-        if params.pop("takeProfitPrice", None) is not None:
-            raise E.NotSupported(f"{self.id} createOrder() takeProfitPrice is not supported: the venue's stop orders "
-                                 "trigger only when the mark moves against the order side (stop-loss direction)")
         stp = params.pop("stp", params.pop("selfTradePrevention", "expire_taker"))
-        trigger = next((x for x in (trigger, stop, stop_loss) if x is not None), None)
-        if stop_loss is not None:
+        # --- protective orders: every param below is consumed (popped) or refused
+        prot = protective_params(self.id, params)
+        trigger, conditional = prot.pop("trigger"), prot.pop("conditional")
+        if prot.pop("reduce_only"):
             reduce_only = True
+        if prot.get("close_position"):
+            reduce_only = False  # implied: the venue refuses both
         tif = "gtc"
         if tif_in is not None:
             t = _TIF_IN.get(str(tif_in).upper())
@@ -1107,31 +1156,72 @@ class ExchangeBase:
         if otype == "market":
             if post_only:
                 raise E.InvalidOrder(f"{self.id} createOrder() a market order cannot be post-only")
-            venue_type, price = ("stop_market" if trigger is not None else "market"), None
+            venue_type, price = (conditional[0] if conditional else "market"), None
         elif otype == "limit":
             if price is None:
                 raise E.ArgumentsRequired(f"{self.id} createOrder() requires a price argument for a limit order")
-            venue_type = "stop_limit" if trigger is not None else "limit"
+            if conditional and conditional[1] is None:
+                raise E.InvalidOrder(f"{self.id} createOrder() a trailing stop is a market order: type 'market'")
+            venue_type = conditional[1] if conditional else "limit"
         elif otype in ("stop_market", "stop_limit"):
+            if conditional and conditional[0] != "stop_market":
+                raise E.InvalidOrder(f"{self.id} createOrder() type {otype} does not go with {conditional[2]}")
             venue_type = otype
             if otype == "stop_market":
                 price = None
         else:
             raise E.InvalidOrder(f"{self.id} createOrder() does not support order type {type!r}: limit or market "
                                  "(with params triggerPrice/stopPrice for stop orders)")
-        qty = self.amount_to_precision(mid, amount)
+        if prot.get("close_position"):
+            if amount not in (None, 0):
+                raise E.InvalidOrder(f"{self.id} createOrder() closePosition closes the whole position: "
+                                     "pass amount None")
+            qty = None
+        else:
+            qty = self.amount_to_precision(mid, amount)
         px = None if price is None else self.price_to_precision(mid, price)
         stop_px = None if trigger is None else self.price_to_precision(mid, trigger)
+        for k in ("activation_price",):
+            if prot.get(k) is not None:
+                prot[k] = self.price_to_precision(mid, prot[k])
+        for k in ("take_profit", "stop_loss"):
+            spec = prot.get(k)
+            if spec is not None:
+                prot[k] = {n: (self.price_to_precision(mid, x) if n != "working_type" else x)
+                           for n, x in spec.items() if x is not None}
         cmd = self._core.new_order_cmd(
             mid, side_l, qty, px, type=venue_type, tif=tif, post_only=post_only, reduce_only=reduce_only,
             stop_price=stop_px, stp=stp, client_order_id=None if client_id is None else str(client_id),
-            account=self._account())
+            account=self._account(), **prot)
         (rep,) = yield Req((cmd,))
         events = raise_for(rep.events)
         if not events or _typeof(events[0]) is not m.OrderAccepted:
             raise E.BadResponse(f"{self.id} unexpected reply to a new order: {events!r}")
         self._apply(events)
         return self._order_dict(self._orders[events[0].order_id])
+
+    # --- protective orders
+    @params_read('reduceOnly', 'clientOrderId')
+    def _g_close_position(self, symbol: str, side: str | None = None, params=None):
+        """ccxt ``closePosition``: a reduce-only market order for the whole
+        position now (``side``, if given, must be the closing side)."""
+        yield from self._g_load_markets()
+        mid = self.market(symbol)["id"]
+        params = dict(params or {})
+        params.pop("reduceOnly", None)  # implied
+        (rep,) = yield Req((m.QueryAccount(account=self._account()),))
+        ev = next(e for e in raise_for(rep.events) if type(e) is m.AccountUpdate)
+        lots = next((p.qty for p in ev.positions if p.symbol == mid), 0)
+        if not lots:
+            raise E.InvalidOrder(f"{self.id} closePosition() no open {symbol} position")
+        close_side = "sell" if lots > 0 else "buy"
+        if side is not None and str(side).lower() != close_side:
+            raise E.InvalidOrder(f"{self.id} closePosition() the {symbol} position closes with a {close_side}, "
+                                 f"not a {side}")
+        amount = self._meta[mid].qty(abs(lots))
+        order = yield from self._g_create_order(symbol, "market", close_side, amount, None,
+                                                {**params, "reduceOnly": True})
+        return order
 
     @params_read()
     def _g_edit_order(self, id, symbol: str, type: str | None = None, side: str | None = None, amount=None,
@@ -1517,7 +1607,113 @@ def _camel(name: str) -> str:
 def _ccxt_type(venue_type: str | None) -> str | None:
     if venue_type is None:
         return None
-    return "market" if venue_type in ("market", "stop_market") else "limit"
+    return "market" if venue_type in _MARKET_TYPES else "limit"
+
+
+_MARKET_TYPES = ("market", "stop_market", "take_profit_market", "trailing_stop_market")
+_STOP_TYPES = ("stop_market", "stop_limit")
+_TP_TYPES = ("take_profit_market", "take_profit_limit")
+
+
+# --- protective orders (docs/adr/0011-protective-orders.md)
+_WORKING_IN = {"MARK_PRICE": "mark_price", "CONTRACT_PRICE": "contract_price", "MARK": "mark_price",
+               "LAST": "contract_price", "LAST_PRICE": "contract_price", "MARKPRICE": "mark_price",
+               "LASTPRICE": "contract_price"}
+
+
+def _working(exchange_id: str, name: str, value) -> str:
+    w = _WORKING_IN.get(str(value).upper())
+    if w is None:
+        raise E.BadRequest(f"{exchange_id} createOrder() params['{name}'] must be 'mark' or 'last' "
+                           f"(MARK_PRICE or CONTRACT_PRICE), not {value!r}; index-price triggers are not supported")
+    return w
+
+
+def _attached(exchange_id: str, name: str, spec, working: str | None) -> dict:
+    """ccxt's ``stopLoss`` / ``takeProfit`` param: a trigger price, or a dict
+    ``{triggerPrice, price?, type? ('market' | 'limit')}``; every key is read
+    or refused."""
+    if not isinstance(spec, dict):
+        spec = {"triggerPrice": spec}
+    unknown = sorted(set(spec) - {"triggerPrice", "price", "type"})
+    if unknown:
+        raise E.BadRequest(f"{exchange_id} createOrder() params['{name}'] unknown key '{unknown[0]}': it reads "
+                           "triggerPrice, price, type")
+    trig = spec.get("triggerPrice")
+    if trig is None:
+        raise E.ArgumentsRequired(f"{exchange_id} createOrder() params['{name}'] needs a triggerPrice")
+    kind = str(spec.get("type", "limit" if spec.get("price") is not None else "market")).lower()
+    price = spec.get("price")
+    if kind not in ("market", "limit") or (kind == "limit") != (price is not None):
+        raise E.InvalidOrder(f"{exchange_id} createOrder() params['{name}']: a 'limit' {name} needs a price, a "
+                             f"'market' one takes none (got type {kind!r}, price {price!r})")
+    return {"trigger_price": trig, "price": price, "working_type": working or "mark_price"}
+
+
+def protective_params(exchange_id: str, params: dict) -> dict:
+    """Pop the protective-order params from ``params`` (createOrder's) and
+    say what the venue order is: ``trigger`` (its stop price), ``conditional``
+    ((market type, limit type, the param's name) or None), ``reduce_only``
+    (a stop-loss / take-profit closes), and the keyword arguments
+    ``new_order_cmd`` takes for the rest. At most one trigger kind."""
+    trigger = params.pop("triggerPrice", None)
+    stop = params.pop("stopPrice", None)
+    sl_price = params.pop("stopLossPrice", None)
+    tp_price = params.pop("takeProfitPrice", None)
+    trailing = params.pop("trailingPercent", None)
+    activation = params.pop("trailingTriggerPrice", None)
+    wt, tt = params.pop("workingType", None), params.pop("triggerType", None)
+    close = params.pop("closePosition", False)
+    sl, tp = params.pop("stopLoss", None), params.pop("takeProfit", None)
+    working = None
+    for name, value in (("workingType", wt), ("triggerType", tt)):
+        if value is not None:
+            w = _working(exchange_id, name, value)
+            if working is not None and w != working:
+                raise E.BadRequest(f"{exchange_id} createOrder() workingType and triggerType disagree")
+            working = w
+    if trigger is None:
+        trigger = stop
+    kinds = [(n, v) for n, v in (("triggerPrice", trigger), ("stopLossPrice", sl_price),
+                                 ("takeProfitPrice", tp_price), ("trailingPercent", trailing)) if v is not None]
+    if len(kinds) > 1:
+        raise E.InvalidOrder(f"{exchange_id} createOrder() give one of triggerPrice, stopLossPrice, takeProfitPrice, "
+                             f"trailingPercent, not {' and '.join(n for n, _ in kinds)}")
+    out: dict = {"trigger": None, "conditional": None, "reduce_only": False}
+    if kinds:
+        name, value = kinds[0]
+        if name == "trailingPercent":
+            out["conditional"] = ("trailing_stop_market", None, name)
+            out["callback_rate"] = value
+        else:
+            out["trigger"] = value
+            out["conditional"] = (("take_profit_market", "take_profit_limit", name) if name == "takeProfitPrice"
+                                  else ("stop_market", "stop_limit", name))
+            out["reduce_only"] = name != "triggerPrice"  # ccxt: stop-loss / take-profit orders close
+    if activation is not None:
+        if trailing is None:
+            raise E.ArgumentsRequired(f"{exchange_id} createOrder() trailingTriggerPrice needs trailingPercent")
+        out["activation_price"] = activation
+    if working is not None:
+        if not kinds and sl is None and tp is None:
+            raise E.InvalidOrder(f"{exchange_id} createOrder() workingType / triggerType apply to trigger orders "
+                                 "and attached stopLoss / takeProfit only")
+        if kinds:
+            out["working_type"] = working
+    if close:
+        if close is not True or out["conditional"] is None or out["conditional"][0] == "trailing_stop_market":
+            raise E.InvalidOrder(f"{exchange_id} createOrder() closePosition=True goes with a stopLossPrice, "
+                                 "takeProfitPrice or triggerPrice market order")
+        out["close_position"] = True
+        out["reduce_only"] = False  # implied by the venue; it refuses both
+    if (sl is not None or tp is not None) and kinds:
+        raise E.InvalidOrder(f"{exchange_id} createOrder() stopLoss / takeProfit attach to a limit or market entry, "
+                             "not to a trigger order")
+    if sl is not None:
+        out["stop_loss"] = _attached(exchange_id, "stopLoss", sl, working)
+    if tp is not None:
+        out["take_profit"] = _attached(exchange_id, "takeProfit", tp, working)
+    return out
 
 
 def _since_limit(items: list[dict], since: int | None, limit: int | None) -> list[dict]:
@@ -1537,6 +1733,8 @@ METHODS = (
     "set_margin_mode",
     # --- leverage
     "set_leverage", "fetch_leverage", "fetch_leverages", "fetch_leverage_tiers", "fetch_market_leverage_tiers",
+    # --- protective orders
+    "close_position",
 )
 # --- ccxt facade (issue 14)
 METHODS += ("fetch_l2_order_book", "fetch_status", "create_orders")

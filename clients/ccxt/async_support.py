@@ -584,5 +584,9 @@ class exchangesim(ExchangeBase):  # noqa: N801
         return await self._run(self._g_fetch_market_leverage_tiers(symbol, params))
 
 
+    # --- protective orders
+    async def close_position(self, symbol: str, side: str | None = None, params=None) -> dict:
+        return await self._run(self._g_close_position(symbol, side, params))
+
 __all__ = ["exchangesim", "exchanges", "Exchange", "errors", "version", "__version__", "METHODS",
            *errors.__all__]

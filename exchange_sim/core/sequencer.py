@@ -25,6 +25,8 @@ Contract (the LMAX / exchange-core idea; the stages are docs/adr/0007-pipeline.m
 
 from __future__ import annotations
 
+import msgspec
+
 from exchange_sim.accounts import Account
 from exchange_sim.book import FLAG_REDUCE_ONLY, Order
 from exchange_sim.config import Config
@@ -34,6 +36,7 @@ from exchange_sim.core.entry import Entry, StopTicket, Ticket
 from exchange_sim.core.liquidation import LiquidationEngine
 from exchange_sim.core.matching import Execution, StopOrder
 from exchange_sim.core.orders import OrderIndex
+from exchange_sim.core.protect import Protect
 from exchange_sim.core.reject import R, Reject, rejected
 from exchange_sim.core.state import State
 from exchange_sim.core.views import Views
@@ -63,6 +66,7 @@ __all__ = ["Venue", "StopOrder"]
 _LIMIT = OrderType.LIMIT
 _NEW_ORDER, _CANCEL_ORDER = M.NewOrder, M.CancelOrder
 _USER = CancelCause.USER
+_SETTLE_PASSES = 8  # --- protective orders: trigger / liquidation passes after one command
 
 
 class Venue:
@@ -85,6 +89,12 @@ class Venue:
         #: symbol -> its engine's untriggered stops (order id -> StopOrder)
         self.stops = {sym: eng.stops for sym, eng in s.engines.items()}
         self.funding = self.clearing.funding
+        # --- protective orders
+        self.protect = Protect(s, self.orders)
+        #: symbol -> instrument whose last trade price moved, or whose
+        #: attached orders grew, this command: its triggers run before
+        #: ``apply`` returns (a dict: insertion order is deterministic)
+        self.due: dict[str, Instrument] = {}
         # the insurance fund is a real account, opened with its seed balance
         fund = self.clearing.open_account(s.fund_id, MarginMode.CROSS)
         seed = s.insurance_seed
@@ -196,8 +206,19 @@ class Venue:
                         return [rejected(command, R.UNKNOWN_MESSAGE, f"unknown command {type(command).__name__}")]
         except Reject as rej:
             events.append(rejected(command, rej.reason, rej.message))
+        if self.due:
+            self._run_due(events)
         if self.liq.pending:
             self.liq.run(events)
+            # the liquidation's trades moved last prices (contract-price
+            # triggers), whose orders may flag accounts again: a bounded
+            # number of passes, the rest waits for the next command
+            for _ in range(_SETTLE_PASSES):
+                if not self.due:
+                    break
+                self._run_due(events)
+                if self.liq.pending:
+                    self.liq.run(events)
         return events
 
     def query(self, command) -> list:
@@ -257,6 +278,8 @@ class Venue:
                     tif=t.tif, qty=t.qty, price=t.price, reduce_only=t.reduce_only, client_order_id=cid,
                 )
             )
+            if cmd.take_profit is not None or cmd.stop_loss is not None:
+                self._attach(t, order_id, events[-1])
         order = Order(
             order_id, acct.id, t.side, t.limit, t.qty, t.stp, cid, ins.symbol, t.tif,
             FLAG_REDUCE_ONLY if t.reduce_only else 0, s.seq,
@@ -280,6 +303,10 @@ class Venue:
         eng = self.engines[ins.symbol]
         ex = eng.execute(order, otype)
         touched = self.clearing.settle(acct, ins, order, ex, events) if ex.fills else ()
+        if eng.brackets and self.protect.fills(eng, ins, order, ex, events):
+            self.due[ins.symbol] = ins  # a half placed now may be due at once
+        elif eng.last_orders and ex.fills:
+            self.due[ins.symbol] = ins  # the last trade price moved
         orders = self.orders
         if ex.stp_expired:
             orders.expire_stp(ex.stp_expired, ins.symbol, events)
@@ -311,15 +338,22 @@ class Venue:
 
     def _new_stop(self, t: StopTicket, events: list) -> None:
         acct, cmd = t.acct, t.cmd
+        if cmd.close_position:
+            cmd = msgspec.structs.replace(cmd, reduce_only=True)  # closes only: the upkeep treats it as reduce-only
         st = StopOrder(self.state.take_order_id(), cmd, t.side)
+        if st.cb is not None and st.trigger is None:
+            # a trailing stop with no activation price trails from the price now
+            st.best = self.entry.trigger_ref(t.ins, cmd.working_type)
         self.orders.remember_stop(acct, st)
         if cmd.client_order_id is not None:
             self.orders.remember_client_id(acct, cmd.client_order_id, st.order_id)
         events.append(
             OrderAccepted(
                 account=acct.id, order_id=st.order_id, symbol=t.ins.symbol, side=cmd.side, type=t.otype,
-                tif=cmd.tif, qty=cmd.qty, price=cmd.price, stop_price=t.stop_price,
+                tif=cmd.tif, qty=cmd.qty or 0, price=cmd.price, stop_price=t.stop_price,
                 reduce_only=cmd.reduce_only, client_order_id=cmd.client_order_id,
+                working_type=cmd.working_type, close_position=cmd.close_position, callback_bps=cmd.callback_bps,
+                activation_price=cmd.activation_price,
             )
         )
 
@@ -348,25 +382,54 @@ class Venue:
         )
         self.execute(acct, ins, order, _LIMIT, events)
 
-    def _trigger_stops(self, ins: Instrument, events: list) -> None:
-        """Stops whose stop price the mark crossed become live orders, oldest first."""
+    def _trigger_stops(self, ins: Instrument, events: list, last: bool = False) -> None:
+        """Conditional orders whose trigger the mark (``last``: the last trade
+        price) reached become live orders, oldest first; the other half of an
+        attached pair is cancelled first (one cancels the other)."""
         eng = self.engines[ins.symbol]
         if not eng.stops:
             return
         mark = ins.mark
-        for st in eng.fired(mark):
+        price = eng.last_price if last else mark
+        if not price:
+            return
+        for st in eng.fired(price, last):
             if eng.take_stop(st.order_id) is None:
                 continue  # cancelled by an earlier one's fill (a reduce-only stop whose position closed)
             self.orders.forget_stop(st)
             acct = self.state.accounts[st.account]
             events.append(
-                OrderTriggered(account=acct.id, order_id=st.order_id, symbol=ins.symbol, mark=mark, client_order_id=st.client_order_id)
+                OrderTriggered(account=acct.id, order_id=st.order_id, symbol=ins.symbol, mark=mark,
+                               client_order_id=st.client_order_id, price=price, working_type=st.cmd.working_type)
             )
+            if st.peer is not None or st.parent is not None:
+                self.protect.triggered(eng, st, events)
             try:
                 self._place(self.entry.triggered(st, acct, ins), events)
             except Reject as rej:
                 events.append(rejected(st.cmd, rej.reason, f"stop order {st.order_id} triggered but: {rej.message}"))
                 events[-1].order_id = st.order_id
+
+    # --- protective orders
+    def _attach(self, t: Ticket, order_id: int, accepted: OrderAccepted) -> None:
+        """An entry with attached take-profit / stop-loss was accepted: its
+        bracket waits for its fills (:mod:`exchange_sim.core.protect`)."""
+        cmd = t.cmd
+        accepted.take_profit, accepted.stop_loss = cmd.take_profit, cmd.stop_loss
+        self.protect.open(self.engines[t.ins.symbol], order_id, cmd, t.side)
+
+    def _run_due(self, events: list) -> None:
+        """Triggers of the instruments whose last trade price moved (or whose
+        attached orders grew) this command, on both prices, until none is
+        due: each round either fires an order, which leaves its engine, or
+        ends, so this terminates. (Margin levels: each triggered order's
+        execution checks the accounts it touched.)"""
+        due = self.due
+        while due:
+            sym = next(iter(due))
+            ins = due.pop(sym)
+            self._trigger_stops(ins, events)
+            self._trigger_stops(ins, events, last=True)
 
     # ------------------------------------------------------- wallet, prices
 

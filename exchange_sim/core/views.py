@@ -205,8 +205,11 @@ def order_view(o) -> OrderView:
     if type(o) is StopOrder:
         c = o.cmd
         return OrderView(
-            order_id=o.order_id, symbol=o.symbol, side=c.side, type=c.type, tif=c.tif, qty=c.qty, filled=0,
+            order_id=o.order_id, symbol=o.symbol, side=c.side, type=c.type, tif=c.tif, qty=c.qty or 0, filled=0,
             price=c.price, stop_price=c.stop_price, reduce_only=c.reduce_only, client_order_id=c.client_order_id,
+            # --- protective orders
+            working_type=c.working_type, close_position=c.close_position, callback_bps=c.callback_bps,
+            activation_price=c.activation_price, trail_best=o.best or None, parent_order_id=o.parent,
         )
     return OrderView(
         order_id=o.order_id, symbol=o.symbol, side=_SIDE_ENUM[o.side], type=OrderType.LIMIT, tif=o.tif,

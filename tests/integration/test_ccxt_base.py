@@ -108,11 +108,11 @@ def test_has_lists_every_key_of_ccxts_base_class():
     # what the issue found claimed or missing
     for key in ("watchBalance", "fetchL2OrderBook", "createOrders", "ws", "sandbox"):
         assert key in ccxt.exchangesim.has
-    assert ccxt.exchangesim.has["createStopLossOrder"] is False
+    assert ccxt.exchangesim.has["createStopLossOrder"] is True  # claimed, and checked below
     assert ccxt.exchangesim.has["ws"] is False and accxt.exchangesim.has["ws"] is True
     ex = ccxt.exchangesim({})
-    with pytest.raises(ccxt.NotSupported, match="createStopLossOrder"):
-        ex.create_stop_loss_order(BTC, "sell", 0.01, 55_000)
+    with pytest.raises(ccxt.NotSupported, match="createTrailingAmountOrder"):
+        ex.create_trailing_amount_order(BTC, "market", "sell", 0.01, None, 100)
 
 
 class Blocking:
@@ -209,6 +209,15 @@ CHECKS: list[tuple[str, object]] = [
     ("fetchClosedOrders", lambda c: len(c.ex.fetch_closed_orders(BTC)) == 15),
     ("fetchOrders", lambda c: len(c.ex.fetch_orders(BTC)) == 15),
     ("fetchTrades", lambda c: wait_for(lambda: len(c.ex.fetch_trades(BTC)) == 4, 5, "the public trades")),
+    # --- protective orders: an entry with its take-profit and stop-loss, then one of each kind on the position
+    ("createOrderWithTakeProfitAndStopLoss", lambda c: _order(c.ex.create_order_with_take_profit_and_stop_loss(
+        BTC, "market", "buy", 0.02, None, 70_000, 50_000), "closed")),
+    ("createStopLossOrder", lambda c: _order(c.ex.create_stop_loss_order(BTC, "market", "sell", 0.02, None, 51_000))),
+    ("createTakeProfitOrder", lambda c: _order(c.ex.create_take_profit_order(BTC, "market", "sell", 0.02, None,
+                                                                             69_000))),
+    ("createTrailingPercentOrder", lambda c: _order(c.ex.create_trailing_percent_order(BTC, "market", "sell", 0.02,
+                                                                                       None, 1.0))),
+    ("closePosition", lambda c: _order(c.ex.close_position(BTC), "closed")),
 ]
 
 #: the asyncio class's own capabilities, and the tests that call them
@@ -260,7 +269,12 @@ def test_every_capability_has_claims_works(server, ctx, cls):
 _ARGS = {"symbol": BTC, "symbols": [BTC], "type": "limit", "side": "buy", "amount": 0.01, "price": 59_000,
          "id": "1", "marginMode": "cross", "triggerPrice": 55_000, "timeframe": "1m",
          "orders": [{"symbol": BTC, "type": "limit", "side": "buy", "amount": 0.01, "price": 59_000}],
-         "leverage": 5, "hedged": False, "code": "USDT", "kind": "add"}
+         "leverage": 5, "hedged": False, "code": "USDT", "kind": "add",
+         # --- protective orders
+         "stopLossPrice": 50_000, "takeProfitPrice": 70_000, "takeProfit": 70_000, "stopLoss": 50_000,
+         "trailingPercent": 1.0, "trailingTriggerPrice": 61_000}
+#: optional arguments the walk passes anyway (without them the method refuses before reading params)
+_OPTIONAL_ARGS = ("price", "triggerPrice", "stopLossPrice", "takeProfitPrice", "trailingPercent")
 
 
 def _public_methods_with_params(cls):
@@ -281,7 +295,7 @@ def test_every_method_with_params_refuses_an_unknown_key(cls):
     for name, fn in _public_methods_with_params(cls):
         sig = inspect.signature(fn)
         kwargs = {p.name: _ARGS[p.name] for p in list(sig.parameters.values())[1:]
-                  if p.name != "params" and (p.default is inspect.Parameter.empty or p.name in ("price", "triggerPrice"))}
+                  if p.name != "params" and (p.default is inspect.Parameter.empty or p.name in _OPTIONAL_ARGS)}
         has_key = _base._camel(name)
         try:
             out = getattr(ex, name)(**kwargs, params={"noSuchParam": 1})
@@ -302,7 +316,9 @@ def test_every_method_with_params_refuses_an_unknown_key(cls):
 def test_refusal_reasons_name_the_key_and_what_is_read():
     ex = ccxt.exchangesim({"apiKey": "2:k"})
     ex._set_markets(Venue().apply(m.QueryInstruments())[0])
-    with pytest.raises(ccxt.NotSupported, match=r"createOrder\(\) params\['triggerType'\] is not supported"):
+    with pytest.raises(ccxt.NotSupported, match=r"createOrder\(\) params\['triggerDirection'\] is not supported"):
+        ex.create_order(BTC, "limit", "buy", 0.01, 59_000, {"triggerDirection": "above"})
+    with pytest.raises(ccxt.InvalidOrder, match=r"workingType / triggerType apply to trigger orders"):
         ex.create_order(BTC, "limit", "buy", 0.01, 59_000, {"triggerType": "last"})
     with pytest.raises(ccxt.BadRequest, match=r"fetchStatus\(\) unknown params\['x'\].*reads no params"):
         ex.fetch_status({"x": 1})
