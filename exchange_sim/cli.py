@@ -74,10 +74,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     text = Path(args.config).read_text(encoding="utf-8") if args.config else config_mod.default_text()
     cfg = config_mod.loads(text)
+    if args.liquidity:  # --- house liquidity: the profile goes into the config the data dir keeps
+        from exchange_sim.liquidity import load_profile, with_liquidity
+
+        cfg = with_liquidity(cfg, load_profile(args.liquidity, cfg))
     feed = args.feed or ("csv" if args.feed_csv else None)
     try:
         return run(cfg, orders=args.orders, market_data=args.market_data, feed=feed, feed_csv=args.feed_csv,
                    seed=args.seed, speed=args.speed, duration=args.duration, data_dir=args.data_dir,
+                   liquidity=bool(args.liquidity),
                    # the data dir keeps the whole effective config, not a partial file whose
                    # meaning would change with the next version's default
                    config_text=config_mod.dumps(cfg, header="the config this data dir was created with"))
@@ -256,6 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--speed", type=float, help="feed: simulated seconds per wall second")
     p_serve.add_argument("--duration", type=float, help="stop by itself after this many seconds")
     p_serve.add_argument("--data-dir", help="journal + snapshots here; a restart recovers the state exactly")
+    p_serve.add_argument("--liquidity", metavar="DEFAULT|PROFILE.toml",
+                         help="house liquidity: a market maker per symbol, an arbitrageur and a noise flow "
+                              "trading as venue accounts (DEFAULT: the config's [liquidity]; a file merges onto it); "
+                              "the liquidation engine then waits reform_ms after a flag so the book re-forms")
     p_serve.set_defaults(func=_cmd_serve)
     p_config = sub.add_parser("config", help="print the effective configuration as TOML (default or --config FILE)",
                               description="Print the effective configuration as TOML: the embedded default, or\n"

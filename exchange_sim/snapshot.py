@@ -78,7 +78,7 @@ class AccountState(msgspec.Struct, omit_defaults=True):
     client_ids: list[tuple[str, int]] = []
 
 
-class VenueState(msgspec.Struct):
+class VenueState(msgspec.Struct, omit_defaults=True):
     version: int
     seq: int
     now: int
@@ -92,6 +92,9 @@ class VenueState(msgspec.Struct):
     withdrawals: list[tuple[str, int]]
     fees_collected: list[tuple[str, int]]
     pending_liquidations: list[int]
+    # --- house liquidity: when each pending account was flagged (venue ns), for the
+    # liquidation grace; omitted when empty, so snapshots without a grace encode as before
+    pending_since: list[tuple[int, int]] = []
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -133,6 +136,7 @@ def capture(venue) -> VenueState:
         index=[(n, a.index) for n, a in venue.assets.items()], instruments=instruments, accounts=accounts,
         deposits=list(venue.deposits.items()), withdrawals=list(venue.withdrawals.items()),
         fees_collected=list(venue.fees_collected.items()), pending_liquidations=list(venue.liq.pending),
+        pending_since=sorted(venue.liq.since.items()),
     )
 
 
@@ -208,4 +212,5 @@ def restore(config: Config, state: VenueState):
                 v.orders.remember_stop(acct, order)
     for acct_id in state.pending_liquidations:
         v.liq.flag(v.accounts[acct_id])
+    v.liq.since.update(state.pending_since)
     return v

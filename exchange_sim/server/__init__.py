@@ -86,13 +86,17 @@ def open_data_dir(directory: str | Path, config: Config, config_text: str, out: 
 def run(config: Config, *, orders: str | None = None, market_data: str | None = None,
         feed: str | None = None, feed_csv: str | None = None, seed: int | None = None,
         speed: float | None = None, duration: float | None = None, out: TextIO = sys.stdout,
-        data_dir: str | None = None, config_text: str = "") -> int:
+        data_dir: str | None = None, config_text: str = "", liquidity: bool = False) -> int:
     """Build, bind, announce and serve; return an exit status.
 
     With ``data_dir`` every command is journaled before it is applied, replies
     leave only once their records are on disk, snapshots are written every
     ``journal.snapshot_every`` commands and at shutdown, and a restart
     recovers the state exactly (:mod:`exchange_sim.replay`).
+
+    With ``liquidity`` the house agents of ``config.liquidity`` trade on the
+    venue (:mod:`exchange_sim.liquidity`; the config should come from
+    :func:`exchange_sim.liquidity.with_liquidity`, which sets the grace).
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
@@ -106,6 +110,10 @@ def run(config: Config, *, orders: str | None = None, market_data: str | None = 
         server.data_dir = Path(data_dir)
         server.snapshot_every = config.journal.snapshot_every
     server.feed = make_feed(config, server.venue, feed, feed_csv, seed, speed)
+    if liquidity:
+        from exchange_sim.liquidity import House
+
+        server.house = House(config.liquidity, server.venue)
     if fresh:
         server.start_up()
     orders_ep, md_ep = server.bind()
@@ -117,6 +125,11 @@ def run(config: Config, *, orders: str | None = None, market_data: str | None = 
     say(f"curve:       {'on, server public key ' + p.curve_public_key if p.curve_public_key else 'off'}")
     feed_name = "none" if server.feed is None else type(server.feed).__name__
     say(f"feed:        {feed_name}")
+    if server.house is not None:
+        lp = config.liquidity
+        say(f"liquidity:   house maker {lp.maker_account}, arbitrageur {lp.arb_account}, noise "
+            f"{lp.noise_account} on {len(server.house.instruments)} symbols; liquidation grace "
+            f"{config.liquidation.grace_ms} ms")
     say(f"data dir:    {data_dir} (journal {config.journal.policy}, seq {server.venue.seq})" if data_dir
         else "data dir:    none (state is lost at exit; --data-dir DIR keeps it)")
     say(f"admin key:   {p.admin_key}")

@@ -59,6 +59,7 @@ import zmq
 
 from exchange_sim import config as config_mod
 from exchange_sim.config import Config
+from exchange_sim.liquidity.house import STEP_MS
 from exchange_sim.server.routing import (
     ADMIN_EV,
     PUBLIC,
@@ -159,6 +160,10 @@ class Server:
         self.ctx = context or zmq.Context.instance()
         self.router: zmq.Socket | None = None
         self.pub: zmq.Socket | None = None
+        # --- house liquidity (exchange_sim/liquidity/, docs/adr/0013-house-liquidity.md)
+        #: ``serve --liquidity``: the house agents, stepped after index moves and on a timer
+        self.house = None
+        self._next_house = 0.0
 
     # ---------------------------------------------------------------- sockets
 
@@ -204,6 +209,8 @@ class Server:
         self.commands += 1
         try:
             events = self.venue.apply(command, ts)
+            if self.house is not None:
+                self.house.observe(command)
             if self.snapshot_every and self.venue.seq % self.snapshot_every == 0:
                 self.take_snapshot()
             return events
@@ -232,8 +239,14 @@ class Server:
         return SnapshotTaken(seq=self.venue.seq, state_hash=digest, file=path.name)
 
     def start_up(self) -> None:
-        """Open the configured accounts and make their faucet deposits, through
-        :meth:`execute` like everything else."""
+        """Open the configured accounts and make their faucet deposits (and the
+        house agents' accounts, with ``--liquidity``), through :meth:`execute`
+        like everything else."""
+        if self.house is not None:
+            for cmd in self.house.start_up(self.venue):
+                ev = self.execute(cmd)
+                if ev and type(ev[0]) is Rejected:
+                    raise ValueError(f"house liquidity start-up refused: {ev[0].message}")
         for acct in self.params.accounts:
             if acct.account not in self.venue.accounts:
                 self.execute(OpenAccount(account=acct.account))
@@ -282,6 +295,7 @@ class Server:
         self._outbox = [] if (self.journal is not None or self.hold_replies) else None
         self._running = True
         drain = _DRAIN_JOURNAL if self.journal is not None else _DRAIN
+        house = self.house
         while self._running:
             n = 0
             while n < drain:
@@ -298,15 +312,21 @@ class Server:
                 except Exception as exc:  # a server bug must not take every session down
                     self._internal_error(ident, exc)
                 n += 1
+                if house is not None and house.moved:  # re-quote right after the command that moved the index
+                    self._house_turn(mono())
             now = mono()
             if now >= next_timer:
                 next_timer = self._timers(now)
+            if house is not None and (house.moved or now >= self._next_house):
+                self._house_turn(now)
             if self._outbox:
                 self._flush_outbox()
             if deadline is not None and now >= deadline:
                 break
             if n < drain:
                 wait = next_timer - now
+                if house is not None:
+                    wait = min(wait, self._next_house - now)
                 if deadline is not None:
                     wait = min(wait, deadline - now)
                 poller.poll(max(0, min(int(wait * 1000) + 1, 100)))
@@ -404,6 +424,14 @@ class Server:
                 self._log_bad(None, f"timer command {type(command).__name__} rejected: {ev.message}")
         if pushes:
             self._flush(pushes)
+
+    # --- house liquidity
+    def _house_turn(self, now: float) -> None:
+        """Step the house agents: each command they make goes through the one
+        door (journaled, routed) before the next is decided."""
+        self._next_house = now + STEP_MS / 1000
+        for cmd in self.house.step(self.venue, time.time_ns()):
+            self._from_timer(cmd)
 
     def _fan_out(self, events: list, sess: Session | None, pushes: dict) -> list:
         """Route one command's events; return the requester's share.
