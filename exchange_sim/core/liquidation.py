@@ -36,6 +36,13 @@ at the end of the command, this engine runs (docs/adr/0005-liquidation-order.md)
    ``conversion_penalty``, most-haircut asset first; what is still missing
    after that, the fund pays (``BankruptcyCovered``).
 
+**Grace.** With ``[liquidation] grace_ms`` > 0 a flagged account waits that
+long in venue time (the ``ts`` the sequencer stamped on its flagging
+command) and is liquidated by the first command at or after flag + grace,
+if still below MM then: the book gets that long to re-form after a jump
+(``serve --liquidity``, docs/adr/0013-house-liquidity.md). 0, the default,
+liquidates inside the command that flagged.
+
 Every step is an event. Nothing here reads a clock or a random source, and
 every iteration order is defined, so the cascade is deterministic.
 

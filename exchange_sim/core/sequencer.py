@@ -11,7 +11,9 @@ Contract (the LMAX / exchange-core idea; the stages are docs/adr/0007-pipeline.m
   **clearing** (R2: settle; the only writer of money) → **watch** (margin
   levels) → **liquidation** of whoever watch flagged, before ``apply``
   returns, so every command ends with no account below maintenance margin
-  unless the cascade bound was hit and said so;
+  unless the cascade bound was hit and said so, or the account waits out
+  the liquidation grace (``[liquidation] grace_ms`` of venue time after its
+  flag, so the book can re-form after a jump: docs/adr/0013-house-liquidity.md);
 - a rejected command leaves the state exactly as it was and returns one
   :class:`~protocol.messages.Rejected` event;
 - ``query(command)`` answers a read (``Query*``) from :mod:`.views` without
