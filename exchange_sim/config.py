@@ -166,6 +166,8 @@ class DemoAccount(_Frozen, kw_only=True):
     name: str = ""
     #: faucet deposits made at server start, human units: {USDT = "1000000"}
     deposits: dict[str, DecimalStr] = {}
+    # --- latency: the profile (a key of server.latency.profiles) this key's sessions get ("" = the default)
+    latency: str = ""
 
     def __repr__(self) -> str:  # never print a secret by accident
         return f"DemoAccount(account={self.account}, name={self.name!r}, api_key='***')"
@@ -188,6 +190,47 @@ class FeedParams(_Frozen, kw_only=True):
     csv_path: str | None = None
     #: csv feed: start again from the top when the file ends
     csv_loop: bool = False
+
+
+# --- latency (exchange_sim/server/latency.py)
+LATENCY_KINDS = ("constant", "uniform", "lognormal")
+
+
+class LatencyDist(_Frozen, kw_only=True):
+    """One delay distribution, milliseconds: ``constant`` (always ``ms``),
+    ``uniform`` (between ``ms`` and ``high_ms``) or ``lognormal`` (median ``ms``,
+    shape ``sigma``: the log of the delay has that standard deviation)."""
+
+    kind: str = "constant"
+    ms: Annotated[float, Meta(ge=0.0, le=10_000.0)] = 0.0
+    high_ms: Annotated[float, Meta(ge=0.0, le=10_000.0)] = 0.0
+    sigma: Annotated[float, Meta(ge=0.0, le=3.0)] = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in LATENCY_KINDS:
+            raise ValueError(not_valid("latency kind", self.kind, "distribution", LATENCY_KINDS))
+        if self.kind == "uniform" and self.high_ms < self.ms:
+            raise ValueError("a uniform latency needs high_ms >= ms")
+
+
+class LatencyProfile(_Frozen, kw_only=True):
+    """A session's latency: ``entry`` delays what it sends before the sequencer
+    sees it; ``market_data`` delays everything the server sends it (replies,
+    pushes, snapshots), after the venue."""
+
+    entry: LatencyDist = LatencyDist()
+    market_data: LatencyDist = LatencyDist()
+
+
+class LatencyParams(_Frozen, kw_only=True):
+    """Per-session latency (docs/live-market.md): profiles by name, chosen per
+    API key (``[[server.accounts]] latency``) or per ``Login(latency=...)``."""
+
+    #: the delays are drawn from random.Random(seed, session number): the same seed, the same delays
+    seed: int = 1
+    #: the profile of sessions whose key and Login name none ("" = no delay)
+    default: str = ""
+    profiles: dict[str, LatencyProfile] = {}
 
 
 class ServerParams(_Frozen, kw_only=True):
@@ -225,6 +268,8 @@ class ServerParams(_Frozen, kw_only=True):
     curve_public_key: str | None = None
     curve_secret_key: str | None = None
     feed: FeedParams = FeedParams()
+    # --- latency
+    latency: LatencyParams = LatencyParams()
 
     def __post_init__(self) -> None:
         if (self.curve_public_key is None) != (self.curve_secret_key is None):
@@ -236,6 +281,12 @@ class ServerParams(_Frozen, kw_only=True):
             raise ValueError("server.accounts: account numbers must be unique")
         if self.feed.kind not in FEED_KINDS:
             raise ValueError(not_valid("server.feed.kind", self.feed.kind, "feed kind", FEED_KINDS))
+        # --- latency: every profile named exists
+        names = sorted(self.latency.profiles)
+        for where, name in [("server.latency.default", self.latency.default),
+                            *((f"server.accounts[{a.account}].latency", a.latency) for a in self.accounts)]:
+            if name and name not in self.latency.profiles:
+                raise ValueError(not_valid(where, name, "latency profile", names))
 
     def __repr__(self) -> str:  # never print a secret by accident
         return (f"ServerParams(orders_endpoint={self.orders_endpoint!r}, "

@@ -72,6 +72,10 @@ class Login(_Command):
     #: admin only: also receive every account's private events (as Push) and
     #: the admin-only events (e.g. CascadeBoundHit): a monitoring view
     firehose: bool = False
+    # --- latency
+    latency: Annotated[Annotated[str, Meta(max_length=64)] | None, Meta(
+        description="latency profile for this session, a key of the server's [server.latency] profiles "
+                    "(None: the one its API key names, else the server's default)")] = None
 
 
 class Logout(_Command):
@@ -128,6 +132,8 @@ class LoginOk(_Msg):
     cancel_on_disconnect: bool = False
     rate_limit_per_s: int = 0
     max_batch: int = 0
+    # --- latency
+    latency: Annotated[str, Meta(description="the latency profile this session got (\"\": none)")] = ""
 
 
 class SnapshotTaken(_Msg):

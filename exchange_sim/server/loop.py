@@ -60,6 +60,7 @@ import zmq
 from exchange_sim import config as config_mod
 from exchange_sim.config import Config
 from exchange_sim.liquidity.house import STEP_MS
+from exchange_sim.server.latency import DelayQueue, SessionLatency
 from exchange_sim.server.routing import (
     ADMIN_EV,
     PUBLIC,
@@ -164,6 +165,9 @@ class Server:
         #: ``serve --liquidity``: the house agents, stepped after index moves and on a timer
         self.house = None
         self._next_house = 0.0
+        # --- latency (exchange_sim/server/latency.py): frames waiting out a session's delay
+        self._delayed = DelayQueue()
+        self._lat_by_account = {a.account: a.latency for a in p.accounts if a.latency}
 
     # ---------------------------------------------------------------- sockets
 
@@ -319,6 +323,8 @@ class Server:
                 next_timer = self._timers(now)
             if house is not None and (house.moved or now >= self._next_house):
                 self._house_turn(now)
+            if self._delayed:
+                self._release_delayed(now)
             if self._outbox:
                 self._flush_outbox()
             if deadline is not None and now >= deadline:
@@ -327,6 +333,9 @@ class Server:
                 wait = next_timer - now
                 if house is not None:
                     wait = min(wait, self._next_house - now)
+                nd = self._delayed.next_due()
+                if nd is not None:
+                    wait = min(wait, nd - now)
                 if deadline is not None:
                     wait = min(wait, deadline - now)
                 poller.poll(max(0, min(int(wait * 1000) + 1, 100)))
@@ -342,7 +351,7 @@ class Server:
                 if sess is None:
                     self.pub.send(payload)
                 else:
-                    self._send(sess, payload)
+                    self._send_now(sess, payload)  # its latency (if any) was applied when it was queued
         finally:
             self._outbox = []
 
@@ -424,6 +433,29 @@ class Server:
                 self._log_bad(None, f"timer command {type(command).__name__} rejected: {ev.message}")
         if pushes:
             self._flush(pushes)
+
+    # --- latency
+    def _release_delayed(self, now: float) -> None:
+        """Frames whose delay is over: inbound ones are handled (a session
+        that ended meanwhile is skipped), outbound ones sent."""
+        for inbound, sess, frame in self._delayed.pop_due(now):
+            if not inbound:
+                self._send_now(sess, frame)
+            elif self.sessions.get(sess.ident) is sess:
+                try:
+                    self._handle_frame(sess, frame, now)
+                except Exception as exc:  # as in the drain loop: a server bug must not stop the loop
+                    self._internal_error(sess.ident, exc)
+
+    def _latency_for(self, sess: Session, asked: str | None, account: int) -> SessionLatency | None:
+        """The latency of a session that logs in: the profile it asked for, else
+        its key's, else the server default; None if that is no delay."""
+        lp = self.params.latency
+        name = asked or self._lat_by_account.get(account) or lp.default
+        if not name:
+            return None
+        lat = SessionLatency(name, lp.profiles[name], lp.seed, sess.sid)
+        return lat if lat.entry_on or lat.md_on else None
 
     # --- house liquidity
     def _house_turn(self, now: float) -> None:
@@ -518,6 +550,8 @@ class Server:
     def _new_session(self, ident: bytes) -> Session:
         sess = Session(ident, self._next_sid, time.monotonic(), self._burst)
         self._next_sid += 1
+        if self.params.latency.default:  # --- latency: before login, the default profile
+            sess.lat = self._latency_for(sess, None, -1)
         self.sessions[ident] = sess
         return sess
 
@@ -528,6 +562,13 @@ class Server:
         now = time.monotonic()
         sess.last_seen = now
         self.frames_in += 1
+        lat = sess.lat
+        if lat is not None and lat.entry_on:  # --- latency: the frame reaches the venue later
+            self._delayed.push(lat.entry_due(now), (True, sess, frame))
+            return
+        self._handle_frame(sess, frame, now)
+
+    def _handle_frame(self, sess: Session, frame: bytes, now: float) -> None:
         if len(frame) > self._max_frame:
             self._reject_frame(sess, R.MALFORMED, f"frame of {len(frame)} bytes exceeds the maximum {self._max_frame}")
             return
@@ -665,6 +706,12 @@ class Server:
         if msg.firehose and who != "admin":
             self._send(sess, encode(self._rej(sess, R.NOT_ALLOWED, "firehose is for admin sessions", "Login")))
             return
+        if msg.latency is not None and msg.latency not in self.params.latency.profiles:
+            names = ", ".join(sorted(self.params.latency.profiles)) or "none configured"
+            self._send(sess, encode(self._rej(sess, R.INVALID_FIELD,
+                                              f"unknown latency profile {msg.latency!r}; valid: {names}", "Login")))
+            return
+        sess.lat = self._latency_for(sess, msg.latency, msg.account)  # --- latency: LoginOk already delayed
         sess.logged_in = True
         sess.admin = who == "admin"
         sess.account = msg.account
@@ -679,6 +726,7 @@ class Server:
             account=msg.account, admin=sess.admin, session=sess.sid, protocol_version=m.PROTOCOL_VERSION,
             heartbeat_interval_ms=p.heartbeat_interval_ms, heartbeat_timeout_ms=p.heartbeat_timeout_ms,
             cancel_on_disconnect=sess.cod, rate_limit_per_s=p.rate_limit_per_s, max_batch=p.max_batch,
+            latency=sess.lat.name if sess.lat is not None else "",
         )))
 
     def _admin_query(self, sess: Session, msg) -> None:
@@ -712,6 +760,13 @@ class Server:
 
     def _send(self, sess: Session, payload: bytes) -> None:
         """Non-blocking send to one peer; a gone or full peer is counted."""
+        lat = sess.lat
+        if lat is not None and lat.md_on:  # --- latency: the session hears it later
+            self._delayed.push(lat.out_due(time.monotonic()), (False, sess, payload))
+            return
+        self._send_now(sess, payload)
+
+    def _send_now(self, sess: Session, payload: bytes) -> None:
         if self._outbox is not None:
             self._outbox.append((sess, payload))
             return
