@@ -66,8 +66,8 @@ class House:
                                    amount=int(Decimal(self.p.deposit_usdt) * unit)))
         return out
 
-    def observe(self, command) -> None:
-        """Called with every applied command: remember index moves (cheap)."""
+    def observe(self, command, events=None) -> None:
+        """Called with every applied command (and its events): remember index moves (cheap)."""
         if type(command) in _MOVES:
             self.moved.add(command.asset)
 

@@ -86,7 +86,8 @@ def open_data_dir(directory: str | Path, config: Config, config_text: str, out: 
 def run(config: Config, *, orders: str | None = None, market_data: str | None = None,
         feed: str | None = None, feed_csv: str | None = None, seed: int | None = None,
         speed: float | None = None, duration: float | None = None, out: TextIO = sys.stdout,
-        data_dir: str | None = None, config_text: str = "", liquidity: bool = False) -> int:
+        data_dir: str | None = None, config_text: str = "", liquidity: bool = False,
+        replay: str | None = None) -> int:
     """Build, bind, announce and serve; return an exit status.
 
     With ``data_dir`` every command is journaled before it is applied, replies
@@ -94,6 +95,8 @@ def run(config: Config, *, orders: str | None = None, market_data: str | None = 
     ``journal.snapshot_every`` commands and at shutdown, and a restart
     recovers the state exactly (:mod:`exchange_sim.replay`).
 
+    With ``replay`` (a file or directory of recorded CSVs) the recorded index,
+    mark and book drive the venue at ``speed`` (:mod:`exchange_sim.replay_market`).
     With ``liquidity`` the house agents of ``config.liquidity`` trade on the
     venue (:mod:`exchange_sim.liquidity`; the config should come from
     :func:`exchange_sim.liquidity.with_liquidity`, which sets the grace).
@@ -109,6 +112,13 @@ def run(config: Config, *, orders: str | None = None, market_data: str | None = 
         server.journal = journal
         server.data_dir = Path(data_dir)
         server.snapshot_every = config.journal.snapshot_every
+    if replay is not None:
+        from exchange_sim.replay_market import ReplayMarket, read
+
+        market = ReplayMarket(read(replay), server.venue, speed=1.0 if speed is None else speed)
+        server.house = market
+        server.clock = market.clock
+        speed = None  # the feed's own speed stays the config's
     server.feed = make_feed(config, server.venue, feed, feed_csv, seed, speed)
     if liquidity:
         from exchange_sim.liquidity import House
@@ -125,7 +135,10 @@ def run(config: Config, *, orders: str | None = None, market_data: str | None = 
     say(f"curve:       {'on, server public key ' + p.curve_public_key if p.curve_public_key else 'off'}")
     feed_name = "none" if server.feed is None else type(server.feed).__name__
     say(f"feed:        {feed_name}")
-    if server.house is not None:
+    if replay is not None:
+        say(f"replay:      {replay}: {len(market.records)} records of {', '.join(sorted(set(market.symbols.values())))}"
+            f" at {market.speed}x, account {market.account} mirrors the book")
+    if liquidity:
         lp = config.liquidity
         say(f"liquidity:   house maker {lp.maker_account}, arbitrageur {lp.arb_account}, noise "
             f"{lp.noise_account} on {len(server.house.instruments)} symbols; liquidation grace "

@@ -163,7 +163,10 @@ class Server:
         self.pub: zmq.Socket | None = None
         # --- house liquidity (exchange_sim/liquidity/, docs/adr/0013-house-liquidity.md)
         #: ``serve --liquidity``: the house agents, stepped after index moves and on a timer
+        #: (``serve --replay``: the replay market, stepped the same way)
         self.house = None
+        #: the venue clock execute stamps (ns); ``serve --replay``: the data's time
+        self.clock = time.time_ns
         self._next_house = 0.0
         # --- latency (exchange_sim/server/latency.py): frames waiting out a session's delay
         self._delayed = DelayQueue()
@@ -207,14 +210,14 @@ class Server:
         """Stamp ``command`` with the venue clock and apply it: the only path
         into the core. Never raises: a crash inside the venue is logged and
         answered as ``Rejected(INTERNAL)`` (state may then be suspect: ``CheckInvariants``)."""
-        ts = time.time_ns()
+        ts = self.clock()
         if self.journal is not None:
             self.journal.append(self.venue.seq + 1, ts, command)
         self.commands += 1
         try:
             events = self.venue.apply(command, ts)
             if self.house is not None:
-                self.house.observe(command)
+                self.house.observe(command, events)
             if self.snapshot_every and self.venue.seq % self.snapshot_every == 0:
                 self.take_snapshot()
             return events
