@@ -80,6 +80,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         cfg = with_liquidity(cfg, load_profile(args.liquidity, cfg))
     if args.replay and args.liquidity:
         raise ValueError("--replay and --liquidity: choose one (the recorded book is the liquidity of a replay)")
+    if args.replay:  # --- replay: recorded funding replaces the venue's own
+        import msgspec
+
+        from exchange_sim.replay_market import has_funding, read
+
+        if has_funding(read(args.replay)):
+            cfg = msgspec.structs.replace(cfg, funding=msgspec.structs.replace(cfg.funding, automatic=False))
     feed = args.feed or ("csv" if args.feed_csv else None)
     try:
         return run(cfg, orders=args.orders, market_data=args.market_data, feed=feed, feed_csv=args.feed_csv,

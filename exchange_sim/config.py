@@ -156,6 +156,9 @@ class FundingParams(_Frozen, kw_only=True):
     interest_rate: DecimalStr = "0.0001"  # per interval
     clamp: DecimalStr = "0.0005"
     cap: DecimalStr = "0.0075"
+    # --- replay: settle by itself at each interval of venue time; ``serve --replay`` of data
+    # with recorded funding turns it off and settles the recorded rates instead
+    automatic: bool = True
 
 
 class DemoAccount(_Frozen, kw_only=True):

@@ -12,14 +12,19 @@ Recorded market data drives the venue:
   ``derivative_ticker`` (``index_price,mark_price,funding_rate,...``), with
   ``timestamp`` in µs since the epoch; and the project's own simple CSV,
   ``time,symbol,kind,side,price,amount`` (``time`` in seconds, ``kind`` one
-  of ``level``, ``trade``, ``index``, ``mark``). Symbols map to the venue's
+  of ``level``, ``trade``, ``index``, ``mark``, ``funding``). Symbols map to the venue's
   by underlying: ``BTCUSDT``, ``BTC-PERP``, ``BTCUSD``, ``BTC-PERPETUAL``
   are ``BTC-PERP``. Sizes are the venue's lots, prices its ticks (rounded).
 - **Prices.** The venue's mark is its index (rounded to a tick), so the
   recorded mark, when the data has one, is set as the index; else the
-  recorded index; else each recorded trade's price. Funding stays the
-  venue's own (from its book's premium, at its interval): a recorded
-  funding rate is read but not imposed (no command sets one).
+  recorded index; else each recorded trade's price.
+- **Funding.** A ticker row names the next funding time and its (predicted)
+  rate; once a row names a later time, the earlier settlement happened and
+  the replay sends ``SettleFunding(symbol, rate_e8)`` at the rate last
+  recorded for it (a simple-CSV ``funding`` row, price = the rate, settles at
+  once). Data with funding turns the venue's own automatic funding off
+  (``[funding] automatic = false`` in the effective config), so nothing is
+  paid twice; data without keeps it.
 - **Liquidity.** A replay account (903)
   mirrors the recorded book with one ordinary GTC limit per recorded level:
   placed when the level appears, amended when its size changes, cancelled
@@ -59,6 +64,7 @@ from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from exchange_sim.funding import RATE_SCALE
 from protocol.messages import (
     PRICE_SCALE,
     AmendOrder,
@@ -71,13 +77,14 @@ from protocol.messages import (
     OrderAmended,
     OrderCancelled,
     SetIndexPrice,
+    SettleFunding,
     Side,
     StpMode,
     TimeInForce,
 )
 
 # record kinds; at one timestamp prices go first (a level is checked against the mark's band)
-MARK, INDEX, TRADE, BOOK = 0, 1, 2, 3
+MARK, INDEX, TRADE, BOOK, FUNDING = 0, 1, 2, 3, 4
 _SIDES = {"bid": Side.BUY, "buy": Side.BUY, "ask": Side.SELL, "sell": Side.SELL}
 
 
@@ -182,6 +189,9 @@ def _ticker(f, cols, rows) -> list[tuple]:
         for kind, name in ((MARK, "mark_price"), (INDEX, "index_price")):
             if name in cols and row[cols[name]].strip():
                 out.append((ts, kind, sym, _dec(row[cols[name]], where)))
+        if "funding_rate" in cols and "funding_timestamp" in cols and row[cols["funding_rate"]].strip():
+            fts = int(_dec(row[cols["funding_timestamp"]], where)) * 1000
+            out.append((ts, FUNDING, sym, (fts, _dec(row[cols["funding_rate"]], where))))
     return out
 
 
@@ -194,7 +204,7 @@ def _trades(f, cols, rows) -> list[tuple]:
 
 
 def _simple(f, cols, rows) -> list[tuple]:
-    kinds = {"mark": MARK, "index": INDEX, "trade": TRADE, "level": BOOK}
+    kinds = {"mark": MARK, "index": INDEX, "trade": TRADE, "level": BOOK, "funding": FUNDING}
     out = []
     for n, row in enumerate(rows, 2):
         where = f"{f}:{n}"
@@ -208,9 +218,16 @@ def _simple(f, cols, rows) -> list[tuple]:
             if side is None:
                 raise ValueError(f"{where}: side must be bid or ask, got {row[cols['side']]!r}")
             out.append((ts, BOOK, row[cols["symbol"]], (False, [(side, price, _dec(row[cols["amount"]], where))])))
+        elif kind == FUNDING:  # settle now at this rate
+            out.append((ts, FUNDING, row[cols["symbol"]], (None, price)))
         else:
             out.append((ts, kind, row[cols["symbol"]], price))
     return out
+
+
+def has_funding(records: list[Record]) -> bool:
+    """Whether the data records funding (then the venue's own automatic funding is turned off)."""
+    return any(r[1] == FUNDING for r in records)
 
 
 def resolve(raw: str, venue) -> str:
@@ -242,16 +259,17 @@ class ReplayMarket:
         # the price source per symbol: mark if recorded, else index, else trades
         kinds: dict[str, set[int]] = {}
         for r in records:
-            if r[1] != BOOK:
+            if r[1] < BOOK:
                 kinds.setdefault(r[2], set()).add(r[1])
         self.source = {raw: min(k) for raw, k in kinds.items()}
         # the first recorded price of each symbol's source: set before its first book record, so the
         # recorded levels are inside the venue's price band from the start
         self.first: dict[str, Decimal] = {}
         for r in records:
-            if r[1] != BOOK and r[1] == self.source.get(r[2]):
+            if r[1] < BOOK and r[1] == self.source.get(r[2]):
                 self.first.setdefault(r[2], r[3])
         self._priced: set[str] = set()
+        self._funding: dict[str, tuple[int, Decimal]] = {}  # symbol -> (next funding time, its predicted rate)
         #: (symbol, side, price ticks) -> [order id, open lots]; and order id -> that key
         self.levels: dict[tuple, list[int]] = {}
         self.by_id: dict[int, tuple] = {}
@@ -326,6 +344,9 @@ class ReplayMarket:
         ts, kind, raw, payload = rec
         sym = self.symbols[raw]
         ins = venue.instruments[sym]
+        if kind == FUNDING:
+            yield from self._funding_for(raw, sym, *payload)
+            return
         if kind != BOOK:
             if kind == self.source.get(raw):
                 self._priced.add(raw)
@@ -350,6 +371,18 @@ class ReplayMarket:
                 yield CancelOrder(account=self.account, order_id=self.levels[key][0])
         for key, lots in target.items():
             yield from self._set(key, lots)
+
+    def _funding_for(self, raw: str, sym: str, at: int | None, rate: Decimal) -> Iterator:
+        """A ticker row names the next funding time and its rate; once a row names a
+        later time, the earlier one has happened: settle it at the rate last
+        recorded for it. (The simple CSV's ``funding`` row settles at once.)"""
+        if at is None:
+            yield SettleFunding(symbol=sym, rate_e8=int((rate * RATE_SCALE).to_integral_value()))
+            return
+        prev = self._funding.get(raw)
+        self._funding[raw] = (at, rate)
+        if prev is not None and at > prev[0]:
+            yield SettleFunding(symbol=sym, rate_e8=int((prev[1] * RATE_SCALE).to_integral_value()))
 
     def _set(self, key: tuple, lots: int) -> Iterator:
         cur = self.levels.get(key)

@@ -322,6 +322,10 @@ class SettleFunding(_Command):
     funding interval of venue time)."""
 
     symbol: Symbol | None = None
+    # --- replay: a recorded rate instead of the book's premium
+    rate_e8: Annotated[int, Meta(
+        description="settle at this rate instead of the one from the book's premium, as a replay of recorded "
+                    "funding does (1e-8 units; + longs pay shorts; at most +-10,000,000 = 10%)")] | None = None
 
 
 class Tick(_Command):

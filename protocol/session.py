@@ -73,9 +73,10 @@ class Login(_Command):
     #: the admin-only events (e.g. CascadeBoundHit): a monitoring view
     firehose: bool = False
     # --- latency
-    latency: Annotated[Annotated[str, Meta(max_length=64)] | None, Meta(
+    latency: Annotated[str, Meta(
+        max_length=64,
         description="latency profile for this session, a key of the server's [server.latency] profiles "
-                    "(None: the one its API key names, else the server's default)")] = None
+                    "(None: the one its API key names, else the server's default)")] | None = None
 
 
 class Logout(_Command):

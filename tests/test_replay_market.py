@@ -11,8 +11,10 @@ from __future__ import annotations
 import csv
 from decimal import Decimal
 
+import msgspec
 import pytest
 
+from exchange_sim import config as config_mod
 from exchange_sim import replay_market as rm
 from exchange_sim.journal import Journal
 from exchange_sim.replay_data import SAMPLE, make_sample
@@ -159,3 +161,42 @@ def test_bad_data_is_refused_naming_file_and_line(tmp_path):
     doge.write_text("time,symbol,kind,side,price,amount\n0,DOGEUSDT,index,,0.1,\n")
     with pytest.raises(ValueError, match="DOGEUSDT"):
         rm.ReplayMarket(rm.read(doge), venue)
+
+
+def test_recorded_funding_is_settled_at_the_recorded_rate(tmp_path):
+    """Two ticker rows name the funding at 08:00 (rate 0.0100%), a third names
+    16:00: the 08:00 funding happened, at 0.0100% = 10,000 e-8. Account 7 long
+    1 BTC at 42,000 pays 42,000 x 0.0001 = 4.2 USDT, account 8 short receives it."""
+    f = tmp_path / "derivative_ticker.csv"
+    h = ("exchange,symbol,timestamp,local_timestamp,funding_timestamp,funding_rate,predicted_funding_rate,"
+         "open_interest,last_price,index_price,mark_price\n")
+    e8, e16 = 1_704_096_000_000_000, 1_704_124_800_000_000
+    f.write_text(h + f"x,BTCUSDT,1704095990000000,0,{e8},0.00005,,,,42000.0,42000.0\n"
+                 f"x,BTCUSDT,1704095999000000,0,{e8},0.0001,,,,42000.0,42000.0\n"
+                 f"x,BTCUSDT,1704096001000000,0,{e16},0.0002,,,,42000.0,42000.0\n")
+    records = rm.read(f)
+    assert rm.has_funding(records)
+    cfg = config_mod.default()  # as serve --replay does for data with funding: the venue's own is off
+    venue = Venue(msgspec.structs.replace(cfg, funding=msgspec.structs.replace(cfg.funding, automatic=False)))
+    t = records[0][0]
+    for acct in (7, 8):
+        venue.apply(Deposit(account=acct, asset="USDT", amount=100_000 * 10**6), t)
+    market = rm.ReplayMarket(records, venue)
+    out = rm.replay_offline(venue, market, until_ns=t)  # the index first, then a trade at 42,000
+    venue.apply(NewOrder(account=8, symbol="BTC-PERP", side=Side.SELL, qty=1000, price=420_000), t)
+    venue.apply(NewOrder(account=7, symbol="BTC-PERP", side=Side.BUY, qty=1000, price=420_000), t)
+    out = rm.replay_offline(venue, market)
+    pays = [(e.account, e.rate_e8, e.amount) for _, _, evs in out for e in evs if type(e).__name__ == "FundingPayment"]
+    assert pays == [(7, 10_000, -4_200_000), (8, 10_000, 4_200_000)]
+
+
+def test_a_funding_rate_beyond_10pct_is_refused_and_changes_nothing():
+    from exchange_sim import snapshot
+    from protocol.messages import Rejected, SettleFunding
+
+    venue = Venue()
+    before = snapshot.state_hash(venue)
+    (ev,) = venue.apply(SettleFunding(symbol="BTC-PERP", rate_e8=10_000_001))
+    assert type(ev) is Rejected and "10,000,000" in ev.message
+    venue.seq -= 1  # the refused command took a sequence number; the rest of the state is untouched
+    assert snapshot.state_hash(venue) == before
