@@ -68,6 +68,7 @@ from exchange_sim.funding import RATE_SCALE
 from protocol.messages import (
     PRICE_SCALE,
     AmendOrder,
+    CancelAll,
     CancelOrder,
     Deposit,
     Fill,
@@ -293,8 +294,8 @@ class ReplayMarket:
     # ------------------------------------------------------------ the server's hooks
 
     def start_up(self, venue) -> list:
-        if self.account in venue.accounts:
-            return []
+        if self.account in venue.accounts:  # a recovered venue: the mirror starts again from the data's top
+            return [CancelAll(account=self.account)]
         return [OpenAccount(account=self.account),
                 Deposit(account=self.account, asset=venue.settle_name, amount=self.deposit)]
 

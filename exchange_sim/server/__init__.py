@@ -66,8 +66,8 @@ def open_data_dir(directory: str | Path, config: Config, config_text: str, out: 
     if saved.exists():
         kept = config_mod.load(saved)
         if config_text and kept != config:
-            raise ValueError(f"{d} was created with another config ({saved}); start without --config, "
-                             "or use a new data dir")
+            raise ValueError(f"{d} was created with another config ({saved}); start it with the --config "
+                             "(and --liquidity / --replay) it was created with, or use a new data dir")
         config = kept
     else:
         saved.write_text(config_text, encoding="utf-8")
@@ -126,6 +126,8 @@ def run(config: Config, *, orders: str | None = None, market_data: str | None = 
         server.house = House(config.liquidity, server.venue)
     if fresh:
         server.start_up()
+    else:
+        server.start_house()
     orders_ep, md_ep = server.bind()
     p = config.server
     say = lambda text="": print(text, file=out)  # noqa: E731

@@ -249,11 +249,7 @@ class Server:
         """Open the configured accounts and make their faucet deposits (and the
         house agents' accounts, with ``--liquidity``), through :meth:`execute`
         like everything else."""
-        if self.house is not None:
-            for cmd in self.house.start_up(self.venue):
-                ev = self.execute(cmd)
-                if ev and type(ev[0]) is Rejected:
-                    raise ValueError(f"house liquidity start-up refused: {ev[0].message}")
+        self.start_house()
         for acct in self.params.accounts:
             if acct.account not in self.venue.accounts:
                 self.execute(OpenAccount(account=acct.account))
@@ -266,6 +262,15 @@ class Server:
                     ev = self.execute(Deposit(account=acct.account, asset=asset, amount=minor))
                     if ev and type(ev[0]) is Rejected:
                         raise ValueError(f"start-up deposit refused: {ev[0].message}")
+
+    def start_house(self) -> None:
+        """The house's (or replay's) start-up commands: its accounts on a fresh
+        venue; on a recovered one, whatever it needs to start again."""
+        if self.house is not None:
+            for cmd in self.house.start_up(self.venue):
+                ev = self.execute(cmd)
+                if ev and type(ev[0]) is Rejected:
+                    raise ValueError(f"{type(self.house).__name__} start-up refused: {ev[0].message}")
 
     # -------------------------------------------------------------- main loop
 
