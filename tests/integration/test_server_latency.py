@@ -73,3 +73,24 @@ def test_login_chooses_a_profile_and_the_ack_includes_the_market_data_delay(serv
         assert time.monotonic() - t0 >= 0.3
     with pytest.raises(InvalidOrder, match="reply-300, slow"):
         Client(sp.orders, account=3, api_key=KEYS[3], latency="warp")
+
+
+@pytest.mark.deadline(40)
+def test_the_asyncio_client_chooses_a_profile_too(serve):
+    import asyncio
+
+    from clients import AsyncClient
+
+    sp = _server(serve)
+
+    async def main():
+        c = await AsyncClient.connect(sp.orders, 3, KEYS[3], latency="reply-300")
+        try:
+            t0 = time.monotonic()
+            await c.account()
+            return c.session.latency, time.monotonic() - t0
+        finally:
+            await c.close()
+
+    name, took = asyncio.run(main())
+    assert name == "reply-300" and took >= 0.3
