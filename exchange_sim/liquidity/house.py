@@ -26,7 +26,7 @@ from exchange_sim.config import LiquidityParams
 from exchange_sim.liquidity.arb import Arbitrageur
 from exchange_sim.liquidity.maker import MarketMaker
 from exchange_sim.liquidity.noise import NoiseFlow
-from protocol.messages import Deposit, OpenAccount, SetIndexPrice, ShockPrice, Tick
+from protocol.messages import Deposit, OpenAccount, SetIndexPrice, ShockPrice, Tick, Trade
 
 #: the house is stepped at least this often (noise arrivals, re-quotes, liquidation ticks)
 STEP_MS = 50
@@ -47,6 +47,8 @@ class House:
         self.moved: set[str] = set()
         self._requoted: dict[str, int] = {}  # symbol -> ns of its last re-quote
         self.commands = 0  # sent since start (for Stats readers and benchmarks)
+        self.trades = 0  # trades its own commands made (a tally for the demo)
+        self._mine = frozenset(self.accounts)
         for name in sorted({i.underlying for i in self.instruments}):
             self.maker.observe(name, venue.assets[name].index, 0)
 
@@ -67,9 +69,13 @@ class House:
         return out
 
     def observe(self, command, events=None) -> None:
-        """Called with every applied command (and its events): remember index moves (cheap)."""
-        if type(command) in _MOVES:
+        """Called with every applied command (and its events): remember index
+        moves, count the fills of the house's own commands (cheap for others)."""
+        tc = type(command)
+        if tc in _MOVES:
             self.moved.add(command.asset)
+        elif events and getattr(command, "account", None) in self._mine:
+            self.trades += sum(1 for e in events if type(e) is Trade)
 
     def step(self, venue, now: int) -> Iterator:
         """The commands due at ``now`` (ns); see the module docstring."""

@@ -307,8 +307,8 @@ class Server:
         self._outbox = [] if (self.journal is not None or self.hold_replies) else None
         self._running = True
         drain = _DRAIN_JOURNAL if self.journal is not None else _DRAIN
-        house = self.house
         while self._running:
+            house = self.house  # read each turn: an application may start or stop it (the demo's warm-up)
             n = 0
             while n < drain:
                 try:
@@ -470,7 +470,10 @@ class Server:
         """Step the house agents: each command they make goes through the one
         door (journaled, routed) before the next is decided."""
         self._next_house = now + STEP_MS / 1000
-        for cmd in self.house.step(self.venue, time.time_ns()):
+        house = self.house
+        if house is None:
+            return
+        for cmd in house.step(self.venue, time.time_ns()):
             self._from_timer(cmd)
 
     def _fan_out(self, events: list, sess: Session | None, pushes: dict) -> list:
