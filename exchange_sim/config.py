@@ -352,11 +352,11 @@ class MakerParams(_Frozen, kw_only=True):
     #: ...and each deeper level is this many times the one before
     size_growth: Annotated[float, Meta(ge=1.0, le=10.0)] = 1.5
     #: the half-spread grows by this many times the recent volatility (bps of index moves)
-    vol_mult: Annotated[float, Meta(ge=0.0, le=100.0)] = 1.0
+    vol_mult: Annotated[float, Meta(ge=0.0, le=100.0)] = 0.1
     #: half-life of that volatility estimate, milliseconds
     vol_halflife_ms: Annotated[int, Meta(gt=0)] = 30_000
     #: a single index move beyond this many bps is a shock...
-    shock_bps: Annotated[float, Meta(gt=0.0)] = 100.0
+    shock_bps: Annotated[float, Meta(gt=0.0)] = 200.0
     #: ...after which the half-spread is this many bps wider, halving every shock_halflife_ms
     shock_spread_bps: Annotated[float, Meta(ge=0.0, le=5000.0)] = 20.0
     shock_halflife_ms: Annotated[int, Meta(gt=0)] = 2_000

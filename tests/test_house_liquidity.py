@@ -93,22 +93,22 @@ def test_the_maker_quotes_its_depth_profile_around_the_index():
 
 def test_the_maker_requotes_on_every_index_move_and_widens_after_a_shock():
     """A 0.5 bps move re-quotes at once around 60,003 (not a shock: the half-spread
-    grows by the move, 2 + 0.5 = 2.5 bps); a -30% shock re-quotes around 42,000
-    with the shock's 20 bps on top, which halves every 2 s."""
+    grows by a tenth of the move, 2 + 0.05 = 2.05 bps); a -30% shock re-quotes
+    around 42,000 with the shock's 20 bps on top, which halves every 2 s."""
     r = Run()
     r.apply(SetIndexPrice(asset="BTC", price=60_003 * 10**8), T0 + MS)
     r.step(T0 + MS)
     bid, ask = r.venue.book_snapshot("BTC-PERP", 1).bids[0][0], r.venue.book_snapshot("BTC-PERP", 1).asks[0][0]
-    assert (bid, ask) == (599_879, 600_181)  # 60,003 -+ 15.00075 (2.5 bps), rounded away from the index
+    assert (bid, ask) == (599_906, 600_154)  # 60,003 -+ 1.230 (2.05 bps), rounded away from the index
     r.apply(ShockPrice(asset="BTC", change_bps=-3000), T0 + 2 * MS)
     r.step(T0 + 2 * MS)
     b = r.venue.book_snapshot("BTC-PERP", 1)
     mid = 42_002.1  # 60,003 x 0.7
-    assert (mid - b.bids[0][0] / BTC_TICK) / mid * 1e4 == pytest.approx(22.5, abs=0.1)
-    assert (b.asks[0][0] / BTC_TICK - mid) / mid * 1e4 == pytest.approx(22.5, abs=0.1)
-    r.step(T0 + 2 * MS + 4_000 * MS)  # two half-lives later: 2.5 + 5 bps (the 0.5 bps move has decayed a little)
+    assert (mid - b.bids[0][0] / BTC_TICK) / mid * 1e4 == pytest.approx(22.05, abs=0.1)
+    assert (b.asks[0][0] / BTC_TICK - mid) / mid * 1e4 == pytest.approx(22.05, abs=0.1)
+    r.step(T0 + 2 * MS + 4_000 * MS)  # two half-lives later: 2.05 + 5 bps
     b = r.venue.book_snapshot("BTC-PERP", 1)
-    assert (mid - b.bids[0][0] / BTC_TICK) / mid * 1e4 == pytest.approx(7.5, abs=0.1)
+    assert (mid - b.bids[0][0] / BTC_TICK) / mid * 1e4 == pytest.approx(7.05, abs=0.1)
 
 
 def test_inventory_skews_the_quotes_and_the_limit_stops_one_side():
@@ -308,3 +308,29 @@ def test_random_flows_with_house_liquidity_and_a_grace_keep_every_invariant(seed
         v._check()
         assert set(v.liq.since) == set(v.liq.pending)
     assert liquidations > 0
+
+
+def test_readme_ladder_every_liquidation_fill_is_near_the_mark_of_its_moment():
+    """README, first recipe: BTC 60,000 -> 42,000 in 30 steps of 600, half a
+    second apart, the house stepped after each. A step is a ~1% move, below
+    the 2% shock threshold, so the maker's half-spread is 2 + 0.1 x ~101 ≈ 12
+    bps. At 54,600 account 4 (equity 870 < MM 2,253) is liquidated after its
+    grace: it sells into the maker's levels 12 to 18 bps under the index
+    (bankruptcy price ≈ 54,464, 25 bps under), never above the index of its
+    moment (the stale-quote symptom); a tail the book cannot absorb within the
+    bankruptcy price goes to the insurance fund."""
+    r = Run()
+    r.leveraged_long()
+    t = T0 + 2 * MS
+    fills: list[tuple[int, int]] = []  # (fill price, index ticks then)
+    for step in range(1, 31):
+        r.apply(SetIndexPrice(asset="BTC", price=(60_000 - 600 * step) * 10**8), t)
+        index = (60_000 - 600 * step) * BTC_TICK
+        for dt in (0, 300 * MS):
+            ev = r.step(t + dt)
+            fills += [(e.price, index) for e in ev if type(e) is Fill and e.account == 4]
+        t += 500 * MS
+    assert sum(1 for _ in fills) >= 5, "account 4 sold (mostly) in the book"
+    assert all(price < index for price, index in fills)
+    assert max((index - price) / index * 1e4 for price, index in fills) < 20
+    assert r.venue.accounts[4].positions["BTC-PERP"].qty == 0
