@@ -78,11 +78,12 @@ class AsyncClient(Core):
 
     @classmethod
     async def connect(cls, endpoint: str = DEFAULT_ORDERS, account: int | None = None, api_key: str | None = None, *,
-                      cancel_on_disconnect: bool = False, **kw) -> AsyncClient:
-        """Create, connect and (with an ``api_key``) log in."""
+                      cancel_on_disconnect: bool = False, latency: str | None = None, **kw) -> AsyncClient:
+        """Create, connect and (with an ``api_key``) log in (``latency``: as :meth:`login`)."""
         self = cls(endpoint, **kw)
         if api_key is not None:
-            await self.login(account if account is not None else 0, api_key, cancel_on_disconnect=cancel_on_disconnect)
+            await self.login(account if account is not None else 0, api_key, cancel_on_disconnect=cancel_on_disconnect,
+                             latency=latency)
         return self
 
     # ------------------------------------------------------------ plumbing
@@ -161,9 +162,11 @@ class AsyncClient(Core):
     # --------------------------------------------------------- sessions
 
     async def login(self, account: int, api_key: str, *, cancel_on_disconnect: bool = False,
-                    timeout: float | None = None) -> LoginOk:
+                    timeout: float | None = None, latency: str | None = None) -> LoginOk:
+        """``latency``: a latency profile of the server's config for this session
+        (None: the one the key names, else the server's default)."""
         ans = await self._bare_request(Login(account=account, api_key=api_key,
-                                             cancel_on_disconnect=cancel_on_disconnect), timeout)
+                                             cancel_on_disconnect=cancel_on_disconnect, latency=latency), timeout)
         if type(ans) is not LoginOk:
             raise ExchangeError(f"unexpected answer to login: {ans!r}")
         self.session = ans

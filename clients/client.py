@@ -68,7 +68,8 @@ class Client(Core):
     def __init__(self, endpoint: str = DEFAULT_ORDERS, account: int | None = None, api_key: str | None = None, *,
                  server_key: str | bytes | None = None, cancel_on_disconnect: bool = False, timeout: float = 5.0,
                  firehose: bool = False,
-                 heartbeat_thread: bool = True, context: zmq.Context | None = None):
+                 heartbeat_thread: bool = True, context: zmq.Context | None = None,
+                 latency: str | None = None):
         self.endpoint = endpoint
         self.timeout = timeout
         self.ctx = context or zmq.Context.instance()
@@ -95,7 +96,7 @@ class Client(Core):
         self._want_hb_thread = heartbeat_thread
         if api_key is not None:
             self.login(account if account is not None else 0, api_key, cancel_on_disconnect=cancel_on_disconnect,
-                       firehose=firehose)
+                       firehose=firehose, latency=latency)
 
     # ------------------------------------------------------------ plumbing
 
@@ -167,12 +168,14 @@ class Client(Core):
     # --------------------------------------------------------- sessions
 
     def login(self, account: int, api_key: str, *, cancel_on_disconnect: bool = False, firehose: bool = False,
-              timeout: float | None = None) -> LoginOk:
-        """Log in and load instrument metadata. Raises AuthenticationFailed."""
+              timeout: float | None = None, latency: str | None = None) -> LoginOk:
+        """Log in and load instrument metadata. Raises AuthenticationFailed.
+        ``latency``: a latency profile of the server's config for this session
+        (None: the one the key names, else the server's default)."""
         with self._lock:
             self._bare.clear()
             self._send(encode(Login(account=account, api_key=api_key, cancel_on_disconnect=cancel_on_disconnect,
-                                    firehose=firehose)))
+                                    firehose=firehose, latency=latency)))
             ans = self._wait(lambda: self._bare.popleft() if self._bare else None, timeout, "login")
         if type(ans) is Rejected:
             raise error_for(ans)

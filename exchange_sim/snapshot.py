@@ -110,7 +110,7 @@ class AccountState(msgspec.Struct, omit_defaults=True):
     leverage: list[tuple[str, int]] = []
 
 
-class VenueState(msgspec.Struct):
+class VenueState(msgspec.Struct, omit_defaults=True):
     version: int
     seq: int
     now: int
@@ -127,6 +127,9 @@ class VenueState(msgspec.Struct):
     # --- leverage: the ledger's finer lines (of fees_collected; paid to the fund)
     funding_residue: list[tuple[str, int]] = []
     liquidation_fees: list[tuple[str, int]] = []
+    # --- house liquidity: when each pending account was flagged (venue ns), for the
+    # liquidation grace; omitted when empty, so snapshots without a grace encode as before
+    pending_since: list[tuple[int, int]] = []
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -200,6 +203,7 @@ def capture(venue) -> VenueState:
         fees_collected=list(venue.fees_collected.items()), pending_liquidations=list(venue.liq.pending),
         # --- leverage
         funding_residue=list(venue.funding_residue.items()), liquidation_fees=list(venue.liquidation_fees.items()),
+        pending_since=sorted(venue.liq.since.items()),
     )
 
 
@@ -285,4 +289,5 @@ def restore(config: Config, state: VenueState):
                 v.orders.remember_stop(acct, order)
     for acct_id in state.pending_liquidations:
         v.liq.flag(v.accounts[acct_id])
+    v.liq.since.update(state.pending_since)
     return v

@@ -418,6 +418,10 @@ class SettleFunding(_Command):
     funding interval of venue time)."""
 
     symbol: Annotated[Symbol | None, Meta(description="only this perpetual; absent = all")] = None
+    # --- replay: a recorded rate instead of the book's premium
+    rate_e8: Annotated[int | None, Meta(
+        description="settle at this rate instead of the one from the book's premium, as a replay of recorded "
+                    "funding does (1e-8 units; + longs pay shorts; at most +-10,000,000 = 10%)")] = None
 
 
 class Tick(_Command):

@@ -75,6 +75,10 @@ class Login(_Command):
     #: the admin-only events (e.g. CascadeBoundHit): a monitoring view
     firehose: Annotated[bool, Meta(
         description="admin only: also receive every account's private events as Push")] = False
+    # --- latency
+    latency: Annotated[Annotated[str, Meta(max_length=64)] | None, Meta(
+        description="latency profile for this session, a key of the server's [server.latency] profiles "
+                    "(absent: the one its API key names, else the server's default)")] = None
 
 
 class Logout(_Command):
@@ -142,6 +146,8 @@ class LoginOk(_Msg):
     idempotency_window: Annotated[int, Meta(
         description="client order ids remembered per account (count of the latest accepted orders that carried "
                     "one), durable across restarts; 0 = only ids of open orders")] = 0
+    # --- latency
+    latency: Annotated[str, Meta(description="the latency profile this session got (\"\": none)")] = ""
 
 
 class SnapshotTaken(_Msg):

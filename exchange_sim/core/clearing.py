@@ -256,10 +256,11 @@ class Clearing:
 
     # ----------------------------------------------------------- funding
 
-    def settle_funding(self, symbol: str | None, events: list) -> list[Account]:
+    def settle_funding(self, symbol: str | None, events: list, rate_e8: int | None = None) -> list[Account]:
         """Longs pay shorts (or the reverse) qty × mark × rate, per funded
         instrument, accounts in id order. See :mod:`exchange_sim.funding`.
         Returns the accounts that paid or received, in first-payment order.
+        ``rate_e8``: a given rate (a replay's recorded one) instead of the premium's.
 
         An isolated position pays from, and receives into, its own allocation
         (as on Binance); a payment larger than the allocation takes it to zero
@@ -274,7 +275,7 @@ class Clearing:
             if (symbol is not None and ins.symbol != symbol) or ins.mark == 0 or not ins.funded:
                 continue
             premium = self.funding.premium(ins)
-            rate = self.funding.rate_e8(premium)
+            rate = self.funding.rate_e8(premium) if rate_e8 is None else rate_e8  # a recorded rate (replay)
             events.append(FundingRate(symbol=ins.symbol, rate_e8=rate, mark=ins.mark, premium=premium))
             if rate == 0:
                 continue

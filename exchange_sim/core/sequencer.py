@@ -11,7 +11,9 @@ Contract (the LMAX / exchange-core idea; the stages are docs/adr/0007-pipeline.m
   **clearing** (R2: settle; the only writer of money) → **watch** (margin
   levels) → **liquidation** of whoever watch flagged, before ``apply``
   returns, so every command ends with no account below maintenance margin
-  unless the cascade bound was hit and said so;
+  unless the cascade bound was hit and said so, or the account waits out
+  the liquidation grace (``[liquidation] grace_ms`` of venue time after its
+  flag, so the book can re-form after a jump: docs/adr/0013-house-liquidity.md);
 - a rejected command leaves the state exactly as it was and returns one
   :class:`~protocol.messages.Rejected` event;
 - ``query(command)`` answers a read (``Query*``) from :mod:`.views` without
@@ -185,7 +187,10 @@ class Venue:
                     case M.SettleFunding:
                         if command.symbol is not None:
                             self._instrument(command.symbol)
-                        self._settle_funding(command.symbol, events)
+                        rate = command.rate_e8
+                        if rate is not None and (type(rate) is not int or abs(rate) > 10_000_000):
+                            raise Reject(R.INVALID_FIELD, f"rate_e8 must be an integer within +-10,000,000 (10%), got {rate}")
+                        self._settle_funding(command.symbol, events, rate)
                     case M.Tick:
                         pass  # time only: the clock above ran what the new time made due
                     case M.QueryAccount | M.QueryOpenOrders | M.QueryBook | M.QueryInstruments | M.QueryExplain:
@@ -235,6 +240,8 @@ class Venue:
         """Time-driven work due at ``now``: funding at each interval
         boundary of venue time (00:00, 08:00, 16:00 UTC with the default 8 h)."""
         s = self.state
+        if not s.config.funding.automatic:  # --- replay: recorded funding settles instead
+            return
         interval = self.funding.interval_ns
         if s.next_funding is None:
             s.next_funding = (s.now // interval + 1) * interval
@@ -447,11 +454,11 @@ class Venue:
             self._trigger_stops(ins, events)
         self.watch.sweep_levels(events)
 
-    def _settle_funding(self, symbol: str | None, events: list) -> None:
+    def _settle_funding(self, symbol: str | None, events: list, rate_e8: int | None = None) -> None:
         """Funding (clearing), then each payer's and receiver's update and
         margin level (isolated: each position's own, so a drained one is
         liquidated alone)."""
-        touched = self.clearing.settle_funding(symbol, events)
+        touched = self.clearing.settle_funding(symbol, events, rate_e8)
         for acct in touched:
             events.append(self.views.account_update(acct))
         for acct in touched:

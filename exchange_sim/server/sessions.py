@@ -74,6 +74,7 @@ class Session:
     __slots__ = (
         "ident", "sid", "account", "admin", "logged_in", "cod", "last_seen", "tokens", "stamp",
         "req",
+        "lat",  # --- latency: a SessionLatency, or None (no delay)
     )
 
     def __init__(self, ident: bytes, sid: int, now: float, burst: float):
@@ -87,6 +88,7 @@ class Session:
         self.tokens = float(burst)
         self.stamp = now
         self.req = False  # a REQ peer: replies need the empty delimiter frame
+        self.lat = None  # --- latency (exchange_sim/server/latency.py)
 
     def take(self, n: int, now: float, rate: float, burst: float) -> bool:
         """Token bucket: spend ``n`` tokens if there are that many. O(1)."""
