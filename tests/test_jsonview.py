@@ -164,6 +164,7 @@ NUMBERS = {
     "LiquidationStarted": {"margin_ratio"}, "LiquidationSlice": {"margin_ratio_after"}, "AutoDeleverage": {"rank"},
     "LiquidationFinished": {"margin_ratio"}, "FundingRate": {"premium"}, "HaircutSlice": {"rate"},
     "ExplainPosition": {"entry_price"}, "ExplainScenario": {"moves"}, "ModeRequirement": {"margin_ratio"}, "Explain": {"margin_ratio"},
+    "LeverageTier": {"im_rate", "mm_rate"},
 }
 
 
