@@ -250,7 +250,7 @@ class LiquidationParams(_Frozen, kw_only=True):
     target_ratio: Annotated[float, Meta(ge=1.0)] = 1.05
     #: a slice closes at most this fraction of the position...
     slice_fraction: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.25
-    #: ...but at least this notional (USD), and never more than the closed form needs
+    #: ...but at least this notional (USD) (and never more than the position)
     min_slice_notional: Annotated[float, Meta(ge=0.0)] = 1_000.0
     #: fee on closed notional, paid to the insurance fund; keep it below the
     #: lowest maintenance rate, or a partial liquidation can never restore the ratio
