@@ -78,7 +78,25 @@ class AccountState(msgspec.Struct, omit_defaults=True):
     client_ids: list[tuple[str, int]] = []
 
 
-class VenueState(msgspec.Struct):
+# --- dated futures (issue 16)
+class FutureState(msgspec.Struct, array_like=True):
+    """A dated future's life: state, basis (1e-8 USD), the settlement TWAP
+    accumulated so far (Σ index × ns, up to ~1e25: in two 62-bit halves, as
+    msgpack ints stop at 64 bits; ns), the settlement price once settled."""
+
+    symbol: str
+    state: str
+    basis: int
+    twap_hi: int
+    twap_lo: int
+    twap_ns: int
+    settlement_price: int
+
+
+_LO62 = (1 << 62) - 1
+
+
+class VenueState(msgspec.Struct, omit_defaults=True):
     version: int
     seq: int
     now: int
@@ -92,6 +110,9 @@ class VenueState(msgspec.Struct):
     withdrawals: list[tuple[str, int]]
     fees_collected: list[tuple[str, int]]
     pending_liquidations: list[int]
+    # --- dated futures (issue 16): added with a default, so older snapshots load and hash the same
+    futures: list[FutureState] = []
+    fut_t: int = 0
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -133,6 +154,10 @@ def capture(venue) -> VenueState:
         index=[(n, a.index) for n, a in venue.assets.items()], instruments=instruments, accounts=accounts,
         deposits=list(venue.deposits.items()), withdrawals=list(venue.withdrawals.items()),
         fees_collected=list(venue.fees_collected.items()), pending_liquidations=list(venue.liq.pending),
+        # --- dated futures (issue 16)
+        futures=[FutureState(f.symbol, f.state, f.basis, f.twap_acc >> 62, f.twap_acc & _LO62, f.twap_ns,
+                             f.settlement_price) for f in venue.state.futures],
+        fut_t=venue.state.fut_t,
     )
 
 
@@ -208,4 +233,14 @@ def restore(config: Config, state: VenueState):
                 v.orders.remember_stop(acct, order)
     for acct_id in state.pending_liquidations:
         v.liq.flag(v.accounts[acct_id])
+    # --- dated futures (issue 16)
+    s_ = v.state
+    s_.fut_t = state.fut_t
+    for f in state.futures:
+        ins = v.instruments.get(f.symbol)
+        if ins is None or ins.kind != "future":
+            raise ValueError(f"snapshot future {f.symbol!r} is not in the config")
+        ins.state, ins.basis, ins.twap_acc, ins.twap_ns, ins.settlement_price = (
+            f.state, f.basis, (f.twap_hi << 62) | f.twap_lo, f.twap_ns, f.settlement_price)
+        ins.paused = f.state != "trading" or ins.paused
     return v

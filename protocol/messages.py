@@ -128,6 +128,8 @@ class RejectReason(enum.StrEnum):
     MARGIN_MODE_CHANGE_DENIED = "margin_mode_change_denied"
     ACCOUNT_EXISTS = "account_exists"
     INTERNAL = "internal"  # the server failed on the command: its effect is unknown
+    # --- dated futures (issue 16)
+    NOT_TRADING = "not_trading"  # a dated future not listed yet, or expired
 
 
 #: what each reject reason means, for people (docs, logs, client errors)
@@ -168,6 +170,8 @@ REJECT_HELP = {
     RejectReason.INTERNAL: ("the server failed while handling the command (its bug, not yours; logged there "
                             "with a traceback): the command's effect is unknown, it may be partly applied. "
                             "Do not resend blindly: query your orders and account to see what happened"),
+    # --- dated futures (issue 16)
+    RejectReason.NOT_TRADING: "the dated future is not trading: not listed yet, or expired and settled",
 }
 
 
@@ -182,6 +186,7 @@ class CancelCause(enum.StrEnum):
     LIQUIDATION = "liquidation"
     DISCONNECT = "disconnect"  # cancel-on-disconnect
     ADMIN = "admin"
+    EXPIRED = "expired"  # dated futures (issue 16): the instrument expired
 
 
 class _Msg(msgspec.Struct, tag_field="msg", tag=True, kw_only=True, omit_defaults=True):
@@ -353,6 +358,19 @@ class QueryInstruments(_Command):
     """Instrument and asset metadata a client needs to convert units."""
 
 
+# --- dated futures (issue 16)
+
+
+class ShockBasis(_Command):
+    """Admin: move one dated future's basis (mark − index) by ``change_bps``
+    of its index in one step; the basis stays within the family's
+    ``basis_bound`` and then moves with the book again (its EMA)."""
+
+    symbol: Symbol
+    change_bps: Annotated[int, Meta(gt=-10_000, lt=10_000,
+                                    description="change of the basis, basis points of the index (bps)")]
+
+
 Command = Union[
     Deposit,
     Withdraw,
@@ -375,6 +393,7 @@ Command = Union[
     QueryBook,
     QueryInstruments,
     QueryExplain,
+    ShockBasis,
 ]
 
 # ------------------------------------------------------------------ events
@@ -740,6 +759,10 @@ class Explain(_Msg):
     floor: float  # portfolio floor = floor rate x gross notional
     compare: list[ModeRequirement]
     profile: str = "default"
+    # --- dated futures (issue 16)
+    basis_charges: Annotated[dict[str, float], Meta(
+        description="portfolio basis / calendar charge per underlying held on a perpetual and futures "
+                    "(or two expiries), added to the scenario MM (USD)")] = {}
 
 
 class BalanceChanged(_Msg):
@@ -779,6 +802,12 @@ class InstrumentInfo(_Msg):
     max_qty: int  # lots
     maker_fee: str  # rate, decimal string
     taker_fee: str
+    # --- dated futures (issue 16)
+    kind: Annotated[str, Meta(description="contract kind: 'perpetual' or 'future' (dated, cash-settled)")] = "perpetual"
+    expiry: Annotated[int | None, Meta(description="a dated future's expiry, venue time (ns since the epoch, UTC)")] = None
+    state: Annotated[str, Meta(description="'trading', 'pending' (not listed yet) or 'settled' (expired)")] = "trading"
+    settlement_price: Annotated[int | None, Meta(
+        description="a settled future's settlement price (PRICE_SCALE units: 1e-8 USD)")] = None
 
 
 class AssetInfo(_Msg):
@@ -791,6 +820,32 @@ class Instruments(_Msg):
     protocol_version: int
     instruments: list[InstrumentInfo]
     assets: list[AssetInfo]
+
+
+# --- dated futures (issue 16)
+
+
+class FutureListed(_Msg):
+    """A dated future of the rolling calendar starts trading (the one before
+    it in its family settled)."""
+
+    symbol: Annotated[str, Meta(description="the future's symbol, e.g. BTC-26MAR27")]
+    expiry: Annotated[int, Meta(description="expiry, venue time (ns since the epoch, UTC)")]
+
+
+class FutureSettled(_Msg):
+    """A dated future expired: trading stopped, its open orders were
+    cancelled (cause ``expired``), every position was closed in cash at
+    ``price`` (each account's ``BalanceChanged`` with reason
+    ``settlement``); the instrument is ``settled`` and stays queryable."""
+
+    symbol: Annotated[str, Meta(description="the future's symbol")]
+    expiry: Annotated[int, Meta(description="expiry, venue time (ns since the epoch, UTC)")]
+    price: Annotated[int, Meta(description="settlement price: the index's 30-minute TWAP before expiry "
+                                            "(PRICE_SCALE units: 1e-8 USD)")]
+    positions: Annotated[int, Meta(description="accounts whose position was settled")] = 0
+    rounding: Annotated[int, Meta(description="what rounding each payout down left over, booked to the fee "
+                                               "ledger (settlement minor units)")] = 0
 
 
 Event = Union[
@@ -826,4 +881,6 @@ Event = Union[
     FundingRate,
     FundingPayment,
     Explain,
+    FutureListed,
+    FutureSettled,
 ]

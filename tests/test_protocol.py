@@ -80,6 +80,8 @@ def sample(t: mi.Type, full: bool, depth: int = 0):
         return build(t.cls, full, depth + 1)
     if isinstance(t, mi.AnyType):
         return 1
+    if isinstance(t, mi.Metadata):  # a field with a description: sample what it describes
+        return sample(t.type, full, depth)
     raise NotImplementedError(f"no sample for {t!r}")
 
 

@@ -1,0 +1,283 @@
+"""Dated futures (issue 16): the calendar, the mark (index + basis), expiry
+and cash settlement, the rolling listing, margin with the basis charge,
+snapshots and replay. Config: the default one plus ``docs/examples/futures.toml``
+(BTC and ETH quarterlies, SOL monthlies; calendar from 2026-12-01), trading
+fees off so balances show the settlement arithmetic alone.
+
+Units: BTC futures like BTC-PERP: tick $0.1 (1e7 in 1e-8 USD), lot 0.001
+BTC, 100 µUSDT per tick × lot.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from liq_helpers import HOUSE, U, of, one, replace
+from exchange_sim import config as config_mod
+from exchange_sim import snapshot
+from exchange_sim.products.dated_future import NS, date_ns, expiries, expiry_label, last_friday
+from exchange_sim.venue import Venue
+from protocol.messages import (
+    PRICE_SCALE,
+    BalanceChanged,
+    CancelCause,
+    Deposit,
+    FundingRate,
+    FutureListed,
+    FutureSettled,
+    MarkPrice,
+    NewOrder,
+    OrderCancelled,
+    QueryExplain,
+    QueryInstruments,
+    Rejected,
+    RejectReason,
+    SetIndexPrice,
+    SetMarginMode,
+    SettleFunding,
+    ShockBasis,
+    Side,
+    Tick,
+)
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "futures.toml"
+DEC = "BTC-25DEC26"
+MAR = "BTC-26MAR27"
+E_DEC = date_ns("2026-12-25T08:00:00Z")
+MIN = 60 * NS
+A, B, C, MAKER = 1, 2, 3, 9
+
+
+def futures_config(fees: bool = False):
+    cfg = config_mod.load(EXAMPLE)
+    if not fees:
+        cfg = replace(cfg, instruments=[replace(i, maker_fee="0", taker_fee="0") for i in cfg.instruments],
+                      futures=[replace(f, maker_fee="0", taker_fee="0") for f in cfg.futures])
+    return cfg
+
+
+def usd_e8(usd) -> int:
+    return round(usd * PRICE_SCALE)
+
+
+def venue(t0: int = E_DEC - 60 * MIN) -> Venue:
+    v = Venue(futures_config())
+    v.apply(Deposit(account=HOUSE, asset="USDT", amount=10**9 * U), ts=t0)
+    for a in (A, B, C, MAKER):
+        v.apply(Deposit(account=a, asset="USDT", amount=100_000 * U), ts=t0)
+    return v
+
+
+def trade(v, buyer, seller, symbol, lots, price, ts):
+    ev = v.apply(NewOrder(account=seller, symbol=symbol, side=Side.SELL, qty=lots, price=price, tif="post_only"),
+                 ts=ts)
+    assert not isinstance(ev[0], Rejected), ev
+    ev = v.apply(NewOrder(account=buyer, symbol=symbol, side=Side.BUY, qty=lots, price=price, tif="ioc"), ts=ts)
+    assert not isinstance(ev[0], Rejected), ev
+    return ev
+
+
+# ------------------------------------------------------------------ calendar
+
+
+def test_calendar_last_friday_0800_utc_and_symbols():
+    """Quarterly: the last Fridays of Dec 2026 (the 25th), Mar 2027 (26th),
+    Jun (25th), Sep (24th), Dec (31st), Mar 2028 (31st), each 08:00 UTC;
+    monthly SOL: Dec 25, Jan 29, Feb 26, …; two of each trade, the rest wait."""
+    assert last_friday(2027, 3) == 26 and last_friday(2027, 12) == 31
+    q = expiries(date_ns("2026-12-01"), "quarterly", 6)
+    assert [expiry_label(t) for t in q] == ["25DEC26", "26MAR27", "25JUN27", "24SEP27", "31DEC27", "31MAR28"]
+    assert q[1] == date_ns("2027-03-26T08:00:00Z")
+    v = Venue(futures_config())
+    states = {f.symbol: f.state for f in v.state.futures}
+    assert states[DEC] == states[MAR] == "trading" and states["BTC-25JUN27"] == "pending"
+    assert [s for s in states if s.startswith("SOL")][:3] == ["SOL-25DEC26", "SOL-29JAN27", "SOL-26FEB27"]
+    (info,) = v.apply(QueryInstruments())
+    by = {i.symbol: i for i in info.instruments}
+    assert (by[MAR].kind, by[MAR].expiry, by[MAR].state) == ("future", q[1], "trading")
+    assert by["BTC-PERP"].kind == "perpetual" and by["BTC-PERP"].expiry is None
+
+
+def test_pending_future_takes_no_orders_and_futures_pay_no_funding():
+    v = venue()
+    (r,) = v.apply(NewOrder(account=A, symbol="BTC-25JUN27", side=Side.BUY, qty=1, price=600_000))
+    assert isinstance(r, Rejected) and r.reason == RejectReason.NOT_TRADING and "pending" in r.message
+    ev = v.apply(SettleFunding())
+    assert {e.symbol for e in of(ev, FundingRate)} == {"BTC-PERP", "ETH-PERP", "SOL-PERP", "BNB-PERP", "MEME-PERP"}
+
+
+# ------------------------------------------------------------ settlement
+
+
+def test_settlement_price_is_the_30_minute_twap_of_the_index():
+    """Index $60,000 until 07:40 (and in force from the window's start at
+    07:30), $60,300 from 07:40, $59,700 from 07:55, expiry at 08:00:
+    TWAP = (60,000 × 10 + 60,300 × 15 + 59,700 × 5) / 30 = $60,100."""
+    v = venue()
+    v.apply(SetIndexPrice(asset="BTC", price=usd_e8(60_300)), ts=E_DEC - 20 * MIN)
+    v.apply(SetIndexPrice(asset="BTC", price=usd_e8(59_700)), ts=E_DEC - 5 * MIN)
+    ev = v.apply(Tick(), ts=E_DEC + NS)
+    st = one(ev, FutureSettled, symbol=DEC)
+    assert st.price == usd_e8(60_100) and st.expiry == E_DEC
+    v._check()
+
+
+def test_expiry_three_accounts_zero_sum_to_the_unit():
+    """A buys 20 lots from B and 10 from C at $60,000.0 (cost 30 × 600,000
+    ticks); the index is $60,000 until 07:50 and $60,000.01 after, so the
+    TWAP is (60,000 × 20 + 60,000.01 × 10) / 30 = $60,000.00333…, in 1e-8
+    USD 6,000,000,333,333 (half up). Payout = (qty × P − cost × 1e7) × 100 /
+    1e7 µUSDT, floored:
+    A: 9,999,990 × 100 / 1e7 = 99.9999 → 99; B: −66.6666 → −67; C: −33.3333
+    → −34. Σ = −2 µUSDT: the 2 µUSDT floored away go to the fee ledger, so
+    accounts + fees are zero-sum to the unit. A's resting bid is cancelled
+    (cause ``expired``); the instrument is ``settled`` and still queryable;
+    BTC-25JUN27 lists; a new order on the settled future is refused."""
+    v = venue()
+    t = E_DEC - 40 * MIN
+    trade(v, A, B, DEC, 20, 600_000, t)
+    trade(v, A, C, DEC, 10, 600_000, t)
+    v.apply(NewOrder(account=A, symbol=DEC, side=Side.BUY, qty=5, price=590_000), ts=t)
+    fees0 = v.fees_collected.get("USDT", 0)
+    bal0 = {a: v.accounts[a].balances["USDT"] for a in (A, B, C)}
+    v.apply(SetIndexPrice(asset="BTC", price=usd_e8(60_000.01)), ts=E_DEC - 10 * MIN)
+    ev = v.apply(Tick(), ts=E_DEC)
+    v._check()
+    st = one(ev, FutureSettled, symbol=DEC)
+    assert st.price == 6_000_000_333_333 and st.positions == 3 and st.rounding == 2
+    paid = {e.account: e.delta for e in of(ev, BalanceChanged, reason="settlement")}
+    assert paid == {A: 99, B: -67, C: -34}
+    assert {a: v.accounts[a].balances["USDT"] - bal0[a] for a in (A, B, C)} == paid
+    assert sum(paid.values()) + (v.fees_collected["USDT"] - fees0) == 0
+    (cancel,) = of(ev, OrderCancelled, account=A)
+    assert cancel.cause == CancelCause.EXPIRED and cancel.symbol == DEC
+    assert all(v.accounts[a].position_qty(DEC) == 0 for a in (A, B, C))
+    # every family's first expiry was the same Friday: each lists its next
+    assert {e.symbol for e in of(ev, FutureListed)} == {"BTC-25JUN27", "ETH-25JUN27", "SOL-26FEB27"}
+    (info,) = v.apply(QueryInstruments())
+    dec = next(i for i in info.instruments if i.symbol == DEC)
+    assert (dec.state, dec.settlement_price) == ("settled", 6_000_000_333_333)
+    (r,) = v.apply(NewOrder(account=A, symbol=DEC, side=Side.BUY, qty=1, price=600_000), ts=E_DEC + NS)
+    assert r.reason == RejectReason.NOT_TRADING and "settled" in r.message
+    r = v.apply(NewOrder(account=A, symbol="BTC-25JUN27", side=Side.BUY, qty=1, price=600_000,
+                         tif="post_only"), ts=E_DEC + NS)[0]
+    assert not isinstance(r, Rejected), r
+
+
+# ------------------------------------------------------------------- mark
+
+
+def test_mark_is_index_plus_a_bounded_ema_of_the_mid_premium_and_can_be_shocked():
+    """A maker quotes BTC-26MAR27 at $60,090 / $60,110: mid $60,100, premium
+    $100 over the $60,000 index. One index update (to the same $60,000):
+    basis = 0 + (100 − 0) × 2 / 31 = $6.45161290 (floored in 1e-8 USD) →
+    mark $60,006.45… → 600,065 ticks (half up). The perpetual's mark stays
+    the index. ShockBasis +900 bps: basis 6.45 + 5,400 → bounded at 5 % of
+    the index, $3,000 → mark $63,000."""
+    v = venue()
+    t = E_DEC - 50 * MIN
+    v.apply(NewOrder(account=MAKER, symbol=MAR, side=Side.BUY, qty=10, price=600_900, tif="post_only"), ts=t)
+    v.apply(NewOrder(account=MAKER, symbol=MAR, side=Side.SELL, qty=10, price=601_100, tif="post_only"), ts=t)
+    ev = v.apply(SetIndexPrice(asset="BTC", price=usd_e8(60_000)), ts=t)
+    mar = v.instruments[MAR]
+    assert mar.basis == 10_000_000_000 * 2 // 31 == 645_161_290
+    assert one(ev, MarkPrice, symbol=MAR).mark == 600_065
+    assert one(ev, MarkPrice, symbol="BTC-PERP").mark == 600_000
+    ev = v.apply(ShockBasis(symbol=MAR, change_bps=900), ts=t)
+    assert mar.basis == usd_e8(3_000) and one(ev, MarkPrice, symbol=MAR).mark == 630_000
+    (r,) = v.apply(ShockBasis(symbol="BTC-PERP", change_bps=10), ts=t)
+    assert r.reason == RejectReason.INVALID_FIELD and "perpetual" in r.message
+
+
+# ----------------------------------------------------------------- margin
+
+
+def test_calendar_spread_portfolio_mm_below_either_leg_and_above_the_floor():
+    """Long 1 BTC on BTC-PERP, short 1 BTC on BTC-26MAR27, both at $60,000.
+    Cross: each leg's MM 0.5 % × $60,000 = $300, $600 for the pair. Portfolio:
+    the scenarios net the legs (E_BTC = 300 − 300 = 0), the floor is 0.1 % ×
+    $120,000 = $120, and the basis / calendar charge 0.2 % × min($60,000,
+    $60,000) = $120: MM = $240, below either leg's $300, above the $120
+    floor; explain shows the $120 basis term."""
+    v = venue()
+    v.apply(SetMarginMode(account=A, mode="portfolio"))
+    trade(v, A, HOUSE, "BTC-PERP", 1_000, 600_000, E_DEC - 50 * MIN)
+    trade(v, HOUSE, A, MAR, 1_000, 600_000, E_DEC - 50 * MIN)
+    acct = v.margin.fresh(v.accounts[A])
+    assert acct.mm == pytest.approx(240.0)
+    assert acct.mm < 300.0 and acct.mm > 120.0
+    (ex,) = v.apply(QueryExplain(account=A))
+    assert ex.basis_charges == pytest.approx({"BTC": 120.0})
+    assert ex.floor == pytest.approx(120.0)
+    cross = next(c for c in ex.compare if c.mode == "cross")
+    assert cross.mm == pytest.approx(600.0)
+    res = v.risk_sweep()  # the vectorized sweep adds the same charge
+    assert res.mm[list(res.ids).index(A)] == pytest.approx(240.0)
+
+
+# ----------------------------------------------------- snapshots and replay
+
+
+def test_snapshot_mid_window_then_expiry_equals_the_run_without_it():
+    """A snapshot taken inside the TWAP window (after a basis shock, with
+    positions) restores the futures' state; both venues then settle at the
+    same price with the same events, bit for bit."""
+    v = venue()
+    t = E_DEC - 40 * MIN
+    trade(v, A, B, DEC, 20, 600_000, t)
+    v.apply(ShockBasis(symbol=MAR, change_bps=30), ts=t)
+    v.apply(SetIndexPrice(asset="BTC", price=usd_e8(60_450)), ts=E_DEC - 25 * MIN)
+    v.apply(Tick(), ts=E_DEC - 15 * MIN)
+    data = snapshot.encode(snapshot.capture(v))
+    w = snapshot.restore(futures_config(), snapshot.decode(data))
+    assert snapshot.state_hash(w) == snapshot.state_hash(v)
+    cmds = [(SetIndexPrice(asset="BTC", price=usd_e8(59_900)), E_DEC - 6 * MIN), (Tick(), E_DEC + 2 * NS)]
+    out_v = [v.apply(c, ts=ts) for c, ts in cmds]
+    out_w = [w.apply(c, ts=ts) for c, ts in cmds]
+    assert msgspec.msgpack.encode(out_v) == msgspec.msgpack.encode(out_w)
+    assert one(out_v[-1], FutureSettled, symbol=DEC).price == usd_e8(
+        (60_000 * 5 + 60_450 * 19 + 59_900 * 6) / 30)
+    assert snapshot.state_hash(w) == snapshot.state_hash(v)
+    v._check()
+
+
+def test_default_config_has_no_futures():
+    """The default config's perpetual figures stay as they were: futures come
+    from a config that lists them (docs/examples/futures.toml)."""
+    v = Venue()
+    assert v.state.futures == [] and all(i.kind == "perpetual" for i in v.instruments.values())
+    assert copy.deepcopy(v.state.futures) == []
+
+
+def test_journal_replay_reproduces_expiry_and_settlement(tmp_path):
+    """Journal every command with its ``ts`` (as the server does), replay the
+    journal offline with the same config: the same events, settlement and
+    listing included, and the same final state."""
+    from exchange_sim import journal, replay  # noqa: PLC0415
+
+    jr = journal.Journal(tmp_path)
+    v = Venue(futures_config())
+    live = []
+
+    def do(cmd, ts):
+        jr.append(v.seq + 1, ts, cmd)
+        live.append(v.apply(cmd, ts=ts))
+
+    t = E_DEC - 45 * MIN
+    for a in (HOUSE, A, B):
+        do(Deposit(account=a, asset="USDT", amount=100_000 * U), t)
+    do(NewOrder(account=B, symbol=DEC, side=Side.SELL, qty=7, price=600_000, tif="post_only"), t)
+    do(NewOrder(account=A, symbol=DEC, side=Side.BUY, qty=7, price=600_000, tif="ioc"), t)
+    do(NewOrder(account=A, symbol=DEC, side=Side.BUY, qty=3, price=599_000, tif="post_only"), t)
+    do(SetIndexPrice(asset="BTC", price=usd_e8(60_123.45)), E_DEC - 12 * MIN)
+    do(ShockBasis(symbol=MAR, change_bps=-25), E_DEC - 11 * MIN)
+    do(Tick(), E_DEC + NS)
+    jr.close()
+    assert of(live[-1], FutureSettled) and of(live[-1], FutureListed)
+    replayed = list(replay.replay(tmp_path, from_start=True, cfg=futures_config()))
+    assert msgspec.msgpack.encode([evs for _, evs, _ in replayed]) == msgspec.msgpack.encode(live)
+    assert snapshot.state_hash(replayed[-1][2]) == snapshot.state_hash(v)
