@@ -158,7 +158,7 @@ class RiskProfile(_Frozen, kw_only=True):
     #: dated futures (issue 16): the basis / calendar charge, this rate times
     #: the offset notional of an underlying's opposite legs on different
     #: instruments (a perpetual and a future, two expiries), added to MM
-    basis_rate: Rate = 0.002
+    basis_rate: Rate = 0.0005
     default_scan_range: Rate | None = None
 
 

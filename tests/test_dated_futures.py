@@ -200,23 +200,23 @@ def test_calendar_spread_portfolio_mm_below_either_leg_and_above_the_floor():
     """Long 1 BTC on BTC-PERP, short 1 BTC on BTC-26MAR27, both at $60,000.
     Cross: each leg's MM 0.5 % × $60,000 = $300, $600 for the pair. Portfolio:
     the scenarios net the legs (E_BTC = 300 − 300 = 0), the floor is 0.1 % ×
-    $120,000 = $120, and the basis / calendar charge 0.2 % × min($60,000,
-    $60,000) = $120: MM = $240, below either leg's $300, above the $120
-    floor; explain shows the $120 basis term."""
+    $120,000 = $120, and the basis / calendar charge 0.05 % × min($60,000,
+    $60,000) = $30: MM = $150, below either leg's $300, above the $120
+    floor; explain shows the $30 basis term."""
     v = venue()
     v.apply(SetMarginMode(account=A, mode="portfolio"))
     trade(v, A, HOUSE, "BTC-PERP", 1_000, 600_000, E_DEC - 50 * MIN)
     trade(v, HOUSE, A, MAR, 1_000, 600_000, E_DEC - 50 * MIN)
     acct = v.margin.fresh(v.accounts[A])
-    assert acct.mm == pytest.approx(240.0)
+    assert acct.mm == pytest.approx(150.0)
     assert acct.mm < 300.0 and acct.mm > 120.0
     (ex,) = v.apply(QueryExplain(account=A))
-    assert ex.basis_charges == pytest.approx({"BTC": 120.0})
+    assert ex.basis_charges == pytest.approx({"BTC": 30.0})
     assert ex.floor == pytest.approx(120.0)
     cross = next(c for c in ex.compare if c.mode == "cross")
     assert cross.mm == pytest.approx(600.0)
     res = v.risk_sweep()  # the vectorized sweep adds the same charge
-    assert res.mm[list(res.ids).index(A)] == pytest.approx(240.0)
+    assert res.mm[list(res.ids).index(A)] == pytest.approx(150.0)
 
 
 # ----------------------------------------------------- snapshots and replay
@@ -281,3 +281,39 @@ def test_journal_replay_reproduces_expiry_and_settlement(tmp_path):
     replayed = list(replay.replay(tmp_path, from_start=True, cfg=futures_config()))
     assert msgspec.msgpack.encode([evs for _, evs, _ in replayed]) == msgspec.msgpack.encode(live)
     assert snapshot.state_hash(replayed[-1][2]) == snapshot.state_hash(v)
+
+
+def test_liquidation_closes_the_naked_leg_and_keeps_the_calendar_spread():
+    """Portfolio, $6,456: the calendar spread of the margin test (long 1 BTC
+    perpetual, short 1 BTC March future) and a naked long of 4,000 SOL lots
+    (400 SOL at $150). SOL −10 % ($135): equity 6,456 − 6,000 = $456;
+    E_SOL = 1 % × 54,000 = 540 beats every scenario and the floor, so MM =
+    540 + the $30 basis charge = $570, ratio 0.80. Impacts: SOL 570 −
+    (floor 120 + 30) = 420; the perpetual leg 570 − 330 = 240 (without it
+    the short future is naked but hedges SOL: 0.3 × 540 + 0.7 × 240 = 330);
+    the future leg less. SOL goes first, is re-ranked after each slice and
+    stays first until the ratio is back at 1.05: the spread is not split
+    (its legs' impacts, below SOL's, show why)."""
+    from protocol.messages import LiquidationSlice, ShockPrice  # noqa: PLC0415
+
+    v = venue()
+    v.apply(Deposit(account=5, asset="USDT", amount=6_456 * U))
+    v.apply(SetMarginMode(account=5, mode="portfolio"))
+    t = E_DEC - 50 * MIN
+    trade(v, 5, HOUSE, "BTC-PERP", 1_000, 600_000, t)
+    trade(v, HOUSE, 5, MAR, 1_000, 600_000, t)
+    trade(v, 5, HOUSE, "SOL-PERP", 4_000, 150_000, t)
+    for k in range(1, 11):  # bids under the post-shock SOL mark, $0.01 apart
+        v.apply(NewOrder(account=HOUSE, symbol="SOL-PERP", side=Side.BUY, qty=2_000, price=135_000 - 10 * k,
+                         tif="post_only"), ts=t)
+    ev = v.apply(ShockPrice(asset="SOL", change_bps=-1000), ts=t)
+    v._check()
+    sl = of(ev, LiquidationSlice, account=5)
+    assert sl[0].impact == pytest.approx(420.0)
+    assert sl and {s.symbol for s in sl} == {"SOL-PERP"}
+    assert sl[-1].margin_ratio_after >= 1.05
+    assert (v.accounts[5].position_qty("BTC-PERP"), v.accounts[5].position_qty(MAR)) == (1_000, -1_000)
+    m = v.margin
+    acct = m.fresh(v.accounts[5])
+    impacts = dict(zip([i.symbol for i, _ in m.exposures(acct)], m.model(acct).impacts(m.exposures(acct))))
+    assert impacts["SOL-PERP"] > impacts["BTC-PERP"] > impacts[MAR]

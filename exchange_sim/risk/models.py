@@ -60,7 +60,8 @@ perpetual's and a future's prices differ by a basis that moves. Like OKX's
 portfolio margin (its "spot-derivatives / calendar spread" term next to the
 price-move MR1) and Deribit's per-expiry "calendar spread" charge, the
 offset part pays a flat rate: ``B_u = basis_rate · min(Σ long n_i, Σ |short
-n_i|)`` over u's instruments (our number: 0.2 % of the offset notional), for
+n_i|)`` over u's instruments (our number: 0.05 % of the offset notional, a
+tenth of BTC's first MM rate, so a spread leg stays cheaper kept than closed), for
 an underlying with a dated future (0 with one instrument held). A cash-and-carry or calendar spread
 then costs ``B_u`` plus the floor: cheap, not free. The model is then
 evaluated in full (not ``netted``) when an underlying has several
