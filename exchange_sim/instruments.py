@@ -57,7 +57,8 @@ def price_to_e8(text: str) -> int:
 class Instrument(LinearPerpetual):
     """An instrument in venue units and its order book; its contract
     arithmetic (value, uPnL, notional, fees, isolated margin) comes from its
-    contract kind (:mod:`exchange_sim.products`), today the linear perpetual."""
+    contract kind (:mod:`exchange_sim.products`): the linear perpetual;
+    :class:`FutureInstrument` is the dated future."""
 
     __slots__ = (
         "symbol", "underlying", "settlement", "tick_size", "lot_size", "tick_e8",

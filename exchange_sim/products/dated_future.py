@@ -11,8 +11,10 @@ last Fridays of March, June, September and December, a *monthly* one every
 month's. Symbols are Deribit's, ``BTC-26MAR27`` (day without a leading zero:
 ``BTC-5MAR27``).
 
-Mark = index + basis (Binance's delivery mark "index + moving average of the
-basis", Deribit's "index + EMA of the premium"):
+Mark = index + basis. Deribit's futures mark is the index plus an implied
+premium that follows the book's bid-ask at a limited speed and stays within
+10 % of the index (deribit.com/docs/mark-price); Binance's delivery
+contracts likewise mark at the index plus a moving average of the basis. Ours:
 
     premium_k = mid_k − index_k            (when the book has both sides, else 0)
     basis_k   = basis_{k−1} + (premium_k − basis_{k−1}) · α         α = 2 / (N + 1)
@@ -20,13 +22,16 @@ basis", Deribit's "index + EMA of the premium"):
 
 sampled at each index update, in 1e-8 USD (integers: ``(premium − basis) ·
 2 // (N + 1)``, floor), so the mark moves with where the book trades but a
-thin or spoofed book moves it at most ``bound`` away from the index. The
-admin ``ShockBasis`` adds to one expiry's basis (then clamped the same way).
+thin or spoofed book moves it at most ``bound`` (5 % by default) away from
+the index. The admin ``ShockBasis`` adds to one expiry's basis (then
+clamped the same way).
 
 Settlement price = the time-weighted average of the index over the last 30
-minutes before expiry (Deribit: "the time-weighted average of the index
-over the last 30 minutes"; Binance delivery: "the arithmetic mean of the
-index price over the last hour", we follow Deribit's window):
+minutes before expiry, 07:30–08:00 UTC (Deribit: "the time weighted average
+of the Deribit index over the last half hour before expiration",
+deribit.com/docs/expiration-price; Binance publishes an
+``estimatedSettlePrice`` for the last hour before delivery, we follow
+Deribit's window):
 
     TWAP = Σ index_j · (t_{j+1} − t_j) / 1,800 s      over [expiry − 30 min, expiry]
 
