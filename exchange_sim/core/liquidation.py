@@ -259,6 +259,16 @@ class LiquidationEngine:
             return size  # bankrupt (less than a minor unit left): close it at once
         cap = min(size, math.ceil(size * self.p.slice_fraction))
         target = self.p.target_ratio
+        lot_usd = ins.usd(ins.mark)
+        floor = math.ceil(self.p.min_slice_notional / lot_usd) if lot_usd > 0 else 1
+        if floor >= cap or (self._costs_something(ins, qty) and equity < target * mm_after(cap)):
+            # the bound decides, no search needed: the minimum slice is the
+            # cap already, or even a free close of the cap would not restore
+            # the target (the usual case deep under water: one evaluation,
+            # no book walk). Not when the book's best price beats mark (stale
+            # quotes after a shock): then closing gains equity, and fewer
+            # lots may do.
+            return max(1, min(max(cap, floor), size))
         if equity_after is None:
             cost = self._slice_cost(ins, qty, equity, cap)
 
@@ -292,10 +302,17 @@ class LiquidationEngine:
                 else:
                     lo = mid
             lots = hi  # restores(hi) holds: never stops short of the target at mark
-        lot_usd = ins.usd(ins.mark)
-        if lot_usd > 0:
-            lots = max(lots, math.ceil(self.p.min_slice_notional / lot_usd))
-        return max(1, min(lots, size))
+        return max(1, min(max(lots, floor), size))
+
+    @staticmethod
+    def _costs_something(ins: Instrument, qty: int) -> bool:
+        """Whether closing ``qty`` cannot gain equity: the best price it
+        would meet is no better than mark (or there is none)."""
+        if qty > 0:
+            best = ins.book.best_bid()
+            return best is None or best <= ins.mark
+        best = ins.book.best_ask()
+        return best is None or best >= ins.mark
 
     def _slice_cost(self, ins: Instrument, qty: int, equity: float, cap: int):
         """``cost(x)``: USD of equity that closing ``x ≤ cap`` lots would use up
@@ -315,9 +332,11 @@ class LiquidationEngine:
         per: list[float] = []  # cost (USD) per lot within each level
         done, acc = 0, 0.0
         book_side = BUY if sell else SELL
-        levels = ins.book.depth(book_side, 64)  # enough for almost every slice; else all of them
-        if len(levels) == 64 and sum(q for _, q in levels) < cap:
-            levels = ins.book.depth(book_side)
+        levels = ins.book.depth(book_side, 8)  # enough for most slices; else more, then all of them
+        for more in (64, None):
+            if len(levels) < 8 or sum(q for _, q in levels) >= cap:
+                break
+            levels = ins.book.depth(book_side, more)
         for price, q in levels:
             if (price < bk) if sell else (price > bk):
                 break
