@@ -317,3 +317,49 @@ def test_liquidation_closes_the_naked_leg_and_keeps_the_calendar_spread():
     acct = m.fresh(v.accounts[5])
     impacts = dict(zip([i.symbol for i, _ in m.exposures(acct)], m.model(acct).impacts(m.exposures(acct))))
     assert impacts["SOL-PERP"] > impacts["BTC-PERP"] > impacts[MAR]
+
+
+# ------------------------------------------------------------------ property
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    trades=st.lists(st.tuples(st.sampled_from((A, B, C)), st.sampled_from((A, B, C)), st.integers(1, 40),
+                              st.integers(-300, 300)), min_size=1, max_size=12),
+    path=st.lists(st.tuples(st.integers(1, 44), st.integers(-200, 200)), max_size=6),
+)
+def test_expiry_conserves_money_and_is_zero_sum_to_the_unit(trades, path):
+    """Random trades among three accounts (with partial closes, so cost
+    shares are rounded), a random index path through the TWAP window, then
+    expiry: ``Venue._check()`` (money conserved per asset) holds at every
+    step, the payouts plus the rounding booked to the fee ledger equal the
+    positions' uPnL at the settlement price to the unit, and nobody holds
+    the future afterwards."""
+    v = venue()
+    t = E_DEC - 45 * MIN
+    for buyer, seller, lots, dticks in trades:
+        if buyer == seller:
+            continue
+        trade(v, buyer, seller, DEC, lots, 600_000 + dticks * 10, t)
+    v._check()
+    for minute, bps in sorted(path):
+        v.apply(SetIndexPrice(asset="BTC", price=v.assets["BTC"].index * (10_000 + bps) // 10_000),
+                ts=E_DEC - 45 * MIN + minute * MIN)
+        v._check()
+    ins = v.instruments[DEC]
+    holders = {a: (v.accounts[a].position_qty(DEC), v.accounts[a].positions[DEC].cost)
+               for a in (A, B, C) if v.accounts[a].position_qty(DEC)}
+    fees0 = v.fees_collected.get("USDT", 0)
+    ev = v.apply(Tick(), ts=E_DEC)
+    v._check()
+    st_ = one(ev, FutureSettled, symbol=DEC)
+    paid = {e.account: e.delta for e in of(ev, BalanceChanged, reason="settlement")}
+    assert set(paid) == set(holders) and st_.positions == len(holders)
+    exact_e8 = sum((q * st_.price - c * ins.tick_e8) * ins.value for q, c in holders.values())
+    assert exact_e8 % ins.tick_e8 == 0
+    assert sum(paid.values()) + (v.fees_collected.get("USDT", 0) - fees0) == exact_e8 // ins.tick_e8
+    assert st_.rounding == v.fees_collected.get("USDT", 0) - fees0 and 0 <= st_.rounding < len(holders) + 1
+    assert all(v.accounts[a].position_qty(DEC) == 0 for a in (A, B, C))
