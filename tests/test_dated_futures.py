@@ -363,3 +363,21 @@ def test_expiry_conserves_money_and_is_zero_sum_to_the_unit(trades, path):
     assert sum(paid.values()) + (v.fees_collected.get("USDT", 0) - fees0) == exact_e8 // ins.tick_e8
     assert st_.rounding == v.fees_collected.get("USDT", 0) - fees0 and 0 <= st_.rounding < len(holders) + 1
     assert all(v.accounts[a].position_qty(DEC) == 0 for a in (A, B, C))
+
+
+def test_client_markets_show_kind_expiry_state_and_settlement_price_in_decimal():
+    """The client library's metadata (``clients.models.Markets``, built from
+    the ``Instruments`` reply) carries each instrument's kind, expiry and
+    state, and a settled future's price as a ``Decimal`` in USD."""
+    from decimal import Decimal  # noqa: PLC0415
+
+    from clients.models import Markets  # noqa: PLC0415
+
+    v = venue()
+    v.apply(Tick(), ts=E_DEC)
+    (info,) = v.apply(QueryInstruments())
+    mk = Markets(info)
+    assert (mk["BTC-PERP"].kind, mk["BTC-PERP"].expiry_ns, mk["BTC-PERP"].state) == ("perpetual", None, "trading")
+    dec = mk[DEC]
+    assert (dec.kind, dec.expiry_ns, dec.state, dec.settlement_price) == ("future", E_DEC, "settled", Decimal(60_000))
+    assert mk[MAR].state == "trading" and mk[MAR].ticks("60000.1") == 600_001
