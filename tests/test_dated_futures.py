@@ -381,3 +381,23 @@ def test_client_markets_show_kind_expiry_state_and_settlement_price_in_decimal()
     dec = mk[DEC]
     assert (dec.kind, dec.expiry_ns, dec.state, dec.settlement_price) == ("future", E_DEC, "settled", Decimal(60_000))
     assert mk[MAR].state == "trading" and mk[MAR].ticks("60000.1") == 600_001
+
+
+def test_ccxt_facade_lists_futures_with_ccxt_symbols_and_expiry():
+    """The ccxt-style facade (offline, as tests/integration/test_ccxt.py
+    does): a dated future is ``type: 'future'`` with the unified symbol
+    ``BTC/USDT:USDT-270326`` (settle, then the expiry as YYMMDD), ``expiry``
+    in ms, active while trading; the perpetual stays ``BTC/USDT:USDT``
+    (and ``BTC/USDT`` still means the swap)."""
+    from clients import ccxt  # noqa: PLC0415
+
+    v = venue()
+    v.apply(Tick(), ts=E_DEC)  # December settles, June lists
+    ex = ccxt.exchangesim({})
+    ex._set_markets(v.apply(QueryInstruments())[0])
+    mar = ex.market("BTC/USDT:USDT-270326")
+    assert (mar["id"], mar["type"], mar["future"], mar["swap"]) == (MAR, "future", True, False)
+    assert (mar["expiry"], mar["expiryDatetime"], mar["active"]) == (
+        date_ns("2027-03-26T08:00:00Z") // 1_000_000, "2027-03-26T08:00:00.000Z", True)
+    assert ex.market(DEC)["active"] is False and ex.market("BTC-25JUN27")["active"] is True
+    assert ex.market("BTC/USDT")["id"] == "BTC-PERP" and ex.market("BTC/USDT:USDT")["type"] == "swap"
