@@ -51,6 +51,11 @@ class InstrumentMeta:
     max_qty: Decimal
     maker_fee: Decimal
     taker_fee: Decimal
+    # --- dated futures (issue 16)
+    kind: str = "perpetual"  # or "future": dated, cash-settled at expiry
+    expiry_ns: int | None = None  # a future's expiry, ns since the epoch (UTC)
+    state: str = "trading"  # a future: "pending" (not listed yet), "trading" or "settled"
+    settlement_price: Decimal | None = None  # a settled future's price, USD
 
     def ticks(self, price) -> int:
         """Price -> ticks, exactly. Raises InvalidOrder(BAD_TICK)."""
@@ -95,6 +100,9 @@ class Markets:
                 tick_size=Decimal(i.tick_size), lot_size=Decimal(i.lot_size),
                 min_notional=Decimal(i.min_notional), max_qty=i.max_qty * Decimal(i.lot_size),
                 maker_fee=Decimal(i.maker_fee), taker_fee=Decimal(i.taker_fee),
+                # --- dated futures (issue 16)
+                kind=i.kind, expiry_ns=i.expiry, state=i.state,
+                settlement_price=self.index_usd(i.settlement_price),
             )
             for i in info.instruments
         }

@@ -108,6 +108,38 @@ class InstrumentConfig(_Frozen, kw_only=True):
     margin_tiers: list[tuple[float, Rate, Rate]]
 
 
+# --- dated futures (issue 16)
+FUTURE_CYCLES = ("quarterly", "monthly")
+
+
+class FutureConfig(_Frozen, kw_only=True):
+    """A family of linear USDT dated futures on one underlying, listed on a
+    rolling calendar (exchange_sim/products/dated_future.py,
+    docs/adr/0012-dated-futures.md): the first ``listed`` expiries of
+    ``cycle`` after ``calendar_start`` trade from the start; each time one
+    settles, the next of the calendar lists, up to ``horizon`` expiries in
+    all (every one of them exists from the start, in state ``pending``, so
+    the instrument set never changes while the venue runs)."""
+
+    name: str  # the family's key, e.g. "BTC-quarterly"
+    underlying: str
+    cycle: str = "quarterly"
+    calendar_start: str = "2026-12-01"  # UTC date (or YYYY-MM-DDTHH:MM:SSZ)
+    listed: Annotated[int, Meta(ge=1, le=12)] = 2
+    horizon: Annotated[int, Meta(ge=1, le=48)] = 6
+    tick_size: DecimalStr
+    lot_size: DecimalStr
+    min_notional: DecimalStr = "0"
+    max_qty: Annotated[int, Meta(gt=0)]
+    maker_fee: DecimalStr = "0"
+    taker_fee: DecimalStr = "0"
+    margin_tiers: list[tuple[float, Rate, Rate]]
+    #: the basis EMA's length in samples (index updates): alpha = 2 / (N + 1)
+    basis_samples: Annotated[int, Meta(ge=1, le=100_000)] = 30
+    #: the basis stays within this fraction of the index (either way)
+    basis_bound: DecimalStr = "0.05"
+
+
 class RiskProfile(_Frozen, kw_only=True):
     """Portfolio-margin calibration (see docs/adr/0004-portfolio-margin-calibration.md).
 
@@ -125,6 +157,10 @@ class RiskProfile(_Frozen, kw_only=True):
     #: instruments' signed tiered maintenance margins (the cross calibration:
     #: E_u = Σ sign(n_i) · mm_tiers_i(|n_i|))
     scan_ranges: dict[str, Rate] = {}
+    #: dated futures (issue 16): the basis / calendar charge, this rate times
+    #: the offset notional of an underlying's opposite legs on different
+    #: instruments (a perpetual and a future, two expiries), added to MM
+    basis_rate: Rate = 0.0005
     default_scan_range: Rate | None = None
 
 
@@ -304,7 +340,7 @@ class LiquidationParams(_Frozen, kw_only=True):
     target_ratio: Annotated[float, Meta(ge=1.0)] = 1.05
     #: a slice closes at most this fraction of the position...
     slice_fraction: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.25
-    #: ...but at least this notional (USD), and never more than the closed form needs
+    #: ...but at least this notional (USD) (and never more than the position)
     min_slice_notional: Annotated[float, Meta(ge=0.0)] = 1_000.0
     #: fee on closed notional, paid to the insurance fund; keep it below the
     #: lowest maintenance rate, or a partial liquidation can never restore the ratio
@@ -427,6 +463,7 @@ class Config(_Frozen, kw_only=True):
     instruments: list[InstrumentConfig]
     # --- house liquidity
     liquidity: LiquidityParams = LiquidityParams()
+    futures: list[FutureConfig] = []  # dated futures (issue 16); none by default
 
 
 def _validate(cfg: Config) -> Config:
@@ -447,6 +484,7 @@ def _validate(cfg: Config) -> Config:
             if Decimal(getattr(ins, field)) <= 0:
                 raise ValueError(f"{ins.symbol}: {field} must be positive")
         _check_brackets(ins.symbol, [t[0] for t in ins.margin_tiers])
+    _validate_futures(cfg, names, symbols)
     for a in cfg.assets:
         _check_brackets(a.name, [b[0] for b in a.haircut])
     if cfg.journal.policy not in JOURNAL_POLICIES:
@@ -468,6 +506,40 @@ def _validate(cfg: Config) -> Config:
         if sym not in symbols:
             raise ValueError(not_valid("liquidity.symbols", sym, "symbol", symbols))
     return cfg
+
+
+def _validate_futures(cfg: Config, assets: list[str], symbols: list[str]) -> None:
+    """Dated futures: known underlying and cycle, a readable calendar start,
+    no symbol twice (with the perpetuals or across families)."""
+    from exchange_sim.products.dated_future import date_ns, expiries, future_symbol  # noqa: PLC0415
+
+    seen = set(symbols)
+    names = [f.name for f in cfg.futures]
+    if len(set(names)) != len(names):
+        raise ValueError("futures names must be unique")
+    for f in cfg.futures:
+        where = f"futures.{f.name}"
+        if f.underlying not in assets:
+            raise ValueError(f"{where}: underlying {f.underlying!r} is not an asset; valid: {', '.join(assets)}")
+        if f.cycle not in FUTURE_CYCLES:
+            raise ValueError(not_valid(f"{where}.cycle", f.cycle, "cycle", FUTURE_CYCLES))
+        if f.listed > f.horizon:
+            raise ValueError(f"{where}: listed ({f.listed}) must not exceed horizon ({f.horizon})")
+        for field in ("tick_size", "lot_size"):
+            if Decimal(getattr(f, field)) <= 0:
+                raise ValueError(f"{where}: {field} must be positive")
+        if not Decimal(f.basis_bound) < 1:
+            raise ValueError(f"{where}: basis_bound must be below 1")
+        try:
+            start = date_ns(f.calendar_start)
+        except ValueError:
+            raise ValueError(f"{where}: calendar_start {f.calendar_start!r} is not a date like 2026-12-01") from None
+        _check_brackets(where, [t[0] for t in f.margin_tiers])
+        for t in expiries(start, f.cycle, f.horizon):
+            sym = future_symbol(f.underlying, t)
+            if sym in seen:
+                raise ValueError(f"{where}: symbol {sym} is listed twice")
+            seen.add(sym)
 
 
 def _check_brackets(owner: str, bounds: list[float]) -> None:
@@ -504,6 +576,7 @@ NAMED_ARRAYS: dict[tuple[str, ...], str] = {
     ("assets",): "name",
     ("instruments",): "symbol",
     ("server", "accounts"): "account",
+    ("futures",): "name",
 }
 REMOVE = "remove"
 

@@ -16,7 +16,8 @@ from decimal import Decimal
 from fractions import Fraction
 
 from exchange_sim.book import OrderBook
-from exchange_sim.config import AssetConfig, Config, InstrumentConfig
+from exchange_sim.config import AssetConfig, Config, FutureConfig, InstrumentConfig
+from exchange_sim.products.dated_future import PENDING, TRADING, DatedFuture, date_ns, expiries, future_symbol
 from exchange_sim.products.perpetual import LinearPerpetual
 from exchange_sim.risk.brackets import Brackets
 from protocol.messages import PRICE_SCALE
@@ -56,7 +57,8 @@ def price_to_e8(text: str) -> int:
 class Instrument(LinearPerpetual):
     """An instrument in venue units and its order book; its contract
     arithmetic (value, uPnL, notional, fees, isolated margin) comes from its
-    contract kind (:mod:`exchange_sim.products`), today the linear perpetual."""
+    contract kind (:mod:`exchange_sim.products`): the linear perpetual;
+    :class:`FutureInstrument` is the dated future."""
 
     __slots__ = (
         "symbol", "underlying", "settlement", "tick_size", "lot_size", "tick_e8",
@@ -107,3 +109,48 @@ class Instrument(LinearPerpetual):
         num, den = self.market_band
         step = self.mark * num // den
         return self.mark + step if buy else max(1, self.mark - step)
+
+
+# --- dated futures (issue 16)
+
+
+class FutureInstrument(DatedFuture, Instrument):
+    """A dated future of a :class:`~exchange_sim.config.FutureConfig` family:
+    an instrument like the perpetuals (tick, lot, tiers, fees, its own
+    book), its arithmetic from :class:`~exchange_sim.products.dated_future.DatedFuture`
+    (mark = index + basis, no funding, cash settlement at expiry)."""
+
+    __slots__ = (
+        "family", "expiry", "state", "basis", "basis_bound", "basis_samples",
+        "twap_acc", "twap_ns", "settlement_price",
+    )
+
+    def __init__(self, fam: FutureConfig, expiry_ns: int, config: Config, settle: Asset):
+        cfg = InstrumentConfig(
+            symbol=future_symbol(fam.underlying, expiry_ns), underlying=fam.underlying, tick_size=fam.tick_size,
+            lot_size=fam.lot_size, min_notional=fam.min_notional, max_qty=fam.max_qty, maker_fee=fam.maker_fee,
+            taker_fee=fam.taker_fee, margin_tiers=fam.margin_tiers,
+        )
+        super().__init__(cfg, config, settle)
+        self.family = fam.name
+        self.expiry = expiry_ns  # ns since the epoch, a Friday 08:00 UTC
+        self.state = PENDING
+        self.basis = 0  # 1e-8 USD: mark = index + basis
+        self.basis_bound = fraction(fam.basis_bound)
+        self.basis_samples = fam.basis_samples
+        self.twap_acc = 0  # Σ index_e8 × ns inside the settlement window
+        self.twap_ns = 0  # ns of the window accumulated
+        self.settlement_price = 0  # 1e-8 USD, once settled
+
+
+def future_instruments(config: Config, settle: Asset) -> list[FutureInstrument]:
+    """Every dated future of the config's families, in family order then
+    expiry order; the first ``listed`` of each family trading."""
+    out = []
+    for fam in config.futures:
+        for k, t in enumerate(expiries(date_ns(fam.calendar_start), fam.cycle, fam.horizon)):
+            ins = FutureInstrument(fam, t, config, settle)
+            if k < fam.listed:
+                ins.state = TRADING
+            out.append(ins)
+    return out

@@ -32,7 +32,7 @@ import msgspec
 
 #: message tag -> its fields that are USD money figures (floats in the protocol)
 MONEY: dict[str, frozenset[str]] = {
-    "Explain": frozenset({"collateral", "upnl", "equity", "im", "mm", "floor"}),
+    "Explain": frozenset({"collateral", "upnl", "equity", "im", "mm", "floor", "basis_charges"}),
     "ExplainAsset": frozenset({"value", "haircut", "counted"}),
     "HaircutSlice": frozenset({"up_to", "value_in_bracket", "haircut"}),
     "ExplainPosition": frozenset({"notional", "upnl", "cross_im", "cross_mm", "impact", "isolated_margin", "im"}),

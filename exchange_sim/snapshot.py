@@ -110,6 +110,24 @@ class AccountState(msgspec.Struct, omit_defaults=True):
     leverage: list[tuple[str, int]] = []
 
 
+# --- dated futures (issue 16)
+class FutureState(msgspec.Struct, array_like=True):
+    """A dated future's life: state, basis (1e-8 USD), the settlement TWAP
+    accumulated so far (Σ index × ns, up to ~1e25: in two 62-bit halves, as
+    msgpack ints stop at 64 bits; ns), the settlement price once settled."""
+
+    symbol: str
+    state: str
+    basis: int
+    twap_hi: int
+    twap_lo: int
+    twap_ns: int
+    settlement_price: int
+
+
+_LO62 = (1 << 62) - 1
+
+
 class VenueState(msgspec.Struct, omit_defaults=True):
     version: int
     seq: int
@@ -130,6 +148,9 @@ class VenueState(msgspec.Struct, omit_defaults=True):
     # --- house liquidity: when each pending account was flagged (venue ns), for the
     # liquidation grace; omitted when empty, so snapshots without a grace encode as before
     pending_since: list[tuple[int, int]] = []
+    # --- dated futures (issue 16): added with a default, so older snapshots load and hash the same
+    futures: list[FutureState] = []
+    fut_t: int = 0
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -204,6 +225,10 @@ def capture(venue) -> VenueState:
         # --- leverage
         funding_residue=list(venue.funding_residue.items()), liquidation_fees=list(venue.liquidation_fees.items()),
         pending_since=sorted(venue.liq.since.items()),
+        # --- dated futures (issue 16)
+        futures=[FutureState(f.symbol, f.state, f.basis, f.twap_acc >> 62, f.twap_acc & _LO62, f.twap_ns,
+                             f.settlement_price) for f in venue.state.futures],
+        fut_t=venue.state.fut_t,
     )
 
 
@@ -290,4 +315,14 @@ def restore(config: Config, state: VenueState):
     for acct_id in state.pending_liquidations:
         v.liq.flag(v.accounts[acct_id])
     v.liq.since.update(state.pending_since)
+    # --- dated futures (issue 16)
+    s_ = v.state
+    s_.fut_t = state.fut_t
+    for f in state.futures:
+        ins = v.instruments.get(f.symbol)
+        if ins is None or ins.kind != "future":
+            raise ValueError(f"snapshot future {f.symbol!r} is not in the config")
+        ins.state, ins.basis, ins.twap_acc, ins.twap_ns, ins.settlement_price = (
+            f.state, f.basis, (f.twap_hi << 62) | f.twap_lo, f.twap_ns, f.settlement_price)
+        ins.paused = f.state != "trading" or ins.paused
     return v

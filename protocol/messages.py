@@ -142,6 +142,8 @@ class RejectReason(enum.StrEnum):
     # --- leverage
     LEVERAGE_ABOVE_MAX = "leverage_above_max"  # above what the notional tier allows
     LEVERAGE_INSUFFICIENT_MARGIN = "leverage_insufficient_margin"  # lowering it would need more IM than is free
+    # --- dated futures (issue 16)
+    NOT_TRADING = "not_trading"  # a dated future not listed yet, or expired
 
 
 #: what each reject reason means, for people (docs, logs, client errors)
@@ -188,6 +190,8 @@ REJECT_HELP = {
                                       "and open orders fall in (QueryLeverageTiers)"),
     RejectReason.LEVERAGE_INSUFFICIENT_MARGIN: ("lowering the leverage would need more initial margin for the open "
                                                 "position and orders than the account has free"),
+    # --- dated futures (issue 16)
+    RejectReason.NOT_TRADING: "the dated future is not trading: not listed yet, or expired and settled",
 }
 
 
@@ -204,6 +208,7 @@ class CancelCause(enum.StrEnum):
     ADMIN = "admin"
     # --- protective orders
     OCO = "oco"  # the other half of an attached take-profit / stop-loss pair triggered
+    EXPIRED = "expired"  # dated futures (issue 16): the instrument expired
 
 
 # --- protective orders
@@ -496,6 +501,17 @@ class QueryLedger(_Command):
     """Admin: the venue's money ledger per asset (deposits, withdrawals, fees,
     the funding rounding residue, liquidation fees, the insurance fund), so an
     auditor can check conservation from queries alone: answered with ``Ledger``."""
+# --- dated futures (issue 16)
+
+
+class ShockBasis(_Command):
+    """Admin: move one dated future's basis (mark − index) by ``change_bps``
+    of its index in one step; the basis stays within the family's
+    ``basis_bound`` and then moves with the book again (its EMA)."""
+
+    symbol: SymbolField
+    change_bps: Annotated[int, Meta(gt=-10_000, lt=10_000,
+                                    description="change of the basis, basis points of the index (bps)")]
 
 
 Command = Union[
@@ -525,6 +541,7 @@ Command = Union[
     QueryLeverage,
     QueryLeverageTiers,
     QueryLedger,
+    ShockBasis,
 ]
 
 # ------------------------------------------------------------------ events
@@ -953,6 +970,10 @@ class Explain(_Msg):
     floor: Annotated[float, Meta(description="portfolio floor = floor rate x gross notional (USD, float)")]
     compare: Annotated[list[ModeRequirement], Meta(description="the same holdings under each margin mode")]
     profile: Annotated[str, Meta(description="the risk profile name")] = "default"
+    # --- dated futures (issue 16)
+    basis_charges: Annotated[dict[str, float], Meta(
+        description="portfolio basis / calendar charge per underlying held on a perpetual and futures "
+                    "(or two expiries), added to the scenario MM (USD)")] = {}
 
 
 class BalanceChanged(_Msg):
@@ -1010,6 +1031,12 @@ class InstrumentInfo(_Msg):
     max_qty: Annotated[int, Meta(description="largest order quantity (lots)")]
     maker_fee: Annotated[str, Meta(description="maker fee rate (decimal string fraction, e.g. `0.0002`)")]
     taker_fee: Annotated[str, Meta(description="taker fee rate (decimal string fraction)")]
+    # --- dated futures (issue 16)
+    kind: Annotated[str, Meta(description="contract kind: 'perpetual' or 'future' (dated, cash-settled)")] = "perpetual"
+    expiry: Annotated[int | None, Meta(description="a dated future's expiry, venue time (ns since the epoch, UTC)")] = None
+    state: Annotated[str, Meta(description="'trading', 'pending' (not listed yet) or 'settled' (expired)")] = "trading"
+    settlement_price: Annotated[int | None, Meta(
+        description="a settled future's settlement price (PRICE_SCALE units: 1e-8 USD)")] = None
 
 
 class AssetInfo(_Msg):
@@ -1106,6 +1133,32 @@ class Ledger(_Msg):
     assets: Annotated[list[LedgerAsset], Meta(description="one line per asset")]
 
 
+# --- dated futures (issue 16)
+
+
+class FutureListed(_Msg):
+    """A dated future of the rolling calendar starts trading (the one before
+    it in its family settled)."""
+
+    symbol: Annotated[str, Meta(description="the future's symbol, e.g. BTC-26MAR27")]
+    expiry: Annotated[int, Meta(description="expiry, venue time (ns since the epoch, UTC)")]
+
+
+class FutureSettled(_Msg):
+    """A dated future expired: trading stopped, its open orders were
+    cancelled (cause ``expired``), every position was closed in cash at
+    ``price`` (each account's ``BalanceChanged`` with reason
+    ``settlement``); the instrument is ``settled`` and stays queryable."""
+
+    symbol: Annotated[str, Meta(description="the future's symbol")]
+    expiry: Annotated[int, Meta(description="expiry, venue time (ns since the epoch, UTC)")]
+    price: Annotated[int, Meta(description="settlement price: the index's 30-minute TWAP before expiry "
+                                            "(PRICE_SCALE units: 1e-8 USD)")]
+    positions: Annotated[int, Meta(description="accounts whose position was settled (count)")] = 0
+    rounding: Annotated[int, Meta(description="what rounding each payout down left over, booked to the fee "
+                                               "ledger (settlement minor units)")] = 0
+
+
 Event = Union[
     Rejected,
     OrderAccepted,
@@ -1144,4 +1197,6 @@ Event = Union[
     LeverageTiers,
     Leverage,
     Ledger,
+    FutureListed,
+    FutureSettled,
 ]

@@ -58,7 +58,8 @@ MARKET_DATA_TOPICS = [
     ("<SYMBOL>.book", "BookDelta, BookHeartbeat", "L2 changes with a per-symbol `seq`; every market-data heartbeat the last `seq`"),
     ("<SYMBOL>.trade", "Trade", "every public trade print"),
     ("<SYMBOL>.mark", "MarkPrice", "a new mark (and index) price"),
-    ("<SYMBOL>.status", "SymbolStatus", "the instrument was paused or resumed"),
+    ("<SYMBOL>.status", "SymbolStatus, FutureListed, FutureSettled",
+     "the instrument was paused or resumed; a dated future started trading, or expired and settled"),
     ("<SYMBOL>.funding", "FundingRate", "the rate applied at each funding settlement"),
     ("<SYMBOL>.liquidation", "LiquidationNotice", "a liquidation order traded (Binance's forceOrder)"),
 ]

@@ -491,32 +491,34 @@ def test_fund_covers_what_collateral_cannot():
 
 
 def bound_venue(max_rounds: int):
-    """A (1): $4,500, long SOL 4,000 lots (400 SOL) at $150. M (2): $400 and a
-    stale bid for 1,000 lots at $149 (IM 2 % × $14,900 = $298 ≤ $400)."""
+    """A (1): $4,500, long SOL 4,000 lots (400 SOL) at $150. M (2): $80 and a
+    stale bid for 250 lots at $149 (IM 2 % × $3,725 = $74.50 ≤ $80)."""
     v = new_venue(liq_config(max_rounds=max_rounds))
     trader(v, 1, USDT=4_500)
     open_pos(v, 1, SOL, 4_000)
-    trader(v, 2, USDT=400)
-    v.apply(NewOrder(account=2, symbol=SOL, side=Side.BUY, qty=1_000, price=149_000, tif="post_only"))
+    trader(v, 2, USDT=80)
+    v.apply(NewOrder(account=2, symbol=SOL, side=Side.BUY, qty=250, price=149_000, tif="post_only"))
     return v
 
 
 def test_cascade_bound_defers_to_the_next_command():
     """max_rounds = 1. SOL → $140: A's equity 4,500 − 10 × 400 = $500 < MM
-    1 % × $56,000 = $560. Slice from the closed form net of the fee: each lot
-    frees 1.05 × 560/4,000 of target MM and costs 0.1 % × $14 →
-    ⌈(1.05 × 560 − 500) / (0.147 − 0.014)⌉ = ⌈661.65⌉ = 662 lots (< 25 % =
-    1,000; > $1,000/$14 = 72); bk = 140,000 − 500·10⁶/(4,000 × 100) =
-    138,750. It sells into M's bid at 149,000 — above mark, so A is back above
-    MM — and M, now long 662 at $149 with the mark at $140, has equity
-    400 − 9 × 66.2 = −$195.80: below MM. That is round 2, past the bound:
+    1 % × $56,000 = $560. The slice is the fewest lots that restore 1.05 with
+    the fills the book offers: M's bid at $149 is $0.90 a lot above mark, so
+    x lots give equity 500 + 0.9x − 0.1 % × $14.90x = 500 + 0.8851x against
+    1.05 × MM = 1.05 × 0.14 × (4,000 − x) → x ≥ 88 / 1.0321 = 85.3 → 86 lots
+    (< 25 % = 1,000; > $1,000/$14 = 72); bk = 140,000 − 500·10⁶/(4,000 × 100)
+    = 138,750. (Before issue 16 the closed form ignored the bid above mark and
+    sold 662.) M, now long 86 at $149 with the mark at $140, has equity
+    80 − 9 × 8.6 = $2.60 < MM 1 % × $1,204: below MM. That is round 2, past the bound:
     CascadeBoundHit(rounds=1, pending=[M]). The next command (a clock Tick)
     processes M."""
     v = bound_venue(1)
     events = set_price(v, "SOL", 140)
     v._check()
     (s,) = slices(events, 1)
-    assert (s.qty, s.book_qty, s.bankruptcy_price) == (662, 662, 138_750)
+    assert (s.qty, s.book_qty, s.bankruptcy_price) == (86, 86, 138_750)
+    assert 1.05 <= s.margin_ratio_after < 1.06
     hit = one(events, CascadeBoundHit)
     assert (hit.rounds, hit.pending) == (1, [2])
     assert not of(events, LiquidationStarted, account=2)
@@ -524,7 +526,7 @@ def test_cascade_bound_defers_to_the_next_command():
     nxt = v.apply(Tick())
     v._check()
     st = one(nxt, LiquidationStarted, account=2)
-    assert st.equity == pytest.approx(400 - 9 * 66.2)
+    assert st.equity == pytest.approx(80 - 9 * 8.6)
     assert not of(nxt, CascadeBoundHit)
     assert qty_of(v, 2, SOL) == 0 and under_mm(v) == []
 
@@ -706,12 +708,16 @@ def test_article_cascade_one_shock_liquidates_across_the_account():
 
     Cross impacts are each position's own MM, so the MEME long goes first —
     a position whose price never moved. Slice 1: 25 % = 50,000 MEME (the
-    closed form ⌈(2,972 − 2,200/1.05)/(1,250/200,000)⌉ = 140,282 is larger)
+    fewest lots that restore 1.05 are more: at MEME's 2.5 % a lot frees
+    1.05 × $0.00625 of target MM, ≥ 116,000 lots for the $729 missing)
     sold at 24,975 (mark − 0.1 %): realized −25 × 50,000 × 10 = −$12.50, fee
     0.1 % × 24,975 × 50,000 × 10 µ = $12.4875 → equity $2,175.0125; MM
     2,972 − 1,250 + 937.5 = $2,659.5 → ratio 0.81783. The log then shows
     the re-ranked order (MEME, then BNB as MEME's MM falls under $600, …)
-    and each step's ratio climbing until it is back above 1.05."""
+    and each step's ratio climbing until it is back above 1.05: MEME ×3,
+    BNB, then MEME once more, sized to stop at the target (ratio 1.05000;
+    before issue 16 that last MEME slice stopped short at 1.048 and a sixth,
+    SOL, slice followed). The SOL position that fell is never touched."""
     v = article_venue({1: {"USDT": 10_000}}, SIZES, -1300)
     events = shock(v, "SOL", -1300)
     v._check()
@@ -728,7 +734,8 @@ def test_article_cascade_one_shock_liquidates_across_the_account():
     assert all(r < 1.05 for r in ratios[:-1]) and ratios[-1] >= 1.05
     assert one(events, LiquidationFinished, account=1).margin_ratio == ratios[-1]
     closed = [s.symbol for s in sl]
-    assert closed[0] == MEME and len(set(closed)) >= 3 and BNB in closed
+    assert closed == [MEME, MEME, MEME, BNB, MEME]
+    assert 1.05 <= ratios[-1] < 1.0501
     # every step is in the log, in order: started, slices, finished
     kinds = [type(e).__name__ for e in events if type(e) in (LiquidationStarted, type(first), LiquidationFinished)]
     assert kinds == ["LiquidationStarted"] + ["LiquidationSlice"] * len(sl) + ["LiquidationFinished"]

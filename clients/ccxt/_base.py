@@ -256,6 +256,19 @@ def fl(d) -> float | None:
     return None if d is None else float(d)
 
 
+# --- dated futures (issue 16): ccxt's market fields per contract kind
+_SWAP_FIELDS = {"type": "swap", "suffix": "", "expiry": None, "active": True}
+
+
+def _future_fields(meta) -> dict:
+    """A dated future as ccxt shows one: ``type`` future, the unified symbol
+    ``BTC/USDT:USDT-270326`` (settle, then the expiry as YYMMDD), ``expiry``
+    in ms; inactive unless trading."""
+    ms = meta.expiry_ns // 1_000_000
+    day = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return {"type": "future", "suffix": f"-{day:%y%m%d}", "expiry": ms, "active": meta.state == "trading"}
+
+
 def iso8601(ms: int | None) -> str | None:
     """CCXT's datetime format: ``2024-01-02T03:04:05.678Z``."""
     if ms is None:
@@ -502,12 +515,16 @@ class ExchangeBase:
             meta = mk.instruments[raw.symbol]
             base, settle = meta.underlying, meta.settlement
             lot, tick = meta.lot_size, meta.tick_size
+            kind = _future_fields(meta) if meta.kind == "future" else _SWAP_FIELDS
             out.append({
-                "id": meta.symbol, "symbol": f"{base}/{settle}:{settle}", "base": base, "quote": settle,
+                "id": meta.symbol, "symbol": f"{base}/{settle}:{settle}" + kind["suffix"], "base": base,
+                "quote": settle,
                 "settle": settle, "baseId": base, "quoteId": settle, "settleId": settle, "lowercaseId": None,
-                "type": "swap", "spot": False, "margin": False, "swap": True, "future": False, "option": False,
-                "index": None, "active": True, "contract": True, "linear": True, "inverse": False,
-                "subType": "linear", "contractSize": 1.0, "expiry": None, "expiryDatetime": None, "strike": None,
+                "type": kind["type"], "spot": False, "margin": False, "swap": kind["type"] == "swap",
+                "future": kind["type"] == "future", "option": False,
+                "index": None, "active": kind["active"], "contract": True, "linear": True, "inverse": False,
+                "subType": "linear", "contractSize": 1.0, "expiry": kind["expiry"],
+                "expiryDatetime": iso8601(kind["expiry"]), "strike": None,
                 "optionType": None, "taker": float(meta.taker_fee), "maker": float(meta.maker_fee),
                 "percentage": True, "tierBased": False, "feeSide": "quote",
                 "precision": {"amount": float(lot), "price": float(tick), "cost": None, "base": None,

@@ -368,6 +368,49 @@ class Clearing:
             target = math.ceil(self.margin.isolated_im(acct, ins, qty) * self.unit)
             if target > alloc:
                 self.adjust_isolated(acct, ins.symbol, target - alloc, events)
+    # --- dated futures (issue 16)
+
+    def shock_basis(self, ins: Instrument, asset, change_e8: int, events: list) -> None:
+        """Move a dated future's basis by ``change_e8`` (1e-8 USD, bounded):
+        a new mark, so every margin cache becomes stale (as a reprice)."""
+        ins.mark = ins.shock_basis(change_e8, asset.index)
+        self.margin.epoch += 1
+        events.append(MarkPrice(symbol=ins.symbol, mark=ins.mark, index=asset.index))
+
+    def settle_expiry(self, ins: Instrument, price_e8: int, events: list) -> tuple[list[Account], int]:
+        """Close every position in the dated future ``ins`` in cash at
+        ``price_e8`` (1e-8 USD), accounts in id order: each is paid
+        ``(qty × price − cost) × value`` floored to the minor unit (against
+        the account; ``DatedFuture.settlement_payout``), a ``BalanceChanged``
+        with reason ``settlement``; an isolated position's allocation goes
+        back to the wallet. The payouts are zero-sum up to that flooring: what
+        it left over (a whole number of minor units, ≥ 0) goes to the fee
+        ledger and is returned with the accounts paid."""
+        settle = self.settle_name
+        sym = ins.symbol
+        paid: list[Account] = []
+        frac = 0
+        for aid in sorted(self.accounts):
+            acct = self.accounts[aid]
+            pos = acct.positions.get(sym)
+            if pos is None or not pos.qty:
+                continue
+            old_qty = pos.qty
+            payout, rest = ins.settlement_payout(pos.qty, pos.cost, price_e8)
+            frac += rest
+            pos.qty = 0
+            pos.cost = 0
+            bal = acct.credit(settle, payout)
+            events.append(BalanceChanged(account=aid, asset=settle, delta=payout, balance=bal, reason="settlement"))
+            if acct.margin_mode is ISOLATED:
+                self.rebalance_isolated(acct, ins, old_qty, events)
+            acct.cache_epoch = -1  # a position changed outside the fill path (ADR 0003)
+            self.dirty[aid] = acct
+            paid.append(acct)
+        rounding = frac // ins.tick_e8  # exact: Σ qty = 0, so Σ of the exact payouts is whole
+        if rounding:
+            self.s.fees_collected[settle] = self.s.fees_collected.get(settle, 0) + rounding
+        return paid, rounding
 
     def cover(self, acct: Account, fund: Account, debt: int) -> None:
         """The fund pays an account's remaining settlement debt."""

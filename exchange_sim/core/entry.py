@@ -123,6 +123,8 @@ class Entry:
         if side is None or tif is None or otype is None or stp is None or type(cmd.reduce_only) is not bool:
             raise Reject(R.INVALID_FIELD, "side, type, tif, stp or reduce_only has an unknown value")
         if ins.paused:
+            if ins.state != "trading":  # dated futures (issue 16): not listed yet, or expired
+                raise Reject(R.NOT_TRADING, f"{ins.symbol} is {ins.state}: it takes no orders")
             raise Reject(R.SYMBOL_PAUSED, f"{ins.symbol} is paused")
         qty = cmd.qty
         if type(qty) is not int or qty <= 0:
@@ -459,6 +461,8 @@ class Entry:
             raise Reject(R.NOT_ALLOWED, "stop orders cannot be amended; cancel and place again")
         ins = self.instruments[order.symbol]
         if ins.paused:
+            if ins.state != "trading":  # dated futures (issue 16)
+                raise Reject(R.NOT_TRADING, f"{ins.symbol} is {ins.state}: it takes no amends")
             raise Reject(R.SYMBOL_PAUSED, f"{ins.symbol} is paused")
         new_qty = order.qty if cmd.qty is None else cmd.qty
         new_price = order.price if cmd.price is None else cmd.price

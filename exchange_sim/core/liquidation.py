@@ -16,11 +16,19 @@ at the end of the command, this engine runs (docs/adr/0005-liquidation-order.md)
    and re-rank after every slice. Under portfolio margin a hedge leg has a
    negative impact (removing it raises MM), so it is never closed while the
    naked leg that drives the risk is still open.
-4. **Slice** = min(slice_fraction of the position, the closed-form lots that
-   bring the ratio back to ``target_ratio`` at mark), at least
+4. **Slice** = min(slice_fraction of the position, the fewest lots that
+   bring the ratio back to ``target_ratio``), at least
    ``min_slice_notional``: an IOC order into the book, priced no worse than
    the position's **bankruptcy price** — the price at which the account's
-   equity would be zero: ``bk = mark − equity / (qty × value)``.
+   equity would be zero: ``bk = mark − equity / (qty × value)``. The fewest
+   lots are searched on the account's own margin function (``model.mm`` of
+   the exposures with that position reduced; isolated: its tiers), equity
+   net of the fee and of the fills the book would give (walked read-only,
+   the rest at the bankruptcy price): a guess from the *marginal* rate,
+   then bisection, at most ``SIZING_EVALS`` evaluations
+   (:meth:`LiquidationEngine._slice`). A closed form from the position's
+   *average* rate (impact / size) over-closes under convex tiers (issue 16:
+   2,907 lots where 1,841 restore the target, fills included).
 5. **Fee** ``fee_rate`` × closed notional to the insurance fund, shrunk so it
    never takes the account below zero equity. It replaces the taker fee:
    the liquidation order's fills charge the account none (the resting maker
@@ -82,6 +90,9 @@ from protocol.messages import (
 )
 
 MAX_SLICES = 200  # per liquidation; past it each position left is closed whole
+#: evaluations of the margin function per slice size (the guess, its check and a
+#: bisection over up to 2**30 lots fit)
+SIZING_EVALS = 32
 _SIDE_ENUM = {BUY: Side.BUY, SELL: Side.SELL}
 
 
@@ -205,8 +216,11 @@ class LiquidationEngine:
             k = min(range(len(exposures)), key=lambda j: (-impacts[j], j))
             ins = exposures[k][0]
             pos = acct.positions[ins.symbol]
-            size = abs(pos.qty)
-            lots = size if n >= MAX_SLICES else self._slice(ins, size, eq, mm, impacts[k])
+            if n >= MAX_SLICES:
+                lots = abs(pos.qty)
+            else:
+                model = m.model(acct)
+                lots = self._slice(ins, pos.qty, eq, mm, self._mm_after(model, exposures, k, pos.qty))
             self._close(acct, ins, lots, eq, impacts[k], None, events)
             n += 1
         self._settle_debt(acct, events)
@@ -229,8 +243,12 @@ class LiquidationEngine:
             own, mm = self._isolated_figures(acct, ins)
             if mm <= 0.0 or own >= target * mm:
                 break
-            size = abs(pos.qty)
-            lots = size if n == MAX_SLICES else self._slice(ins, size, own, mm, mm)
+            qty = pos.qty
+            sign = 1 if qty > 0 else -1
+            size = abs(qty)
+            lots = size if n == MAX_SLICES else self._slice(
+                ins, qty, own, mm, lambda x: ins.isolated_mm(qty - sign * x), lambda x: own * (size - x) / size
+            )
             self._close(acct, ins, lots, own, mm, own, events)
         own, mm = self._isolated_figures(acct, ins) if pos.qty else (0.0, 0.0)
         events.append(
@@ -251,23 +269,148 @@ class LiquidationEngine:
 
     # ----------------------------------------------------------- slices
 
-    def _slice(self, ins: Instrument, size: int, equity: float, mm: float, impact: float) -> int:
-        """Lots to close next: the smaller of a fixed fraction and the closed
-        form, at least ``min_slice_notional``, at most the position."""
+    def _slice(self, ins: Instrument, qty: int, equity: float, mm: float, mm_after, equity_after=None) -> int:
+        """Lots to close next: the smaller of a fixed fraction of the position
+        and the fewest lots that restore ``target_ratio``, at least
+        ``min_slice_notional``, at most the position.
+
+        "Restore" is judged on the real figures: ``mm_after(x)`` is the
+        account's MM (USD) with ``x`` lots of this position closed at mark,
+        from its own margin model; ``equity_after(x)`` the equity then — by
+        default the equity less what the slice costs (:meth:`_slice_cost`:
+        the fills the book offers now, walked read-only, the rest at the
+        bankruptcy price, plus the fee); an isolated position passes its own
+        equity's remaining share instead (the closed share of its allocation
+        goes back to the wallet, which pays the slice's cost). The
+        search starts from the marginal rate at the current size (under
+        convex tiers it frees the most per lot, so the guess is not above the
+        answer), then bisects, at most ``SIZING_EVALS`` evaluations of
+        ``mm_after``: the result is the smallest ``x`` that reaches the
+        target where the condition is monotone in ``x``, within one lot
+        (docs/liquidation.md, "How big is a slice")."""
+        size = abs(qty)
         if equity * self.s.settle.unit < 1.0:
             return size  # bankrupt (less than a minor unit left): close it at once
-        lots = math.ceil(size * self.p.slice_fraction)
-        lot_usd = ins.usd(ins.mark)
-        # Closed form at mark: each lot closed frees impact/size of MM and
-        # costs the fee on its notional; restore E − fee·x ≥ target·(MM − relief·x).
+        cap = min(size, math.ceil(size * self.p.slice_fraction))
         target = self.p.target_ratio
-        net = target * impact / size - self.p.fee_rate * lot_usd
-        if net > 0.0:
-            needed = math.ceil((target * mm - equity) / net)
-            lots = min(lots, max(needed, 1))
-        if lot_usd > 0:
-            lots = max(lots, math.ceil(self.p.min_slice_notional / lot_usd))
-        return max(1, min(lots, size))
+        lot_usd = ins.usd(ins.mark)
+        floor = math.ceil(self.p.min_slice_notional / lot_usd) if lot_usd > 0 else 1
+        if floor >= cap or (self._costs_something(ins, qty) and equity < target * mm_after(cap)):
+            # the bound decides, no search needed: the minimum slice is the
+            # cap already, or even a free close of the cap would not restore
+            # the target (the usual case deep under water: one evaluation,
+            # no book walk). Not when the book's best price beats mark (stale
+            # quotes after a shock): then closing gains equity, and fewer
+            # lots may do.
+            return max(1, min(max(cap, floor), size))
+        if equity_after is None:
+            cost = self._slice_cost(ins, qty, equity, cap)
+
+            def equity_after(x: int) -> float:
+                return equity - cost(x)
+
+        evals = 0
+
+        def restores(x: int) -> bool:
+            nonlocal evals
+            evals += 1
+            return equity_after(x) >= target * mm_after(x)
+
+        lots = cap
+        if restores(cap):
+            lo, hi = 0, cap  # restores(lo) is False: the account is below target now
+            net = target * (mm - mm_after(1)) - (equity - equity_after(1))  # marginal relief per lot, net
+            if net > 0.0:
+                guess = math.ceil((target * mm - equity) / net)
+                if lo < guess < hi:
+                    if restores(guess):
+                        hi = guess
+                        if guess - 1 > lo and not restores(guess - 1):
+                            lo = guess - 1
+                    else:
+                        lo = guess
+            while hi - lo > 1 and evals < SIZING_EVALS:
+                mid = (lo + hi) // 2
+                if restores(mid):
+                    hi = mid
+                else:
+                    lo = mid
+            lots = hi  # restores(hi) holds: never stops short of the target at mark
+        return max(1, min(max(lots, floor), size))
+
+    @staticmethod
+    def _costs_something(ins: Instrument, qty: int) -> bool:
+        """Whether closing ``qty`` cannot gain equity: the best price it
+        would meet is no better than mark (or there is none)."""
+        if qty > 0:
+            best = ins.book.best_bid()
+            return best is None or best <= ins.mark
+        best = ins.book.best_ask()
+        return best is None or best >= ins.mark
+
+    def _slice_cost(self, ins: Instrument, qty: int, equity: float, cap: int):
+        """``cost(x)``: USD of equity that closing ``x ≤ cap`` lots would use up
+        — the fills' distance from mark on the book as it stands (levels
+        not worse than the bankruptcy price, best first), the rest at the
+        bankruptcy price (the backstop's), plus ``fee_rate`` of the
+        notional. Reads the book only (``OrderBook.depth``); piecewise linear
+        in ``x``, one segment per level."""
+        unit = self.s.settle.unit
+        mark = ins.mark
+        sell = qty > 0
+        bk = self.bankruptcy_price(ins, qty, equity)
+        fee = self.p.fee_rate
+        value = ins.value
+        ends: list[int] = []  # cumulative lots at the end of each level
+        base: list[float] = []  # cost (USD) at the start of each level
+        per: list[float] = []  # cost (USD) per lot within each level
+        done, acc = 0, 0.0
+        book_side = BUY if sell else SELL
+        levels = ins.book.depth(book_side, 8)  # enough for most slices; else more, then all of them
+        for more in (64, None):
+            if len(levels) < 8 or sum(q for _, q in levels) >= cap:
+                break
+            levels = ins.book.depth(book_side, more)
+        for price, q in levels:
+            if (price < bk) if sell else (price > bk):
+                break
+            take = min(q, cap - done)
+            c = ((mark - price if sell else price - mark) + fee * price) * value / unit
+            ends.append(done + take)
+            base.append(acc)
+            per.append(c)
+            done += take
+            acc += c * take
+            if done >= cap:
+                break
+        rest = ((mark - bk if sell else bk - mark) + fee * bk) * value / unit
+
+        def cost(x: int) -> float:
+            i = bisect_left(ends, x)
+            if i < len(ends):
+                start = ends[i - 1] if i else 0
+                return base[i] + (x - start) * per[i]
+            return acc + (x - done) * rest
+
+        return cost
+
+    @staticmethod
+    def _mm_after(model, exposures: list, k: int, qty: int):
+        """``mm_after(x)``: the model's MM of ``exposures`` with ``x`` lots of
+        position ``k`` (``qty`` lots now) closed at mark."""
+        ins = exposures[k][0]
+        mark = ins.mark
+        sign = 1 if qty > 0 else -1
+        rest = list(exposures)
+
+        def mm_after(x: int) -> float:
+            left = qty - sign * x
+            if left:
+                rest[k] = (ins, ins.usd(left * mark))
+                return model.mm(rest)
+            return model.mm(exposures[:k] + exposures[k + 1:]) if len(exposures) > 1 else 0.0
+
+        return mm_after
 
     def bankruptcy_price(self, ins: Instrument, qty: int, equity: float) -> int:
         """Ticks at which ``equity`` (USD) would be zero with ``qty`` moving

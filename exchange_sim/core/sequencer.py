@@ -62,6 +62,9 @@ from protocol.messages import (
     SymbolStatus,
 )
 from protocol.messages import LeverageChanged  # --- leverage
+# --- dated futures (issue 16)
+from exchange_sim.products.dated_future import PENDING, SETTLED, TRADING, TWAP_WINDOW_NS
+from protocol.messages import FutureListed, FutureSettled
 
 __all__ = ["Venue", "StopOrder"]
 
@@ -163,6 +166,8 @@ class Venue:
                         ins = self._instrument(command.symbol)
                         if type(command.paused) is not bool:
                             raise Reject(R.INVALID_FIELD, "paused must be true or false")
+                        if ins.state != "trading":  # dated futures (issue 16)
+                            raise Reject(R.NOT_TRADING, f"{ins.symbol} is {ins.state}: it cannot be paused or resumed")
                         ins.paused = command.paused
                         events.append(SymbolStatus(symbol=ins.symbol, paused=ins.paused))
                     case M.OpenAccount:
@@ -207,6 +212,9 @@ class Venue:
                         self.watch.check(acct, events)
                     case M.QueryLeverage | M.QueryLeverageTiers | M.QueryLedger:
                         events.extend(self.views.query(command))
+                    # --- dated futures (issue 16)
+                    case M.ShockBasis:
+                        self._shock_basis(command, events)
                     case _:
                         return [rejected(command, R.UNKNOWN_MESSAGE, f"unknown command {type(command).__name__}")]
         except Reject as rej:
@@ -249,6 +257,8 @@ class Venue:
             # one settlement even if several boundaries passed with no command
             s.next_funding = (s.now // interval + 1) * interval
             self._settle_funding(None, events)
+        if s.futures:  # dated futures (issue 16)
+            self._futures_clock(events)
 
     def _account(self, account_id) -> Account:
         from exchange_sim.core import reject
@@ -463,6 +473,73 @@ class Venue:
             events.append(self.views.account_update(acct))
         for acct in touched:
             self.watch.check(acct, events)
+
+    # --- dated futures (issue 16)
+
+    def _futures_clock(self, events: list) -> None:
+        """Venue time moved on: add the index in force since the last call to
+        each future's settlement TWAP; settle each future whose expiry has
+        come (oldest first), and list the next of its family."""
+        s = self.state
+        t0, t1 = s.fut_t, s.now
+        s.fut_t = t1
+        assets = s.assets
+        for ins in s.futures:
+            if ins.state == SETTLED or ins.expiry - TWAP_WINDOW_NS >= t1:
+                continue
+            index = assets[ins.underlying].index
+            ins.twap_advance(index, t0, t1)
+            if t1 >= ins.expiry:
+                self._expire(ins, index, events)
+
+    def _expire(self, ins, index: int, events: list) -> None:
+        """Expiry (products/dated_future.py): trading stops, every open order
+        is cancelled (cause ``expired``), positions settle in cash at the
+        TWAP (clearing), the instrument is ``settled``; the next pending
+        expiry of the family lists."""
+        s = self.state
+        sym = ins.symbol
+        ins.state = SETTLED
+        ins.paused = True
+        for aid in sorted(s.accounts):
+            acct = s.accounts[aid]
+            if any(o.symbol == sym for o in acct.orders.values()):
+                self.orders.cancel_all(acct, sym, CancelCause.EXPIRED, events)
+        price = ins.settlement_e8(index)
+        ins.settlement_price = price
+        paid, rounding = self.clearing.settle_expiry(ins, price, events)
+        ins.mark = max(1, (price + ins.tick_e8 // 2) // ins.tick_e8)
+        s.margin.epoch += 1  # positions closed outside the fill path: every cache is stale
+        events.append(FutureSettled(symbol=sym, expiry=ins.expiry, price=price, positions=len(paid),
+                                    rounding=rounding))
+        for acct in paid:
+            events.append(self.views.account_update(acct))
+        for nxt in s.futures:
+            if nxt.family == ins.family and nxt.state == PENDING:
+                nxt.state = TRADING
+                nxt.paused = False
+                events.append(FutureListed(symbol=nxt.symbol, expiry=nxt.expiry))
+                break
+        for acct in paid:  # a closed leg can leave the rest of a portfolio under MM
+            self.watch.check(acct, events)
+
+    def _shock_basis(self, cmd, events: list) -> None:
+        """Admin ``ShockBasis``: one dated future's basis moves by
+        ``change_bps`` of its index (bounded); its mark follows."""
+        ins = self._instrument(cmd.symbol)
+        if ins.kind != "future":
+            raise Reject(R.INVALID_FIELD, f"{ins.symbol} is a {ins.kind}: only a dated future has a basis")
+        if ins.state != TRADING:
+            raise Reject(R.NOT_TRADING, f"{ins.symbol} is {ins.state}")
+        bps = cmd.change_bps
+        if type(bps) is not int or not -10_000 < bps < 10_000:
+            raise Reject(R.INVALID_FIELD, "change_bps must be a whole number of basis points between -9,999 and 9,999")
+        asset = self.state.assets[ins.underlying]
+        if not asset.index:
+            raise Reject(R.NO_MARK_PRICE, f"{ins.underlying} has no index price yet")
+        self.clearing.shock_basis(ins, asset, asset.index * bps // 10_000, events)
+        self._trigger_stops(ins, events)
+        self.watch.sweep_levels(events)
 
     # ----------------------------------------------------------------- reads
 

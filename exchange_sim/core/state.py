@@ -15,7 +15,7 @@ from exchange_sim import config as config_mod
 from exchange_sim.accounts import Account
 from exchange_sim.config import Config
 from exchange_sim.core.matching import MatchingEngine
-from exchange_sim.instruments import Asset, Instrument
+from exchange_sim.instruments import Asset, Instrument, future_instruments
 from exchange_sim.risk.margin import MarginEngine
 from exchange_sim.risk.sweep import RiskArrays
 from protocol.messages import MarginMode
@@ -29,6 +29,8 @@ class State:
         "risk", "default_mode", "accounts", "arrays", "max_open_orders", "client_id_memory", "seq", "now",
         "next_order_id", "next_trade_id", "next_funding", "deposits", "withdrawals", "fees_collected",
         "fund_id", "funding_residue", "liquidation_fees",
+        # --- dated futures (issue 16)
+        "futures", "fut_t",
     )
 
     def __init__(self, config: Config | None = None):
@@ -40,6 +42,14 @@ class State:
         self.instruments: dict[str, Instrument] = {
             c.symbol: Instrument(c, config, self.settle) for c in config.instruments
         }
+        # --- dated futures (issue 16): every expiry of the calendar, pending until listed
+        #: the dated futures, family then expiry order (the clock walks them)
+        self.futures = future_instruments(config, self.settle)
+        for fut in self.futures:
+            self.instruments[fut.symbol] = fut
+            fut.paused = fut.state != "trading"
+        #: venue time up to which the futures' settlement TWAPs are accumulated (ns)
+        self.fut_t = 0
         self.by_underlying: dict[str, list[Instrument]] = {}
         for ins in self.instruments.values():
             self.by_underlying.setdefault(ins.underlying, []).append(ins)

@@ -144,6 +144,9 @@ class Views:
                     symbol=i.symbol, underlying=i.underlying, settlement=i.settlement,
                     tick_size=str(i.tick_size), lot_size=str(i.lot_size), min_notional=i.min_notional_str,
                     max_qty=i.max_qty, maker_fee=i.maker_fee_str, taker_fee=i.taker_fee_str,
+                    # --- dated futures (issue 16)
+                    kind=i.kind, expiry=i.expiry, state=i.state,
+                    settlement_price=getattr(i, "settlement_price", 0) or None,
                 )
                 for i in self.instruments.values()
             ],

@@ -26,6 +26,10 @@ class LinearPerpetual:
     kind = "perpetual"
     #: funding is paid between longs and shorts of this kind
     funded = True
+    #: a perpetual always trades and never expires (a dated future's
+    #: instance slots shadow these: products/dated_future.py)
+    state = "trading"
+    expiry = None
 
     def notional(self, price: int, qty: int) -> int:
         """Settlement minor units of ``qty`` lots at ``price`` ticks (signed as qty)."""

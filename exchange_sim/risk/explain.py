@@ -109,6 +109,9 @@ def build(venue: State, acct: Account) -> Explain:
         collateral=acct.collateral, upnl=upnl, equity=m.equity(acct), im=acct.im_total, mm=acct.mm,
         margin_ratio=m.ratio(acct), floor=pm.floor_rate * gross_total if hasattr(pm, "floor_rate") else 0.0,
         compare=compare, profile=getattr(pm, "profile_name", "custom"),
+        # --- dated futures (issue 16)
+        basis_charges={u: c for u, c in pm.basis_charges(exposures).items() if c}
+        if exposures and hasattr(pm, "basis_charges") else {},
     )
 
 
@@ -142,6 +145,8 @@ def render(ex: Explain) -> str:
             moves = " ".join(f"{u} {v:+.2%}" for u, v in s.moves.items())
             mark = "  <- worst" if s.worst else ""
             lines.append(f"  {s.name:<10}{s.loss:>12,.2f}   {moves}{mark}")
+        for u, c in ex.basis_charges.items():  # dated futures (issue 16)
+            lines.append(f"  basis / calendar charge {u}: ${c:,.2f} (added to the worst scenario)")
         lines.append("")
     lines.append(
         f"Equity ${ex.equity:,.2f} = collateral ${ex.collateral:,.2f} + uPnL ${ex.upnl:,.2f}"

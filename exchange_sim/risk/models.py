@@ -50,8 +50,22 @@ underlying's range, each with its mirror (down). The PnL of "u up" is
 opposite, so the worst loss is, in closed form,
 
     worst = max(|T|, max_u |(1 − c)·E_u + c·T|)          O(underlyings)
-    MM    = max(worst, floor_rate · Σ |notional_i|)
+    MM    = max(worst, floor_rate · Σ |notional_i|) + Σ_u B_u
     IM    = im_factor · MM
+
+``B_u``, the **basis / calendar charge** (issue 16, dated futures): where an
+underlying is held on several instruments (a perpetual and futures, two
+expiries), the scenarios above net their legs as one price, but a
+perpetual's and a future's prices differ by a basis that moves. Like OKX's
+portfolio margin (its "spot-derivatives / calendar spread" term next to the
+price-move MR1) and Deribit's per-expiry "calendar spread" charge, the
+offset part pays a flat rate: ``B_u = basis_rate · min(Σ long n_i, Σ |short
+n_i|)`` over u's instruments (our number: 0.05 % of the offset notional, a
+tenth of BTC's first MM rate, so a spread leg stays cheaper kept than closed), for
+an underlying with a dated future (0 with one instrument held). A cash-and-carry or calendar spread
+then costs ``B_u`` plus the floor: cheap, not free. The model is then
+evaluated in full (not ``netted``) when an underlying has several
+instruments, since ``B_u`` is not a function of ``E_u`` alone.
 
 ``scenarios()`` lists the same losses one by one for the explain view, and the
 vectorized sweep computes them as a (scenarios × underlyings) matrix product;
@@ -221,6 +235,13 @@ class PortfolioMargin(RiskModel):
             u: p.scan_ranges.get(u, p.default_scan_range) for u in self.underlyings
         }
         self.u_index = {u: k for k, u in enumerate(self.underlyings)}
+        # --- dated futures (issue 16): the basis / calendar charge
+        self.basis_rate = p.basis_rate
+        #: underlyings with a dated future (they pay the basis charge; two
+        #: perpetuals of one underlying net as before, with no charge)
+        self.multi = {i.underlying for i in instruments.values() if i.kind == "future"}
+        if self.multi and self.basis_rate:
+            self.netted = False  # B_u needs the legs, not only E_u
         # scenario matrix (scenarios × underlyings) in units of each range
         names, rows = [], []
         for k, u in enumerate(self.underlyings):
@@ -294,10 +315,29 @@ class PortfolioMargin(RiskModel):
 
     def mm(self, exposures: Exposures) -> float:
         by_u, gross = self._by_underlying(exposures)
-        return self.mm_from_terms([self.term(u, es) for u, es in by_u.items()], gross)
+        mm = self.mm_from_terms([self.term(u, es) for u, es in by_u.items()], gross)
+        if self.multi and self.basis_rate:
+            charges = [self.basis_charge(es) for u, es in by_u.items() if u in self.multi]
+            if charges:
+                mm = math.fsum([mm, *charges])
+        return mm
 
     def im(self, exposures: Exposures) -> float:
         return self.im_factor * self.mm(exposures)
+
+    def basis_charge(self, exposures: Exposures) -> float:
+        """B_u of one underlying's exposures: ``basis_rate`` × the smaller of
+        its long and short notionals (USD; 0 with one instrument)."""
+        if len(exposures) < 2:
+            return 0.0
+        longs = math.fsum(n for _, n in exposures if n > 0)
+        shorts = math.fsum(-n for _, n in exposures if n < 0)
+        return self.basis_rate * min(longs, shorts)
+
+    def basis_charges(self, exposures: Exposures) -> dict[str, float]:
+        """B_u per underlying held on several instruments (the explain view)."""
+        by_u, _ = self._by_underlying(exposures)
+        return {u: self.basis_charge(es) for u, es in by_u.items() if u in self.multi and self.basis_rate}
 
     def scenarios(self, exposures: Exposures) -> list[tuple[str, dict[str, float], float]]:
         """Each scenario's moves and loss. A scenario's loss is
@@ -327,7 +367,26 @@ class PortfolioMargin(RiskModel):
         worst = np.abs(pnl, out=pnl).max(axis=0)  # each scenario's mirror is in the matrix too
         floor = self.floor_rate * np.abs(notional).sum(axis=0)
         mm = np.maximum(worst, floor)
+        if self.multi and self.basis_rate:  # dated futures: B_u per account
+            mm = mm + self._sweep_basis(notional, symbols)
         return self.im_factor * mm, mm
+
+    def _sweep_basis(self, notional: np.ndarray, symbols: list[str]) -> np.ndarray:
+        """Σ_u B_u per account (the vectorized :meth:`basis_charge`)."""
+        out = np.zeros(notional.shape[1])
+        rows: dict[str, list[int]] = {}
+        for i, sym in enumerate(symbols):
+            u = self.instruments[sym].underlying
+            if u in self.multi:
+                rows.setdefault(u, []).append(i)
+        for idx in rows.values():
+            if len(idx) < 2:
+                continue
+            block = notional[idx]
+            longs = np.where(block > 0, block, 0.0).sum(axis=0)
+            shorts = np.where(block < 0, -block, 0.0).sum(axis=0)
+            out += self.basis_rate * np.minimum(longs, shorts)
+        return out
 
     def _sweep_terms(self, notional: np.ndarray, symbols: list[str]) -> np.ndarray:
         """E_u per underlying and account (underlyings × accounts), from the

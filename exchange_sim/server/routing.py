@@ -45,6 +45,8 @@ from protocol.messages import (
     CascadeBoundHit,
     Command,
     FundingRate,
+    FutureListed,
+    FutureSettled,
     Instruments,
     Ledger,
     LeverageTiers,
@@ -69,6 +71,9 @@ CHANNELS: dict[type, str] = {
     SymbolStatus: "status",
     FundingRate: "funding",
     LiquidationNotice: "liquidation",
+    # --- dated futures: listing and settlement are the instrument's status news
+    FutureListed: "status",
+    FutureSettled: "status",
 }
 
 #: the route of each event class seen so far (filled by :func:`route`; the
