@@ -3,7 +3,8 @@
 A snapshot holds everything ``Venue.apply`` reads: prices, books (orders in
 priority order), untriggered stops, accounts (wallets, positions, isolated
 allocations, margin mode, margin-call level, recently used client order
-ids), the money ledgers, id counters, the clock and pending liquidations.
+ids), the money ledgers, id counters, the clock, pending liquidations and
+the history (trades, candles, funding, ended orders, own fills).
 Caches (margin figures, the sweep's numpy arrays) are not stored: they are
 recomputed from this state, and every margin float is computed in an order
 that does not depend on a dict's history, so a restored venue produces the
@@ -23,6 +24,7 @@ import msgspec
 from exchange_sim.accounts import Account
 from exchange_sim.book import BUY, SELL, Order
 from exchange_sim.config import Config
+from exchange_sim.core.history import HistoryState
 from protocol.messages import MarginMode, NewOrder, TimeInForce
 
 SNAPSHOT_VERSION = 1
@@ -92,6 +94,10 @@ class VenueState(msgspec.Struct):
     withdrawals: list[tuple[str, int]]
     fees_collected: list[tuple[str, int]]
     pending_liquidations: list[int]
+    # --- history: trades, candles, funding, order and fill history
+    # (core/history.py). Added later with a default: an older snapshot loads
+    # with an empty history
+    history: HistoryState | None = None
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -133,6 +139,7 @@ def capture(venue) -> VenueState:
         index=[(n, a.index) for n, a in venue.assets.items()], instruments=instruments, accounts=accounts,
         deposits=list(venue.deposits.items()), withdrawals=list(venue.withdrawals.items()),
         fees_collected=list(venue.fees_collected.items()), pending_liquidations=list(venue.liq.pending),
+        history=venue.history.capture(),  # --- history
     )
 
 
@@ -208,4 +215,6 @@ def restore(config: Config, state: VenueState):
                 v.orders.remember_stop(acct, order)
     for acct_id in state.pending_liquidations:
         v.liq.flag(v.accounts[acct_id])
+    if state.history is not None:  # --- history
+        v.history.restore(state.history)
     return v

@@ -353,6 +353,126 @@ class QueryInstruments(_Command):
     """Instrument and asset metadata a client needs to convert units."""
 
 
+# --- history (issue 14): market and account history, read from the venue's
+# history stage (exchange_sim/core/history.py) by the views, unsequenced.
+# Shapes follow Binance USD-M futures (docs/adr/0009-history.md).
+
+
+class CandleInterval(enum.StrEnum):
+    """Candle widths (Binance kline intervals); candles open at multiples of
+    the width in venue time (UTC days for ``1d``)."""
+
+    M1 = "1m"
+    M5 = "5m"
+    M15 = "15m"
+    H1 = "1h"
+    H4 = "4h"
+    D1 = "1d"
+
+
+class PriceSource(enum.StrEnum):
+    """What a candle is made of: trades (``last``, Binance klines), the mark
+    price (markPriceKlines) or the index price (indexPriceKlines)."""
+
+    LAST = "last"
+    MARK = "mark"
+    INDEX = "index"
+
+
+class OrderStatus(enum.StrEnum):
+    """An order's state in the history (Binance order status)."""
+
+    NEW = "new"  # open, nothing filled (an untriggered stop too)
+    PARTIALLY_FILLED = "partially_filled"  # open, some filled
+    FILLED = "filled"
+    CANCELLED = "cancelled"  # by its owner, cancel-all, disconnect, liquidation, reduce-only upkeep, admin
+    EXPIRED = "expired"  # the rest of an IOC/FOK/market order, the band, self-trade prevention
+    REJECTED = "rejected"  # refused after it was accepted (a stop that triggered and failed the checks)
+
+
+Ns = Annotated[int, Meta(ge=0, le=2**63 - 1, description="venue time (ns since the Unix epoch)")]
+HistoryLimit = Annotated[int, Meta(gt=0, le=1000, description="at most this many rows, the newest (1..1000)")]
+
+
+class QueryTrades(_Command):
+    """Recent public trades of a symbol, oldest first (Binance GET /fapi/v1/trades). Reply: ``Trades``."""
+
+    symbol: Symbol
+    limit: HistoryLimit = 500
+
+
+class QueryCandles(_Command):
+    """OHLCV candles of a symbol, oldest first (Binance GET /fapi/v1/klines,
+    markPriceKlines, indexPriceKlines). With ``start``, the first ``limit``
+    candles opening at or after it; else the last ``limit`` opening at or
+    before ``end`` (or now). An interval with no trade (no price) has no
+    candle. Reply: ``Candles``."""
+
+    symbol: Symbol
+    interval: Annotated[CandleInterval, Meta(description="candle width")] = CandleInterval.M1
+    source: Annotated[PriceSource, Meta(description="trades, mark price or index price")] = PriceSource.LAST
+    start: Annotated[Ns | None, Meta(description="earliest candle open time (ns), inclusive")] = None
+    end: Annotated[Ns | None, Meta(description="latest candle open time (ns), inclusive")] = None
+    limit: Annotated[int, Meta(gt=0, le=1500, description="at most this many candles (1..1500)")] = 500
+
+
+class QueryTicker(_Command):
+    """Rolling 24-hour statistics (Binance GET /fapi/v1/ticker/24hr). Reply:
+    ``Ticker`` for one symbol, ``Tickers`` for all (``symbol`` omitted)."""
+
+    symbol: Symbol | None = None
+
+
+class QueryFundingHistory(_Command):
+    """Settled funding rates, oldest first (Binance GET /fapi/v1/fundingRate).
+    Reply: ``FundingHistory``."""
+
+    symbol: Symbol | None = None
+    start: Annotated[Ns | None, Meta(description="earliest settlement time (ns), inclusive")] = None
+    end: Annotated[Ns | None, Meta(description="latest settlement time (ns), inclusive")] = None
+    limit: HistoryLimit = 100
+
+
+class QueryPremiumIndex(_Command):
+    """Mark, index, last and predicted funding rate and the next funding time
+    (Binance GET /fapi/v1/premiumIndex). Reply: ``PremiumIndex`` for one
+    symbol, ``PremiumIndexes`` for all funded ones (``symbol`` omitted)."""
+
+    symbol: Symbol | None = None
+
+
+class QueryOrderHistory(_Command):
+    """The account's ended orders (filled, cancelled, expired, rejected after
+    acceptance), oldest first, by the time they ended (Binance GET
+    /fapi/v1/allOrders). Reply: ``OrderHistory``."""
+
+    account: AccountId
+    symbol: Symbol | None = None
+    start: Annotated[Ns | None, Meta(description="earliest end time (ns), inclusive")] = None
+    end: Annotated[Ns | None, Meta(description="latest end time (ns), inclusive")] = None
+    limit: HistoryLimit = 500
+
+
+class QueryMyTrades(_Command):
+    """The account's own fills, oldest first, with fee, realized PnL and
+    liquidity (Binance GET /fapi/v1/userTrades). Reply: ``MyTrades``."""
+
+    account: AccountId
+    symbol: Symbol | None = None
+    start: Annotated[Ns | None, Meta(description="earliest fill time (ns), inclusive")] = None
+    end: Annotated[Ns | None, Meta(description="latest fill time (ns), inclusive")] = None
+    limit: HistoryLimit = 500
+
+
+class QueryOrder(_Command):
+    """One order of the account, open or ended, by ``order_id`` or
+    ``client_order_id`` (Binance GET /fapi/v1/order). Reply: ``OrderRecord``."""
+
+    account: AccountId
+    order_id: OrderId | None = None
+    client_order_id: ClientOrderId | None = None
+
+
 Command = Union[
     Deposit,
     Withdraw,
@@ -375,6 +495,15 @@ Command = Union[
     QueryBook,
     QueryInstruments,
     QueryExplain,
+    # --- history
+    QueryTrades,
+    QueryCandles,
+    QueryTicker,
+    QueryFundingHistory,
+    QueryPremiumIndex,
+    QueryOrderHistory,
+    QueryMyTrades,
+    QueryOrder,
 ]
 
 # ------------------------------------------------------------------ events
@@ -405,6 +534,7 @@ class OrderAccepted(_Msg):
     stop_price: int | None = None
     reduce_only: bool = False
     client_order_id: str | None = None
+    ts: Annotated[int, Meta(description="venue time the event happened at (ns since the Unix epoch; 0 = before any timed command)")] = 0
 
 
 class OrderTriggered(_Msg):
@@ -415,6 +545,7 @@ class OrderTriggered(_Msg):
     symbol: str
     mark: int
     client_order_id: str | None = None
+    ts: Annotated[int, Meta(description="venue time the event happened at (ns since the Unix epoch; 0 = before any timed command)")] = 0
 
 
 class Fill(_Msg):
@@ -434,6 +565,7 @@ class Fill(_Msg):
     position: int = 0  # the account's net position after this fill, lots
     client_order_id: str | None = None
     liquidation: bool = False
+    ts: Annotated[int, Meta(description="venue time the event happened at (ns since the Unix epoch; 0 = before any timed command)")] = 0
 
 
 class OrderCancelled(_Msg):
@@ -445,6 +577,7 @@ class OrderCancelled(_Msg):
     remaining: int
     cause: CancelCause
     client_order_id: str | None = None
+    ts: Annotated[int, Meta(description="venue time the event happened at (ns since the Unix epoch; 0 = before any timed command)")] = 0
 
 
 class OrderAmended(_Msg):
@@ -455,6 +588,7 @@ class OrderAmended(_Msg):
     qty: int
     priority_kept: bool
     client_order_id: str | None = None
+    ts: Annotated[int, Meta(description="venue time the event happened at (ns since the Unix epoch; 0 = before any timed command)")] = 0
 
 
 class Trade(_Msg):
@@ -466,6 +600,7 @@ class Trade(_Msg):
     qty: int
     taker_side: Side
     liquidation: bool = False
+    ts: Annotated[int, Meta(description="venue time the event happened at (ns since the Unix epoch; 0 = before any timed command)")] = 0
 
 
 class BookDelta(_Msg):
@@ -664,6 +799,7 @@ class FundingRate(_Msg):
     rate_e8: int  # + longs pay shorts, - shorts pay longs
     mark: int
     premium: float
+    ts: Annotated[int, Meta(description="venue time the event happened at (ns since the Unix epoch; 0 = before any timed command)")] = 0
 
 
 class FundingPayment(_Msg):
@@ -674,6 +810,7 @@ class FundingPayment(_Msg):
     position: int
     rate_e8: int
     amount: int
+    ts: Annotated[int, Meta(description="venue time the event happened at (ns since the Unix epoch; 0 = before any timed command)")] = 0
 
 
 class HaircutSlice(_Msg):
@@ -793,6 +930,139 @@ class Instruments(_Msg):
     assets: list[AssetInfo]
 
 
+# --- history (issue 14): the replies to the history queries
+
+
+class Trades(_Msg):
+    """Reply to ``QueryTrades``: public trades, oldest first."""
+
+    symbol: str
+    trades: list[Trade]
+
+
+class Candle(_Msg):
+    """One OHLCV candle (a Binance kline row). Prices are ticks of the
+    instrument for sources ``last`` and ``mark``, ``PRICE_SCALE`` units
+    (1e-8 USD) for ``index``."""
+
+    open_time: Annotated[int, Meta(description="the candle opens at this venue time (ns), inclusive")]
+    close_time: Annotated[int, Meta(description="and closes before this one (ns), exclusive")]
+    open: Annotated[int, Meta(description="first price (ticks; index: PRICE_SCALE units)")]
+    high: Annotated[int, Meta(description="highest price (ticks; index: PRICE_SCALE units)")]
+    low: Annotated[int, Meta(description="lowest price (ticks; index: PRICE_SCALE units)")]
+    close: Annotated[int, Meta(description="last price (ticks; index: PRICE_SCALE units)")]
+    volume: Annotated[int, Meta(description="traded quantity (lots); 0 for mark and index")] = 0
+    quote_volume: Annotated[int, Meta(description="traded notional (settlement minor units); 0 for mark and index")] = 0
+    trades: Annotated[int, Meta(description="number of trades; 0 for mark and index")] = 0
+
+
+class Candles(_Msg):
+    """Reply to ``QueryCandles``: candles oldest first."""
+
+    symbol: str
+    interval: CandleInterval
+    source: PriceSource
+    candles: list[Candle]
+
+
+class Ticker(_Msg):
+    """Rolling 24-hour statistics of one symbol (Binance ticker/24hr),
+    from the 1-minute candles of the window: ``open`` is the first trade
+    price of the oldest minute in it. Price fields are 0 when nothing traded
+    in the window (``last`` then keeps the last trade ever, if any)."""
+
+    symbol: str
+    open: Annotated[int, Meta(description="first trade price in the window (ticks)")] = 0
+    high: Annotated[int, Meta(description="highest trade price in the window (ticks)")] = 0
+    low: Annotated[int, Meta(description="lowest trade price in the window (ticks)")] = 0
+    last: Annotated[int, Meta(description="last trade price (ticks); not the mark")] = 0
+    last_qty: Annotated[int, Meta(description="quantity of the last trade (lots)")] = 0
+    volume: Annotated[int, Meta(description="traded quantity in the window (lots)")] = 0
+    quote_volume: Annotated[int, Meta(description="traded notional in the window (settlement minor units)")] = 0
+    change: Annotated[int, Meta(description="last - open (ticks)")] = 0
+    change_bps: Annotated[int, Meta(description="(last - open) / open in basis points, rounded toward zero")] = 0
+    vwap: Annotated[float, Meta(description="quote_volume / volume as a price (fractional ticks); 0 if no volume")] = 0.0
+    trades: Annotated[int, Meta(description="number of trades in the window")] = 0
+    open_time: Annotated[int, Meta(description="start of the window (ns)")] = 0
+    close_time: Annotated[int, Meta(description="end of the window: the venue time now (ns)")] = 0
+    mark: Annotated[int, Meta(description="mark price now (ticks)")] = 0
+    index: Annotated[int, Meta(description="index price of the underlying now (PRICE_SCALE units)")] = 0
+    best_bid: Annotated[int | None, Meta(description="best bid (ticks); None if the side is empty")] = None
+    best_bid_qty: Annotated[int, Meta(description="lots at the best bid")] = 0
+    best_ask: Annotated[int | None, Meta(description="best ask (ticks); None if the side is empty")] = None
+    best_ask_qty: Annotated[int, Meta(description="lots at the best ask")] = 0
+
+
+class Tickers(_Msg):
+    """Reply to ``QueryTicker`` without a symbol: every instrument's ticker."""
+
+    tickers: list[Ticker]
+
+
+class FundingHistory(_Msg):
+    """Reply to ``QueryFundingHistory``: settled rates, oldest first."""
+
+    rates: list[FundingRate]
+
+
+class PremiumIndex(_Msg):
+    """Mark, index and funding of one perpetual (Binance premiumIndex)."""
+
+    symbol: str
+    mark: Annotated[int, Meta(description="mark price (ticks)")]
+    index: Annotated[int, Meta(description="index price of the underlying (PRICE_SCALE units)")]
+    last_funding_rate_e8: Annotated[int, Meta(description="rate of the last settlement (1e-8 units); 0 before the first")] = 0
+    predicted_funding_rate_e8: Annotated[int, Meta(description="rate the next settlement would apply at the book and mark now (1e-8 units)")] = 0
+    next_funding_time: Annotated[int | None, Meta(description="venue time of the next settlement (ns); None before the first timed command")] = None
+    interest_rate_e8: Annotated[int, Meta(description="the interest rate per interval (1e-8 units)")] = 0
+    ts: Annotated[int, Meta(description="venue time now (ns)")] = 0
+
+
+class PremiumIndexes(_Msg):
+    """Reply to ``QueryPremiumIndex`` without a symbol: every funded perpetual."""
+
+    items: list[PremiumIndex]
+
+
+class OrderRecord(_Msg):
+    """An order with its final (or, open, current) state (Binance order)."""
+
+    account: int
+    order_id: int
+    symbol: str
+    side: Side
+    type: OrderType
+    tif: TimeInForce
+    status: OrderStatus
+    qty: Annotated[int, Meta(description="ordered quantity (lots), after amends")]
+    filled: Annotated[int, Meta(description="filled quantity (lots)")] = 0
+    filled_quote: Annotated[int, Meta(description="sum of fill price x lots (ticks x lots): avg price = filled_quote / filled")] = 0
+    avg_price: Annotated[float, Meta(description="average fill price (fractional ticks); 0 if nothing filled")] = 0.0
+    price: Annotated[int | None, Meta(description="limit price (ticks)")] = None
+    stop_price: Annotated[int | None, Meta(description="stop price (ticks)")] = None
+    reduce_only: bool = False
+    client_order_id: str | None = None
+    cause: Annotated[CancelCause | None, Meta(description="why it was cancelled or expired")] = None
+    reject_reason: Annotated[str | None, Meta(description="why it was rejected after acceptance (readable)")] = None
+    triggered: Annotated[bool, Meta(description="a stop whose stop price was crossed")] = False
+    time: Annotated[int, Meta(description="venue time it was accepted (ns)")] = 0
+    update_time: Annotated[int, Meta(description="venue time of its last change: the end for an ended order (ns)")] = 0
+
+
+class OrderHistory(_Msg):
+    """Reply to ``QueryOrderHistory``: ended orders, oldest end first."""
+
+    account: int
+    orders: list[OrderRecord]
+
+
+class MyTrades(_Msg):
+    """Reply to ``QueryMyTrades``: the account's fills, oldest first."""
+
+    account: int
+    trades: list[Fill]
+
+
 Event = Union[
     Rejected,
     OrderAccepted,
@@ -826,4 +1096,15 @@ Event = Union[
     FundingRate,
     FundingPayment,
     Explain,
+    # --- history
+    Trades,
+    Candles,
+    Ticker,
+    Tickers,
+    FundingHistory,
+    PremiumIndex,
+    PremiumIndexes,
+    OrderRecord,
+    OrderHistory,
+    MyTrades,
 ]

@@ -31,6 +31,7 @@ from exchange_sim.config import Config
 from exchange_sim.core import invariants
 from exchange_sim.core.clearing import Clearing
 from exchange_sim.core.entry import Entry, StopTicket, Ticket
+from exchange_sim.core.history import History
 from exchange_sim.core.liquidation import LiquidationEngine
 from exchange_sim.core.matching import Execution, StopOrder
 from exchange_sim.core.orders import OrderIndex
@@ -84,6 +85,8 @@ class Venue:
         #: symbol -> its engine's untriggered stops (order id -> StopOrder)
         self.stops = {sym: eng.stops for sym, eng in s.engines.items()}
         self.funding = self.clearing.funding
+        # --- history: fed the events of every apply (core/history.py), read by the views
+        self.history = self.views.history = History(s)
         # the insurance fund is a real account, opened with its seed balance
         fund = self.clearing.open_account(s.fund_id, MarginMode.CROSS)
         seed = s.insurance_seed
@@ -179,12 +182,16 @@ class Venue:
                         pass  # time only: the clock above ran what the new time made due
                     case M.QueryAccount | M.QueryOpenOrders | M.QueryBook | M.QueryInstruments | M.QueryExplain:
                         events.extend(self.views.query(command))
+                    case (M.QueryTrades | M.QueryCandles | M.QueryTicker | M.QueryFundingHistory | M.QueryPremiumIndex
+                          | M.QueryOrderHistory | M.QueryMyTrades | M.QueryOrder):  # --- history
+                        events.extend(self.views.query(command))
                     case _:
                         return [rejected(command, R.UNKNOWN_MESSAGE, f"unknown command {type(command).__name__}")]
         except Reject as rej:
             events.append(rejected(command, rej.reason, rej.message))
         if self.liq.pending:
             self.liq.run(events)
+        self.history.record(events)  # --- history
         return events
 
     def query(self, command) -> list:
@@ -241,7 +248,7 @@ class Venue:
             events.append(
                 OrderAccepted(
                     account=acct.id, order_id=order_id, symbol=ins.symbol, side=cmd.side, type=t.otype,
-                    tif=t.tif, qty=t.qty, price=t.price, reduce_only=t.reduce_only, client_order_id=cid,
+                    tif=t.tif, qty=t.qty, price=t.price, reduce_only=t.reduce_only, client_order_id=cid, ts=s.now,
                 )
             )
         order = Order(
@@ -279,6 +286,7 @@ class Venue:
                     OrderCancelled(
                         account=acct.id, order_id=order.order_id, symbol=ins.symbol,
                         remaining=order.qty, cause=cause, client_order_id=order.client_order_id,
+                        ts=self.state.now,
                     )
                 )
         if touched:
@@ -306,7 +314,7 @@ class Venue:
             OrderAccepted(
                 account=acct.id, order_id=st.order_id, symbol=t.ins.symbol, side=cmd.side, type=t.otype,
                 tif=cmd.tif, qty=cmd.qty, price=cmd.price, stop_price=t.stop_price,
-                reduce_only=cmd.reduce_only, client_order_id=cmd.client_order_id,
+                reduce_only=cmd.reduce_only, client_order_id=cmd.client_order_id, ts=self.state.now,
             )
         )
 
@@ -316,7 +324,7 @@ class Venue:
             events.append(
                 OrderAmended(
                     account=acct.id, order_id=order.order_id, symbol=ins.symbol, price=new_price, qty=new_qty,
-                    priority_kept=True, client_order_id=order.client_order_id,
+                    priority_kept=True, client_order_id=order.client_order_id, ts=self.state.now,
                 )
             )
             self.engines[ins.symbol].delta(events)
@@ -330,7 +338,7 @@ class Venue:
         events.append(
             OrderAmended(
                 account=acct.id, order_id=order.order_id, symbol=ins.symbol, price=new_price, qty=new_qty,
-                priority_kept=False, client_order_id=order.client_order_id,
+                priority_kept=False, client_order_id=order.client_order_id, ts=self.state.now,
             )
         )
         self.execute(acct, ins, order, _LIMIT, events)
@@ -347,7 +355,8 @@ class Venue:
             self.orders.forget_stop(st)
             acct = self.state.accounts[st.account]
             events.append(
-                OrderTriggered(account=acct.id, order_id=st.order_id, symbol=ins.symbol, mark=mark, client_order_id=st.client_order_id)
+                OrderTriggered(account=acct.id, order_id=st.order_id, symbol=ins.symbol, mark=mark,
+                               client_order_id=st.client_order_id, ts=self.state.now)
             )
             try:
                 self._place(self.entry.triggered(st, acct, ins), events)

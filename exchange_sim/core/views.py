@@ -36,18 +36,23 @@ from protocol.messages import (
 
 _SIDE_ENUM = {BUY: Side.BUY, SELL: Side.SELL}
 #: the commands :meth:`Views.query` answers
-QUERIES = (QueryAccount, QueryOpenOrders, QueryBook, QueryInstruments, QueryExplain)
+QUERIES = (QueryAccount, QueryOpenOrders, QueryBook, QueryInstruments, QueryExplain,
+           # --- history
+           M.QueryTrades, M.QueryCandles, M.QueryTicker, M.QueryFundingHistory, M.QueryPremiumIndex,
+           M.QueryOrderHistory, M.QueryMyTrades, M.QueryOrder)
 
 
 class Views:
     """Read-only answers; see the module docstring."""
 
-    __slots__ = ("s", "margin", "instruments")
+    __slots__ = ("s", "margin", "instruments", "history")
 
     def __init__(self, state: State):
         self.s = state
         self.margin = state.margin
         self.instruments = state.instruments
+        #: the history stage (core/history.py), set by the sequencer that feeds it
+        self.history = None
 
     def query(self, cmd) -> list:
         """The answer to one Query* command (raises :class:`Reject`)."""
@@ -66,6 +71,29 @@ class Views:
                 return [self.instrument_info()]
             case M.QueryExplain:
                 return [self.explain(reject.account(self.s, cmd.account))]
+            # --- history: the past, from the history stage (core/history.py)
+            case M.QueryTrades:
+                return [self.history.trades_of(cmd)]
+            case M.QueryCandles:
+                return [self.history.candles(cmd)]
+            case M.QueryTicker:
+                if cmd.symbol is not None:
+                    return [self.history.ticker(reject.instrument(self.s, cmd.symbol).symbol)]
+                return [M.Tickers(tickers=[self.history.ticker(sym) for sym in self.instruments])]
+            case M.QueryPremiumIndex:
+                if cmd.symbol is not None:
+                    return [self.history.premium_index(reject.instrument(self.s, cmd.symbol).symbol)]
+                return [M.PremiumIndexes(
+                    items=[self.history.premium_index(sym) for sym, ins in self.instruments.items() if ins.funded]
+                )]
+            case M.QueryFundingHistory:
+                return [self.history.funding_history(cmd)]
+            case M.QueryOrderHistory:
+                return [self.history.order_history(cmd)]
+            case M.QueryMyTrades:
+                return [self.history.my_trades_of(cmd)]
+            case M.QueryOrder:
+                return [self.history.order(cmd)]
         raise Reject(R.UNKNOWN_MESSAGE, f"{type(cmd).__name__} is not a query")
 
     def account_update(self, acct: Account) -> AccountUpdate:

@@ -44,7 +44,9 @@ ADMIN_COMMANDS = frozenset({
     # carries an ``account``, so it would pass as the user's own: the server sends it
     "CancelOnDisconnect",
 })
-PUBLIC_COMMANDS = frozenset({"QueryBook", "QueryInstruments"})
+PUBLIC_COMMANDS = frozenset({"QueryBook", "QueryInstruments",
+                             # --- history: market history is public
+                             "QueryTrades", "QueryCandles", "QueryTicker", "QueryFundingHistory", "QueryPremiumIndex"})
 
 _policy_cache: dict[type, int] = {}
 
