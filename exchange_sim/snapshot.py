@@ -24,6 +24,7 @@ import msgspec
 from exchange_sim.accounts import Account
 from exchange_sim.book import BUY, SELL, Order
 from exchange_sim.config import Config
+from exchange_sim.core import history
 from exchange_sim.core.history import HistoryState
 from protocol.messages import MarginMode, NewOrder, TimeInForce
 
@@ -217,4 +218,6 @@ def restore(config: Config, state: VenueState):
         v.liq.flag(v.accounts[acct_id])
     if state.history is not None:  # --- history
         v.history.restore(state.history)
+    else:  # a snapshot older than history: its open orders get their rows
+        history.adopt_open_orders(v.history, (v.accounts[a.id] for a in state.accounts))
     return v

@@ -185,7 +185,13 @@ class CancelCause(enum.StrEnum):
 
 
 class _Msg(msgspec.Struct, tag_field="msg", tag=True, kw_only=True, omit_defaults=True):
-    """Base of every message: tagged by class name in the ``msg`` field."""
+    """Base of every message: tagged by class name in the ``msg`` field.
+
+    Events the venue's history keeps by the thousand (``OrderAccepted``,
+    ``Fill``, ``Trade``, ``FundingRate``) are declared ``gc=False``: they hold
+    only scalars, so they can never be in a reference cycle, and untracked
+    they cost the garbage collector nothing (msgspec's "disabling garbage
+    collection" notes)."""
 
 
 class _Command(_Msg, forbid_unknown_fields=True):
@@ -522,7 +528,7 @@ class Rejected(_Msg):
     client_order_id: str | None = None
 
 
-class OrderAccepted(_Msg):
+class OrderAccepted(_Msg, gc=False):
     account: int
     order_id: int
     symbol: str
@@ -548,7 +554,7 @@ class OrderTriggered(_Msg):
     ts: Annotated[int, Meta(description="venue time the event happened at (ns since the Unix epoch; 0 = before any timed command)")] = 0
 
 
-class Fill(_Msg):
+class Fill(_Msg, gc=False):
     """One side of one trade, sent privately to the account that traded."""
 
     account: int
@@ -591,7 +597,7 @@ class OrderAmended(_Msg):
     ts: Annotated[int, Meta(description="venue time the event happened at (ns since the Unix epoch; 0 = before any timed command)")] = 0
 
 
-class Trade(_Msg):
+class Trade(_Msg, gc=False):
     """Public trade print."""
 
     symbol: str
@@ -792,7 +798,7 @@ class IsolatedMarginChanged(_Msg):
     allocated: int  # settlement minor units now allocated to the position
 
 
-class FundingRate(_Msg):
+class FundingRate(_Msg, gc=False):
     """Public: the funding rate applied at this settlement (1e-8 units)."""
 
     symbol: str

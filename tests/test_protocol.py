@@ -48,6 +48,8 @@ def _int_in(t: mi.IntType) -> int:
 
 def sample(t: mi.Type, full: bool, depth: int = 0):
     """A valid value of type ``t``; ``full`` also fills optional fields."""
+    if isinstance(t, mi.Metadata):  # a described field: the type inside
+        return sample(t.type, full, depth)
     if isinstance(t, mi.IntType):
         return _int_in(t)
     if isinstance(t, mi.FloatType):
