@@ -1021,6 +1021,7 @@ class PremiumIndex(_Msg):
     predicted_funding_rate_e8: Annotated[int, Meta(description="rate the next settlement would apply at the book and mark now (1e-8 units)")] = 0
     next_funding_time: Annotated[int | None, Meta(description="venue time of the next settlement (ns); None before the first timed command")] = None
     interest_rate_e8: Annotated[int, Meta(description="the interest rate per interval (1e-8 units)")] = 0
+    interval_ns: Annotated[int, Meta(description="time between two settlements (ns)")] = 0
     ts: Annotated[int, Meta(description="venue time now (ns)")] = 0
 
 

@@ -411,6 +411,28 @@ class exchangesim(ExchangeBase):  # noqa: N801
     async def fetch_my_trades(self, symbol: str | None = None, since=None, limit=None, params=None) -> list[dict]:
         return await self._run(self._g_fetch_my_trades(symbol, since, limit, params))
 
+    # --- history: candles and funding from the venue (see the blocking class)
+
+    async def fetch_ohlcv(self, symbol: str, timeframe: str = "1m", since=None, limit=None, params=None) -> list:
+        return await self._run(self._g_fetch_ohlcv(symbol, timeframe, since, limit, params))
+
+    async def fetch_mark_ohlcv(self, symbol: str, timeframe: str = "1m", since=None, limit=None, params=None) -> list:
+        return await self._run(self._g_fetch_mark_ohlcv(symbol, timeframe, since, limit, params))
+
+    async def fetch_index_ohlcv(self, symbol: str, timeframe: str = "1m", since=None, limit=None,
+                                params=None) -> list:
+        return await self._run(self._g_fetch_index_ohlcv(symbol, timeframe, since, limit, params))
+
+    async def fetch_funding_rate(self, symbol: str, params=None) -> dict:
+        return await self._run(self._g_fetch_funding_rate(symbol, params))
+
+    async def fetch_funding_rates(self, symbols=None, params=None) -> dict:
+        return await self._run(self._g_fetch_funding_rates(symbols, params))
+
+    async def fetch_funding_rate_history(self, symbol: str | None = None, since=None, limit=None,
+                                         params=None) -> list:
+        return await self._run(self._g_fetch_funding_rate_history(symbol, since, limit, params))
+
 
 __all__ = ["exchangesim", "exchanges", "Exchange", "errors", "version", "__version__", "METHODS",
            *errors.__all__]

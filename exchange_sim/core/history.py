@@ -386,7 +386,8 @@ class History:
             symbol=symbol, mark=ins.mark, index=s.assets[ins.underlying].index,
             last_funding_rate_e8=past[-1].rate_e8 if past else 0,
             predicted_funding_rate_e8=rule.rate_e8(rule.premium(ins)) if ins.mark and ins.funded else 0,
-            next_funding_time=s.next_funding, interest_rate_e8=round(rule.interest * RATE_SCALE), ts=s.now,
+            next_funding_time=s.next_funding, interest_rate_e8=round(rule.interest * RATE_SCALE),
+            interval_ns=rule.interval_ns, ts=s.now,
         )
 
     def funding_history(self, cmd: M.QueryFundingHistory) -> M.FundingHistory:
