@@ -280,7 +280,8 @@ class JournalParams(_Frozen, kw_only=True):
 class HistoryParams(_Frozen, kw_only=True):
     """What the history stage keeps (exchange_sim/core/history.py): bounded,
     oldest dropped first, in snapshots, rebuilt by journal replay. Sizes are
-    rows; memory is about 150 bytes per trade row and 100 per candle."""
+    rows; memory is about 370 bytes per trade or fill, 410 per order and
+    330 per candle (docs/history.md, "Limits")."""
 
     #: public trades kept per symbol (QueryTrades)
     trades_per_symbol: Annotated[int, Meta(gt=0)] = 1000

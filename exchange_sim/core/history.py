@@ -250,7 +250,10 @@ class History:
                     if not ev.remaining:
                         del live[ev.order_id]
                         row.status = _FILLED
-                        self._ended(ev.account, row)
+                        try:  # (inline _ended: a call per ended order is measurable here)
+                            self.ended[ev.account].append(row)
+                        except KeyError:
+                            self._ended(ev.account, row)
             elif t is Trade:
                 append, ser, value = self.tapes[ev.symbol]
                 append(ev)
@@ -274,7 +277,10 @@ class History:
                     row.status = _CANCELLED
                     row.cause = ev.cause
                     row.update = now
-                    self._ended(ev.account, row)
+                    try:
+                        self.ended[ev.account].append(row)
+                    except KeyError:
+                        self._ended(ev.account, row)
             else:
                 f = self._handlers.get(t)
                 if f is not None:
