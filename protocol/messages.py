@@ -40,6 +40,9 @@ MAX_PRICE = 10**15
 MAX_AMOUNT = 10**18
 
 Qty = Annotated[int, Meta(gt=0, le=MAX_QTY)]
+# --- history: the time an event happened at (issue 14)
+VenueTime = Annotated[int, Meta(description="venue time the event happened at (ns since the Unix epoch; "
+                                            "0 = before any timed command)")]
 Price = Annotated[int, Meta(gt=0, le=MAX_PRICE)]
 Amount = Annotated[int, Meta(gt=0, le=MAX_AMOUNT)]
 AccountId = Annotated[int, Meta(ge=0, le=2**53)]
@@ -540,7 +543,7 @@ class OrderAccepted(_Msg, gc=False):
     stop_price: int | None = None
     reduce_only: bool = False
     client_order_id: str | None = None
-    ts: Annotated[int, Meta(description="venue time the event happened at (ns since the Unix epoch; 0 = before any timed command)")] = 0
+    ts: VenueTime = 0
 
 
 class OrderTriggered(_Msg):
@@ -551,7 +554,7 @@ class OrderTriggered(_Msg):
     symbol: str
     mark: int
     client_order_id: str | None = None
-    ts: Annotated[int, Meta(description="venue time the event happened at (ns since the Unix epoch; 0 = before any timed command)")] = 0
+    ts: VenueTime = 0
 
 
 class Fill(_Msg, gc=False):
@@ -571,7 +574,7 @@ class Fill(_Msg, gc=False):
     position: int = 0  # the account's net position after this fill, lots
     client_order_id: str | None = None
     liquidation: bool = False
-    ts: Annotated[int, Meta(description="venue time the event happened at (ns since the Unix epoch; 0 = before any timed command)")] = 0
+    ts: VenueTime = 0
 
 
 class OrderCancelled(_Msg):
@@ -583,7 +586,7 @@ class OrderCancelled(_Msg):
     remaining: int
     cause: CancelCause
     client_order_id: str | None = None
-    ts: Annotated[int, Meta(description="venue time the event happened at (ns since the Unix epoch; 0 = before any timed command)")] = 0
+    ts: VenueTime = 0
 
 
 class OrderAmended(_Msg):
@@ -594,7 +597,7 @@ class OrderAmended(_Msg):
     qty: int
     priority_kept: bool
     client_order_id: str | None = None
-    ts: Annotated[int, Meta(description="venue time the event happened at (ns since the Unix epoch; 0 = before any timed command)")] = 0
+    ts: VenueTime = 0
 
 
 class Trade(_Msg, gc=False):
@@ -606,7 +609,7 @@ class Trade(_Msg, gc=False):
     qty: int
     taker_side: Side
     liquidation: bool = False
-    ts: Annotated[int, Meta(description="venue time the event happened at (ns since the Unix epoch; 0 = before any timed command)")] = 0
+    ts: VenueTime = 0
 
 
 class BookDelta(_Msg):
@@ -805,7 +808,7 @@ class FundingRate(_Msg, gc=False):
     rate_e8: int  # + longs pay shorts, - shorts pay longs
     mark: int
     premium: float
-    ts: Annotated[int, Meta(description="venue time the event happened at (ns since the Unix epoch; 0 = before any timed command)")] = 0
+    ts: VenueTime = 0
 
 
 class FundingPayment(_Msg):
@@ -816,7 +819,7 @@ class FundingPayment(_Msg):
     position: int
     rate_e8: int
     amount: int
-    ts: Annotated[int, Meta(description="venue time the event happened at (ns since the Unix epoch; 0 = before any timed command)")] = 0
+    ts: VenueTime = 0
 
 
 class HaircutSlice(_Msg):

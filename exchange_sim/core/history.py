@@ -406,26 +406,23 @@ class History:
         return M.FundingHistory(rates=window(rows, _ts, cmd.start, cmd.end, cmd.limit))
 
     def order_history(self, cmd: M.QueryOrderHistory) -> M.OrderHistory:
-        acct = reject.account(self.s, cmd.account)
-        sym = _symbol(self.s, cmd.symbol)
-        _limit(cmd.limit, 1000)
-        _times(cmd.start, cmd.end)
-        rows = self.ended.get(acct.id, ())
-        if sym is not None:
-            rows = [r for r in rows if r.accepted.symbol == sym]
-        return M.OrderHistory(
-            account=acct.id, orders=[record(r) for r in window(rows, _updated, cmd.start, cmd.end, cmd.limit)]
-        )
+        acct, rows = self._account_window(cmd, self.ended, _row_symbol, _updated)
+        return M.OrderHistory(account=acct, orders=[record(r) for r in rows])
 
     def my_trades_of(self, cmd: M.QueryMyTrades) -> M.MyTrades:
+        acct, rows = self._account_window(cmd, self.my_trades, _fill_symbol, _ts)
+        return M.MyTrades(account=acct, trades=rows)
+
+    def _account_window(self, cmd, store: dict, symbol_of, key) -> tuple[int, list]:
+        """The account's rows of ``store`` the query selects (symbol, times, limit)."""
         acct = reject.account(self.s, cmd.account)
         sym = _symbol(self.s, cmd.symbol)
         _limit(cmd.limit, 1000)
         _times(cmd.start, cmd.end)
-        rows = self.my_trades.get(acct.id, ())
+        rows = store.get(acct.id, ())
         if sym is not None:
-            rows = [f for f in rows if f.symbol == sym]
-        return M.MyTrades(account=acct.id, trades=window(rows, _ts, cmd.start, cmd.end, cmd.limit))
+            rows = [r for r in rows if symbol_of(r) == sym]
+        return acct.id, window(rows, key, cmd.start, cmd.end, cmd.limit)
 
     def order(self, cmd: M.QueryOrder) -> OrderRecord:
         acct = reject.account(self.s, cmd.account)
@@ -536,6 +533,14 @@ def _first(r: list) -> int:
 
 def _ts(ev) -> int:
     return ev.ts
+
+
+def _row_symbol(r: Row) -> str:
+    return r.accepted.symbol
+
+
+def _fill_symbol(f: Fill) -> str:
+    return f.symbol
 
 
 def _updated(r: Row) -> int:
