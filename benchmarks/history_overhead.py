@@ -5,7 +5,8 @@
 Builds the mixed 60/30/10 flow (``flows.mixed_flow``) and the trading-heavy
 flow (``flows.trading_flow``: every command a limit IOC filling 1-3 makers)
 once, then replays each on a fresh venue with the history stage on and off
-(``History.record`` swapped for a no-op), alternately, the order flipped
+(``History.record`` swapped for a no-op: what ``[history] enabled = false``
+saves), alternately, the order flipped
 every round; CPU µs per ``apply`` (``time.process_time``). The best round of
 each is the least disturbed by the other work on the machine. Prints every
 round and the ratios on / off of the best and median rounds (above 1: the

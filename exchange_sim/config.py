@@ -294,6 +294,9 @@ class HistoryParams(_Frozen, kw_only=True):
     orders_per_account: Annotated[int, Meta(gt=0)] = 1000
     #: own fills kept per account (QueryMyTrades)
     trades_per_account: Annotated[int, Meta(gt=0)] = 1000
+    #: false: keep nothing and refuse the history queries (a load test that
+    #: wants the last few percent of ``Venue.apply``; benchmarks/RESULTS.md)
+    enabled: bool = True
 
 
 class Config(_Frozen, kw_only=True):

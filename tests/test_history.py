@@ -387,3 +387,14 @@ def test_apply_of_a_history_query_answers_as_query_does():
     v = _busy()
     for c in ALL_QUERIES:
         assert v.apply(c) == v.query(c)
+
+
+def test_history_can_be_switched_off_and_its_queries_say_so():
+    v = venue(enabled=False)
+    timed_trade(v, T0, 2, BTC_MARK)
+    rest(v, 3, "buy", 5, BTC_MARK - 900)
+    for c in ALL_QUERIES[:-1]:
+        (rej,) = v.query(c)
+        assert rej.reason is RejectReason.NOT_ALLOWED and "enabled = false" in rej.message, c
+    assert v.history.live == {} and not v.history.my_trades
+    v._check()

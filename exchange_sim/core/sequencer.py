@@ -87,6 +87,7 @@ class Venue:
         self.funding = self.clearing.funding
         # --- history: fed the events of every apply (core/history.py), read by the views
         self.history = self.views.history = History(s)
+        self._record = self.history.record if s.config.history.enabled else None
         # the insurance fund is a real account, opened with its seed balance
         fund = self.clearing.open_account(s.fund_id, MarginMode.CROSS)
         seed = s.insurance_seed
@@ -191,7 +192,8 @@ class Venue:
             events.append(rejected(command, rej.reason, rej.message))
         if self.liq.pending:
             self.liq.run(events)
-        self.history.record(events)  # --- history
+        if self._record is not None:  # --- history
+            self._record(events)
         return events
 
     def query(self, command) -> list:

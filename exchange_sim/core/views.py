@@ -72,6 +72,10 @@ class Views:
             case M.QueryExplain:
                 return [self.explain(reject.account(self.s, cmd.account))]
             # --- history: the past, from the history stage (core/history.py)
+            case (M.QueryTrades | M.QueryCandles | M.QueryTicker | M.QueryPremiumIndex | M.QueryFundingHistory
+                  | M.QueryOrderHistory | M.QueryMyTrades | M.QueryOrder) if not self.s.config.history.enabled:
+                raise Reject(R.NOT_ALLOWED, f"{type(cmd).__name__}: this venue keeps no history "
+                                            "([history] enabled = false in its config)")
             case M.QueryTrades:
                 return [self.history.trades_of(cmd)]
             case M.QueryCandles:
