@@ -11,7 +11,8 @@ Contract (the LMAX / exchange-core idea; the stages are docs/adr/0007-pipeline.m
   **clearing** (R2: settle; the only writer of money) → **watch** (margin
   levels) → **liquidation** of whoever watch flagged, before ``apply``
   returns, so every command ends with no account below maintenance margin
-  unless the cascade bound was hit and said so;
+  unless the cascade bound was hit and said so; last, the **history**
+  (:mod:`.history`) reads the command's events (it changes no event);
 - a rejected command leaves the state exactly as it was and returns one
   :class:`~protocol.messages.Rejected` event;
 - ``query(command)`` answers a read (``Query*``) from :mod:`.views` without
@@ -198,9 +199,10 @@ class Venue:
 
     def query(self, command) -> list:
         """Answer a read (``QueryAccount``, ``QueryOpenOrders``, ``QueryBook``,
-        ``QueryInstruments``, ``QueryExplain``): the same events ``apply``
-        gives, with no sequence number, no clock and no state change, so a
-        server answers it without a journal record."""
+        ``QueryInstruments``, ``QueryExplain``, and the history's
+        ``QueryTrades`` ... ``QueryOrder``: docs/history.md): the same events
+        ``apply`` gives, with no sequence number, no clock and no state
+        change, so a server answers it without a journal record."""
         try:
             return self.views.query(command)
         except Reject as rej:

@@ -1,7 +1,8 @@
 """Views: reads of the state that change nothing and need no sequence
 number, so the server answers them without journaling them
 (``Venue.query``; docs/adr/0007-pipeline.md), and the AccountUpdate builder
-the other stages use for their account events.
+the other stages use for their account events. The history queries are
+answered from the history stage (:mod:`.history`, docs/history.md).
 """
 
 from __future__ import annotations
