@@ -107,12 +107,14 @@ def bench_config(clients: int) -> str:
 
 
 class ServerProcess:
-    def __init__(self, clients: int, journal: bool = False):
+    def __init__(self, clients: int, journal: bool = False, liquidity: bool = False):
         self.dir = tempfile.TemporaryDirectory()
         cfg = Path(self.dir.name) / "bench.toml"
         cfg.write_text(bench_config(clients))
         self.out = Path(self.dir.name) / "out.txt"
         extra = ["--data-dir", str(Path(self.dir.name) / "data")] if journal else []
+        if liquidity:  # house agents quoting and trading inside the server (docs/adr/0013-house-liquidity.md)
+            extra += ["--liquidity", "DEFAULT"]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "exchange_sim.cli", "serve", "--config", str(cfg), "--duration", "900", *extra],
             stdout=open(self.out, "w"), stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
@@ -333,12 +335,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--journal", action="store_true",
                     help="start the server with --data-dir (journal with group commit, snapshots)")
+    ap.add_argument("--liquidity", action="store_true",
+                    help="start the server with --liquidity DEFAULT (house maker, arbitrageur, noise flow)")
     args = ap.parse_args(argv)
     idle = cpu_idle()
     if args.mode == "core":
         print(json.dumps(run_core(args.clients, args.orders_per_client)))
         return 0
-    server = None if args.endpoint else ServerProcess(args.clients, journal=args.journal)
+    server = None if args.endpoint else ServerProcess(args.clients, journal=args.journal,
+                                                          liquidity=args.liquidity)
     endpoint = args.endpoint or server.orders
     try:
         cpu0 = server.cpu_seconds() if server else 0.0

@@ -78,11 +78,12 @@ class AsyncClient(Core):
 
     @classmethod
     async def connect(cls, endpoint: str = DEFAULT_ORDERS, account: int | None = None, api_key: str | None = None, *,
-                      cancel_on_disconnect: bool = False, **kw) -> AsyncClient:
-        """Create, connect and (with an ``api_key``) log in."""
+                      cancel_on_disconnect: bool = False, latency: str | None = None, **kw) -> AsyncClient:
+        """Create, connect and (with an ``api_key``) log in (``latency``: as :meth:`login`)."""
         self = cls(endpoint, **kw)
         if api_key is not None:
-            await self.login(account if account is not None else 0, api_key, cancel_on_disconnect=cancel_on_disconnect)
+            await self.login(account if account is not None else 0, api_key, cancel_on_disconnect=cancel_on_disconnect,
+                             latency=latency)
         return self
 
     # ------------------------------------------------------------ plumbing
@@ -161,9 +162,11 @@ class AsyncClient(Core):
     # --------------------------------------------------------- sessions
 
     async def login(self, account: int, api_key: str, *, cancel_on_disconnect: bool = False,
-                    timeout: float | None = None) -> LoginOk:
+                    timeout: float | None = None, latency: str | None = None) -> LoginOk:
+        """``latency``: a latency profile of the server's config for this session
+        (None: the one the key names, else the server's default)."""
         ans = await self._bare_request(Login(account=account, api_key=api_key,
-                                             cancel_on_disconnect=cancel_on_disconnect), timeout)
+                                             cancel_on_disconnect=cancel_on_disconnect, latency=latency), timeout)
         if type(ans) is not LoginOk:
             raise ExchangeError(f"unexpected answer to login: {ans!r}")
         self.session = ans
@@ -244,10 +247,11 @@ class AsyncClient(Core):
 
     async def place(self, symbol: str, side, qty, price=None, *, type: str = "limit", tif: str = "gtc",
                     post_only: bool = False, reduce_only: bool = False, stop_price=None, stp: str = "expire_taker",
-                    client_order_id: str | None = None, timeout: float | None = None) -> models.OrderResult:
+                    client_order_id: str | None = None, timeout: float | None = None,
+                    **protective) -> models.OrderResult:
         cmd = self.new_order_cmd(symbol, side, qty, price, type=type, tif=tif, post_only=post_only,
                                  reduce_only=reduce_only, stop_price=stop_price, stp=stp,
-                                 client_order_id=client_order_id)
+                                 client_order_id=client_order_id, **protective)
         rep = await self.request(cmd, timeout)
         return self.parse_order(rep.events, rep.duplicate)
 
@@ -347,6 +351,22 @@ class AsyncClient(Core):
 
     async def close_account(self, account: int) -> list:
         return await self.call(m.CloseAccount(account=account))
+
+    # ---------------------------------------------------------- leverage
+
+    async def set_leverage(self, symbol: str, leverage: int) -> m.LeverageChanged:
+        """See :meth:`clients.client.Client.set_leverage`."""
+        return self.parse_leverage_changed((await self.request(self.set_leverage_cmd(symbol, leverage))).events)
+
+    async def leverage(self, symbol: str | None = None) -> dict[str, models.SymbolLeverage]:
+        return self.parse_leverage((await self.request(m.QueryLeverage(account=self._acct(None), symbol=symbol))).events)
+
+    async def leverage_tiers(self, symbol: str | None = None) -> dict[str, tuple[models.LeverageTier, ...]]:
+        return self.parse_leverage_tiers((await self.request(m.QueryLeverageTiers(symbol=symbol))).events)
+
+    async def ledger(self) -> models.Ledger:
+        """Admin: the venue's money ledger per asset."""
+        return self.parse_ledger((await self.request(m.QueryLedger())).events)
 
     async def check_invariants(self) -> Invariants:
         return await self._bare_request(CheckInvariants())

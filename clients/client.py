@@ -68,7 +68,8 @@ class Client(Core):
     def __init__(self, endpoint: str = DEFAULT_ORDERS, account: int | None = None, api_key: str | None = None, *,
                  server_key: str | bytes | None = None, cancel_on_disconnect: bool = False, timeout: float = 5.0,
                  firehose: bool = False,
-                 heartbeat_thread: bool = True, context: zmq.Context | None = None):
+                 heartbeat_thread: bool = True, context: zmq.Context | None = None,
+                 latency: str | None = None):
         self.endpoint = endpoint
         self.timeout = timeout
         self.ctx = context or zmq.Context.instance()
@@ -95,7 +96,7 @@ class Client(Core):
         self._want_hb_thread = heartbeat_thread
         if api_key is not None:
             self.login(account if account is not None else 0, api_key, cancel_on_disconnect=cancel_on_disconnect,
-                       firehose=firehose)
+                       firehose=firehose, latency=latency)
 
     # ------------------------------------------------------------ plumbing
 
@@ -167,12 +168,14 @@ class Client(Core):
     # --------------------------------------------------------- sessions
 
     def login(self, account: int, api_key: str, *, cancel_on_disconnect: bool = False, firehose: bool = False,
-              timeout: float | None = None) -> LoginOk:
-        """Log in and load instrument metadata. Raises AuthenticationFailed."""
+              timeout: float | None = None, latency: str | None = None) -> LoginOk:
+        """Log in and load instrument metadata. Raises AuthenticationFailed.
+        ``latency``: a latency profile of the server's config for this session
+        (None: the one the key names, else the server's default)."""
         with self._lock:
             self._bare.clear()
             self._send(encode(Login(account=account, api_key=api_key, cancel_on_disconnect=cancel_on_disconnect,
-                                    firehose=firehose)))
+                                    firehose=firehose, latency=latency)))
             ans = self._wait(lambda: self._bare.popleft() if self._bare else None, timeout, "login")
         if type(ans) is Rejected:
             raise error_for(ans)
@@ -269,15 +272,24 @@ class Client(Core):
 
     def place(self, symbol: str, side, qty, price=None, *, type: str = "limit", tif: str = "gtc",
               post_only: bool = False, reduce_only: bool = False, stop_price=None, stp: str = "expire_taker",
-              client_order_id: str | None = None, timeout: float | None = None) -> models.OrderResult:
+              client_order_id: str | None = None, timeout: float | None = None,
+              **protective) -> models.OrderResult:
         """Place an order in human units; returns its immediate outcome.
 
-        ``type``: limit, market, stop_market, stop_limit; ``tif``: gtc, ioc,
-        fok, post_only. Raises InvalidOrder, InsufficientMargin, ...
+        ``type``: limit, market, stop_market, stop_limit, take_profit_market,
+        take_profit_limit, trailing_stop_market; ``tif``: gtc, ioc, fok,
+        post_only. ``qty`` may be None with ``close_position=True``.
+        Raises InvalidOrder, InsufficientMargin, ...
+
+        Protective-order keywords (docs/adr/0011-protective-orders.md):
+        ``working_type`` ('mark' / 'mark_price' or 'last' / 'contract_price'),
+        ``close_position``, ``callback_rate`` (trailing stop, percent: 1 =
+        1 %), ``activation_price``, ``take_profit`` / ``stop_loss`` (a
+        trigger price, or ``{"trigger_price", "price", "working_type"}``).
         """
         cmd = self.new_order_cmd(symbol, side, qty, price, type=type, tif=tif, post_only=post_only,
                                  reduce_only=reduce_only, stop_price=stop_price, stp=stp,
-                                 client_order_id=client_order_id)
+                                 client_order_id=client_order_id, **protective)
         rep = self.request(cmd, timeout)
         return self.parse_order(rep.events, rep.duplicate)
 
@@ -386,6 +398,26 @@ class Client(Core):
 
     def close_account(self, account: int) -> list:
         return self.call(m.CloseAccount(account=account))
+
+    # ---------------------------------------------------------- leverage
+
+    def set_leverage(self, symbol: str, leverage: int) -> m.LeverageChanged:
+        """Set this account's leverage on ``symbol`` (IM rate 1/leverage, never
+        below the notional tier's); raises InvalidOrder above the tier's
+        maximum, InsufficientMargin when a lower one needs more than is free."""
+        return self.parse_leverage_changed(self.request(self.set_leverage_cmd(symbol, leverage)).events)
+
+    def leverage(self, symbol: str | None = None) -> dict[str, models.SymbolLeverage]:
+        """Leverage per symbol (every symbol, or one), with the tier brackets."""
+        return self.parse_leverage(self.request(m.QueryLeverage(account=self._acct(None), symbol=symbol)).events)
+
+    def leverage_tiers(self, symbol: str | None = None) -> dict[str, tuple[models.LeverageTier, ...]]:
+        """The notional brackets per symbol (Binance leverageBracket); public."""
+        return self.parse_leverage_tiers(self.request(m.QueryLeverageTiers(symbol=symbol)).events)
+
+    def ledger(self) -> models.Ledger:
+        """Admin: the venue's money ledger per asset (conservation from queries)."""
+        return self.parse_ledger(self.request(m.QueryLedger()).events)
 
     def check_invariants(self) -> Invariants:
         return self._bare_request(CheckInvariants())

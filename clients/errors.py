@@ -13,7 +13,8 @@ class from the reason::
     ├── RateLimited              RATE_LIMITED (back off and retry)
     ├── OrderRejected            any other refusal of an order or command
     │   ├── InvalidOrder         (also a ValueError) bad tick/lot, band, min notional, post-only...
-    │   ├── InsufficientMargin   INSUFFICIENT_MARGIN, INSUFFICIENT_BALANCE, REDUCE_ONLY_MODE
+    │   ├── InsufficientMargin   INSUFFICIENT_MARGIN, INSUFFICIENT_BALANCE, REDUCE_ONLY_MODE,
+    │   │                        LEVERAGE_INSUFFICIENT_MARGIN
     │   └── DuplicateOrder       DUPLICATE_CLIENT_ORDER_ID
     ├── OrderNotFound            (also a LookupError) UNKNOWN_ORDER
     ├── InternalError            INTERNAL: the server failed; the command's effect is unknown
@@ -121,6 +122,9 @@ _BY_REASON: dict[RejectReason, type[ExchangeError]] = {
     R.FOK_NOT_FILLABLE: InvalidOrder,
     R.REDUCE_ONLY_WOULD_INCREASE: InvalidOrder,
     R.NOTHING_TO_AMEND: InvalidOrder,
+    # --- leverage
+    R.LEVERAGE_ABOVE_MAX: InvalidOrder,
+    R.LEVERAGE_INSUFFICIENT_MARGIN: InsufficientMargin,
 }
 
 

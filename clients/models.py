@@ -175,6 +175,9 @@ class OrderUpdate:
     stop_price: Decimal | None = None
     cause: str | None = None  # cancelled: user, ioc, cancel_all, disconnect, ...
     priority_kept: bool | None = None
+    # --- protective orders
+    parent_order_id: int | None = None  # accepted: the entry an attached take-profit / stop-loss protects
+    type: str | None = None  # accepted: the order type
     ts: int = 0  # venue time of the event (ns)
 
 
@@ -196,6 +199,8 @@ class OrderResult:
     fills: tuple[Fill, ...] = ()
     duplicate: bool = False  # a resend answered from the idempotency store
     cancel_cause: str | None = None
+    # --- protective orders: the take-profit / stop-loss placed by this reply's fills
+    attached: tuple[OrderUpdate, ...] = ()
 
     @property
     def remaining(self) -> Decimal:
@@ -225,6 +230,9 @@ class AccountState:
     mm: Decimal
     margin_ratio: Decimal | None
     margin_mode: str
+    # --- leverage
+    free: Decimal = Decimal(0)  # withdrawable settlement asset now (what Withdraw accepts)
+    allocated: Decimal = Decimal(0)  # isolated: settlement asset allocated to positions
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +257,13 @@ class OpenOrder:
     qty: Decimal  # remaining
     filled: Decimal
     reduce_only: bool
+    # --- protective orders
+    working_type: str = "mark_price"  # or contract_price (last trade)
+    close_position: bool = False
+    callback_rate: Decimal | None = None  # trailing stop, percent (Binance callbackRate)
+    activation_price: Decimal | None = None
+    trail_best: Decimal | None = None  # active trailing stop: best price since activation
+    parent_order_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +300,7 @@ def convert(mk: Markets, ev):
         ins = mk[ev.symbol]
         return OrderUpdate("accepted", ev.order_id, ev.client_order_id, ev.symbol, side=ev.side.value,
                            price=ins.price(ev.price), qty=ins.qty(ev.qty), stop_price=ins.price(ev.stop_price),
-                           ts=ev.ts)
+                           parent_order_id=ev.parent_order_id, type=ev.type.value, ts=ev.ts)
     if t is m.OrderCancelled:
         ins = mk[ev.symbol]
         return OrderUpdate("cancelled", ev.order_id, ev.client_order_id, ev.symbol, qty=ins.qty(ev.remaining),
@@ -296,7 +311,7 @@ def convert(mk: Markets, ev):
                            qty=ins.qty(ev.qty), priority_kept=ev.priority_kept, ts=ev.ts)
     if t is m.OrderTriggered:
         ins = mk[ev.symbol]
-        return OrderUpdate("triggered", ev.order_id, ev.client_order_id, ev.symbol, price=ins.price(ev.mark),
+        return OrderUpdate("triggered", ev.order_id, ev.client_order_id, ev.symbol, price=ins.price(ev.price or ev.mark),
                            ts=ev.ts)
     if t is m.AccountUpdate:
         return account_state(mk, ev)
@@ -319,6 +334,7 @@ def account_state(mk: Markets, ev: m.AccountUpdate) -> AccountState:
         positions=tuple(positions), collateral=mk.risk(ev.collateral), equity=mk.risk(ev.equity),
         im=mk.risk(ev.im), mm=mk.risk(ev.mm), margin_ratio=None if ev.margin_ratio is None else Decimal(repr(ev.margin_ratio)),
         margin_mode=str(getattr(ev.margin_mode, "value", ev.margin_mode)),
+        free=mk.settle(ev.free), allocated=mk.settle(ev.allocated),
     )
 
 
@@ -328,6 +344,10 @@ def open_order(mk: Markets, o: m.OrderView) -> OpenOrder:
         order_id=o.order_id, client_order_id=o.client_order_id, symbol=o.symbol, side=o.side.value,
         type=o.type.value, tif=o.tif.value, price=ins.price(o.price), stop_price=ins.price(o.stop_price),
         qty=ins.qty(o.qty), filled=ins.qty(o.filled), reduce_only=o.reduce_only,
+        working_type=str(o.working_type), close_position=o.close_position,
+        callback_rate=None if o.callback_bps is None else Decimal(o.callback_bps) / 100,
+        activation_price=ins.price(o.activation_price), trail_best=ins.price(o.trail_best),
+        parent_order_id=o.parent_order_id,
     )
 
 
@@ -349,6 +369,7 @@ def order_result(mk: Markets, events: list, duplicate: bool = False) -> OrderRes
     notional = 0
     fee = 0
     cancel_cause = None
+    attached: list = []
     for ev in events[1:]:
         t = type(ev)
         if t is m.Fill and ev.order_id == acc.order_id:
@@ -358,7 +379,9 @@ def order_result(mk: Markets, events: list, duplicate: bool = False) -> OrderRes
             fee += ev.fee
         elif t is m.OrderCancelled and ev.order_id == acc.order_id:
             cancel_cause = ev.cause.value
-    if acc.stop_price is not None and not fills and cancel_cause is None:
+        elif t is m.OrderAccepted and ev.parent_order_id == acc.order_id:
+            attached.append(convert(mk, ev))
+    if acc.type not in _NOT_CONDITIONAL and not fills and cancel_cause is None:
         status = "untriggered"
     elif cancel_cause is not None:
         status = "cancelled"
@@ -375,8 +398,88 @@ def order_result(mk: Markets, events: list, duplicate: bool = False) -> OrderRes
         order_id=acc.order_id, client_order_id=acc.client_order_id, symbol=acc.symbol, side=acc.side.value,
         type=acc.type.value, status=status, price=ins.price(acc.price), qty=ins.qty(acc.qty),
         filled=ins.qty(filled), avg_price=avg, fee=mk.settle(fee), fills=tuple(fills), duplicate=duplicate,
-        cancel_cause=cancel_cause,
+        cancel_cause=cancel_cause, attached=tuple(attached),
     )
+
+
+# --- leverage
+
+
+@dataclass(frozen=True, slots=True)
+class LeverageTier:
+    """One notional bracket (Binance ``leverageBracket``): inside it
+    MM = notional × mm_rate − mm_amount."""
+
+    bracket: int
+    notional_floor: Decimal
+    notional_cap: Decimal | None  # None: unbounded
+    max_leverage: int
+    im_rate: Decimal
+    mm_rate: Decimal
+    mm_amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolLeverage:
+    symbol: str
+    leverage: int
+    set: bool  # False: never set (the first tier's maximum is reported; IM from the tiers)
+    max_leverage: int  # what the tier of the current notional allows
+    notional: Decimal  # position and open orders, worse side, USD
+    tiers: tuple[LeverageTier, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerLine:
+    """One asset of the venue's ledger, in that asset's units."""
+
+    asset: str
+    deposits: Decimal
+    withdrawals: Decimal
+    fees_collected: Decimal
+    funding_residue: Decimal
+    liquidation_fees: Decimal
+    insurance_fund: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Ledger:
+    insurance_account: int
+    assets: dict[str, LedgerLine]
+
+
+def _rate(x: float) -> Decimal:
+    return Decimal(repr(x))
+
+
+def leverage_tier(t: m.LeverageTier) -> LeverageTier:
+    return LeverageTier(
+        bracket=t.bracket, notional_floor=_rate(t.notional_floor),
+        notional_cap=None if t.notional_cap is None else _rate(t.notional_cap), max_leverage=t.max_leverage,
+        im_rate=_rate(t.im_rate), mm_rate=_rate(t.mm_rate), mm_amount=_rate(t.mm_amount),
+    )
+
+
+def symbol_leverage(mk: Markets, s: m.SymbolLeverage) -> SymbolLeverage:
+    return SymbolLeverage(
+        symbol=s.symbol, leverage=s.leverage, set=s.set, max_leverage=s.max_leverage, notional=mk.risk(s.notional),
+        tiers=tuple(leverage_tier(t) for t in s.tiers),
+    )
+
+
+def ledger(mk: Markets, ev: m.Ledger) -> Ledger:
+    lines = {}
+    for r in ev.assets:
+        a = r.asset
+        lines[a] = LedgerLine(
+            asset=a, deposits=mk.amount(a, r.deposits), withdrawals=mk.amount(a, r.withdrawals),
+            fees_collected=mk.amount(a, r.fees_collected), funding_residue=mk.amount(a, r.funding_residue),
+            liquidation_fees=mk.amount(a, r.liquidation_fees), insurance_fund=mk.amount(a, r.insurance_fund),
+        )
+    return Ledger(insurance_account=ev.insurance_account, assets=lines)
+
+
+_NOT_CONDITIONAL = (m.OrderType.LIMIT, m.OrderType.MARKET)
 
 
 # --- history: the venue's market and account history in human units
@@ -494,7 +597,7 @@ class OrderRecord:
 _RATE = Decimal(10**8)
 
 
-def _rate(e8: int) -> Decimal:
+def _rate_e8(e8: int) -> Decimal:
     return Decimal(e8) / _RATE
 
 
@@ -524,7 +627,7 @@ def history(mk: Markets, ev):
     if t is m.Tickers:
         return [_ticker(mk, x) for x in ev.tickers]
     if t is m.FundingHistory:
-        return [FundingEntry(symbol=r.symbol, rate=_rate(r.rate_e8), mark=mk[r.symbol].price(r.mark), ts=r.ts)
+        return [FundingEntry(symbol=r.symbol, rate=_rate_e8(r.rate_e8), mark=mk[r.symbol].price(r.mark), ts=r.ts)
                 for r in ev.rates]
     if t is m.PremiumIndex:
         return _premium(mk, ev)
@@ -558,8 +661,8 @@ def _ticker(mk: Markets, t: m.Ticker) -> Ticker:
 def _premium(mk: Markets, p: m.PremiumIndex) -> PremiumIndex:
     return PremiumIndex(
         symbol=p.symbol, mark=mk[p.symbol].price(p.mark), index=Markets.index_usd(p.index) if p.index else None,
-        last_funding_rate=_rate(p.last_funding_rate_e8), predicted_funding_rate=_rate(p.predicted_funding_rate_e8),
-        interest_rate=_rate(p.interest_rate_e8), next_funding_time=p.next_funding_time, interval_ns=p.interval_ns,
+        last_funding_rate=_rate_e8(p.last_funding_rate_e8), predicted_funding_rate=_rate_e8(p.predicted_funding_rate_e8),
+        interest_rate=_rate_e8(p.interest_rate_e8), next_funding_time=p.next_funding_time, interval_ns=p.interval_ns,
         ts=p.ts,
     )
 

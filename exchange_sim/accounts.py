@@ -67,6 +67,7 @@ class Account:
         "margin_mode", "cache_epoch", "collateral", "upnl", "mm", "hyp",
         "im_total", "reduce_only_orders", "isolated", "col",
         "cv_parts", "upnl_parts", "expo", "mm_parts", "im_parts", "views", "client_ids",
+        "leverage",
     )
 
     def __init__(self, account_id: int, margin_mode: MarginMode = MarginMode.CROSS):
@@ -108,6 +109,10 @@ class Account:
         self.im_parts: dict[str, float] = {}
         #: symbol -> (qty, cost, mark, PositionView) last sent (core.views.Views.account_update)
         self.views: dict[str, tuple] = {}
+        # --- leverage
+        #: symbol -> leverage the account set (SetLeverage); a symbol not here
+        #: has none of its own: its IM is the notional tiers' (risk.leverage)
+        self.leverage: dict[str, int] = {}
 
     def position(self, symbol: str) -> Position:
         pos = self.positions.get(symbol)

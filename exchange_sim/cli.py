@@ -74,10 +74,24 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     text = Path(args.config).read_text(encoding="utf-8") if args.config else config_mod.default_text()
     cfg = config_mod.loads(text)
+    if args.liquidity:  # --- house liquidity: the profile goes into the config the data dir keeps
+        from exchange_sim.liquidity import load_profile, with_liquidity
+
+        cfg = with_liquidity(cfg, load_profile(args.liquidity, cfg))
+    if args.replay and args.liquidity:
+        raise ValueError("--replay and --liquidity: choose one (the recorded book is the liquidity of a replay)")
+    if args.replay:  # --- replay: recorded funding replaces the venue's own
+        import msgspec
+
+        from exchange_sim.replay_market import has_funding, read
+
+        if has_funding(read(args.replay)):
+            cfg = msgspec.structs.replace(cfg, funding=msgspec.structs.replace(cfg.funding, automatic=False))
     feed = args.feed or ("csv" if args.feed_csv else None)
     try:
         return run(cfg, orders=args.orders, market_data=args.market_data, feed=feed, feed_csv=args.feed_csv,
                    seed=args.seed, speed=args.speed, duration=args.duration, data_dir=args.data_dir,
+                   liquidity=bool(args.liquidity), replay=args.replay,
                    # the data dir keeps the whole effective config, not a partial file whose
                    # meaning would change with the next version's default
                    config_text=config_mod.dumps(cfg, header="the config this data dir was created with"))
@@ -253,9 +267,16 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--feed", choices=["none", "random-walk", "csv"], help="index price feed (default: config)")
     p_serve.add_argument("--feed-csv", metavar="PATH", help="CSV price path time,asset,price (implies --feed csv)")
     p_serve.add_argument("--seed", type=int, help="random-walk seed")
-    p_serve.add_argument("--speed", type=float, help="feed: simulated seconds per wall second")
+    p_serve.add_argument("--speed", type=float, help="feed (or --replay): simulated seconds per wall second")
     p_serve.add_argument("--duration", type=float, help="stop by itself after this many seconds")
     p_serve.add_argument("--data-dir", help="journal + snapshots here; a restart recovers the state exactly")
+    p_serve.add_argument("--liquidity", metavar="DEFAULT|PROFILE.toml",
+                         help="house liquidity: a market maker per symbol, an arbitrageur and a noise flow "
+                              "trading as venue accounts (DEFAULT: the config's [liquidity]; a file merges onto it); "
+                              "the liquidation engine then waits reform_ms after a flag so the book re-forms")
+    p_serve.add_argument("--replay", metavar="DATA",
+                         help="play recorded market data (Tardis-style CSVs or time,symbol,kind,side,price,amount; "
+                              "a file or a directory) as the venue's index, mark and book, at --speed x real time")
     p_serve.set_defaults(func=_cmd_serve)
     p_config = sub.add_parser("config", help="print the effective configuration as TOML (default or --config FILE)",
                               description="Print the effective configuration as TOML: the embedded default, or\n"

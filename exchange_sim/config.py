@@ -76,11 +76,13 @@ class VenueParams(_Frozen, kw_only=True):
     limit_price_band: DecimalStr = "0.20"
     #: open orders (resting + untriggered stops) per account
     max_open_orders: Annotated[int, Meta(gt=0)] = 200
-    #: client order ids of accepted orders remembered per account (the most
-    #: recent ones): a new order reusing one is refused even after its order
-    #: filled or was cancelled, and after a restart (snapshots keep them);
+    #: the idempotency window, the only one (ADR 0008): client order ids of
+    #: the account's last N accepted orders (plus its open orders') are taken;
+    #: a new order reusing one is refused even after its order filled or was
+    #: cancelled, and after a restart (snapshots and journal replay keep
+    #: them); the server answers an identical resend from the same window.
     #: 0 = only ids of open orders are refused
-    client_id_memory: Annotated[int, Meta(ge=0)] = 1000
+    client_id_memory: Annotated[int, Meta(ge=0)] = 10_000
 
 
 class AssetConfig(_Frozen, kw_only=True):
@@ -156,6 +158,9 @@ class FundingParams(_Frozen, kw_only=True):
     interest_rate: DecimalStr = "0.0001"  # per interval
     clamp: DecimalStr = "0.0005"
     cap: DecimalStr = "0.0075"
+    # --- replay: settle by itself at each interval of venue time; ``serve --replay`` of data
+    # with recorded funding turns it off and settles the recorded rates instead
+    automatic: bool = True
 
 
 class DemoAccount(_Frozen, kw_only=True):
@@ -166,6 +171,8 @@ class DemoAccount(_Frozen, kw_only=True):
     name: str = ""
     #: faucet deposits made at server start, human units: {USDT = "1000000"}
     deposits: dict[str, DecimalStr] = {}
+    # --- latency: the profile (a key of server.latency.profiles) this key's sessions get ("" = the default)
+    latency: str = ""
 
     def __repr__(self) -> str:  # never print a secret by accident
         return f"DemoAccount(account={self.account}, name={self.name!r}, api_key='***')"
@@ -190,6 +197,47 @@ class FeedParams(_Frozen, kw_only=True):
     csv_loop: bool = False
 
 
+# --- latency (exchange_sim/server/latency.py)
+LATENCY_KINDS = ("constant", "uniform", "lognormal")
+
+
+class LatencyDist(_Frozen, kw_only=True):
+    """One delay distribution, milliseconds: ``constant`` (always ``ms``),
+    ``uniform`` (between ``ms`` and ``high_ms``) or ``lognormal`` (median ``ms``,
+    shape ``sigma``: the log of the delay has that standard deviation)."""
+
+    kind: str = "constant"
+    ms: Annotated[float, Meta(ge=0.0, le=10_000.0)] = 0.0
+    high_ms: Annotated[float, Meta(ge=0.0, le=10_000.0)] = 0.0
+    sigma: Annotated[float, Meta(ge=0.0, le=3.0)] = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in LATENCY_KINDS:
+            raise ValueError(not_valid("latency kind", self.kind, "distribution", LATENCY_KINDS))
+        if self.kind == "uniform" and self.high_ms < self.ms:
+            raise ValueError("a uniform latency needs high_ms >= ms")
+
+
+class LatencyProfile(_Frozen, kw_only=True):
+    """A session's latency: ``entry`` delays what it sends before the sequencer
+    sees it; ``market_data`` delays everything the server sends it (replies,
+    pushes, snapshots), after the venue."""
+
+    entry: LatencyDist = LatencyDist()
+    market_data: LatencyDist = LatencyDist()
+
+
+class LatencyParams(_Frozen, kw_only=True):
+    """Per-session latency (docs/live-market.md): profiles by name, chosen per
+    API key (``[[server.accounts]] latency``) or per ``Login(latency=...)``."""
+
+    #: the delays are drawn from random.Random(seed, session number): the same seed, the same delays
+    seed: int = 1
+    #: the profile of sessions whose key and Login name none ("" = no delay)
+    default: str = ""
+    profiles: dict[str, LatencyProfile] = {}
+
+
 class ServerParams(_Frozen, kw_only=True):
     """``exchange-sim serve``: sockets, sessions, limits (``exchange_sim.server``)."""
 
@@ -211,8 +259,6 @@ class ServerParams(_Frozen, kw_only=True):
     max_frame_bytes: Annotated[int, Meta(ge=1024)] = 1_048_576
     #: commands per Batch frame
     max_batch: Annotated[int, Meta(gt=0)] = 1000
-    #: client order ids remembered per account for idempotent resends
-    idempotency_window: Annotated[int, Meta(ge=0)] = 10_000
     #: messages queued per subscriber before PUB drops (the subscriber sees a gap)
     pub_hwm: Annotated[int, Meta(gt=0)] = 100_000
     #: messages queued per session on the ROUTER before replies are dropped
@@ -225,6 +271,8 @@ class ServerParams(_Frozen, kw_only=True):
     curve_public_key: str | None = None
     curve_secret_key: str | None = None
     feed: FeedParams = FeedParams()
+    # --- latency
+    latency: LatencyParams = LatencyParams()
 
     def __post_init__(self) -> None:
         if (self.curve_public_key is None) != (self.curve_secret_key is None):
@@ -236,6 +284,12 @@ class ServerParams(_Frozen, kw_only=True):
             raise ValueError("server.accounts: account numbers must be unique")
         if self.feed.kind not in FEED_KINDS:
             raise ValueError(not_valid("server.feed.kind", self.feed.kind, "feed kind", FEED_KINDS))
+        # --- latency: every profile named exists
+        names = sorted(self.latency.profiles)
+        for where, name in [("server.latency.default", self.latency.default),
+                            *((f"server.accounts[{a.account}].latency", a.latency) for a in self.accounts)]:
+            if name and name not in self.latency.profiles:
+                raise ValueError(not_valid(where, name, "latency profile", names))
 
     def __repr__(self) -> str:  # never print a secret by accident
         return (f"ServerParams(orders_endpoint={self.orders_endpoint!r}, "
@@ -262,6 +316,11 @@ class LiquidationParams(_Frozen, kw_only=True):
     #: the insurance fund's account id and its opening balance (settlement units)
     insurance_account: Annotated[int, Meta(ge=0)] = 1_000_000_000
     insurance_seed: DecimalStr = "1000000"
+    # --- house liquidity (docs/adr/0013-house-liquidity.md)
+    #: venue milliseconds a flagged account waits before the engine acts, so the
+    #: book can re-form after a jump (0: liquidate inside the flagging command);
+    #: ``serve --liquidity`` raises it to the profile's ``reform_ms``
+    grace_ms: Annotated[int, Meta(ge=0, le=3_600_000)] = 0
 
 
 class JournalParams(_Frozen, kw_only=True):
@@ -274,6 +333,87 @@ class JournalParams(_Frozen, kw_only=True):
     segment_bytes: Annotated[int, Meta(ge=4096)] = 64 * 1024 * 1024
     #: a snapshot every this many commands (0 = only on request and at shutdown)
     snapshot_every: Annotated[int, Meta(ge=0)] = 100_000
+
+
+# --- house liquidity (exchange_sim/liquidity/, docs/adr/0013-house-liquidity.md)
+
+
+class MakerParams(_Frozen, kw_only=True):
+    """The house market maker: a depth profile around the index, per symbol."""
+
+    #: price levels per side
+    levels: Annotated[int, Meta(ge=1, le=50)] = 5
+    #: distance of the first level from the centre, basis points, in a calm market
+    spread_bps: Annotated[float, Meta(gt=0.0, le=1000.0)] = 2.0
+    #: distance between consecutive levels, basis points
+    step_bps: Annotated[float, Meta(gt=0.0, le=1000.0)] = 2.0
+    #: USD size of the first level...
+    size_usd: Annotated[float, Meta(gt=0.0)] = 50_000.0
+    #: ...and each deeper level is this many times the one before
+    size_growth: Annotated[float, Meta(ge=1.0, le=10.0)] = 1.5
+    #: the half-spread grows by this many times the recent volatility (bps of index moves)
+    vol_mult: Annotated[float, Meta(ge=0.0, le=100.0)] = 0.1
+    #: half-life of that volatility estimate, milliseconds
+    vol_halflife_ms: Annotated[int, Meta(gt=0)] = 30_000
+    #: a single index move beyond this many bps is a shock...
+    shock_bps: Annotated[float, Meta(gt=0.0)] = 200.0
+    #: ...after which the half-spread is this many bps wider, halving every shock_halflife_ms
+    shock_spread_bps: Annotated[float, Meta(ge=0.0, le=5000.0)] = 20.0
+    shock_halflife_ms: Annotated[int, Meta(gt=0)] = 2_000
+    #: inventory (USD of position) at which the maker quotes only the side that reduces it
+    max_inventory_usd: Annotated[float, Meta(gt=0.0)] = 5_000_000.0
+    #: the quotes' centre moves against the inventory by up to this many bps (at max_inventory_usd)
+    skew_bps: Annotated[float, Meta(ge=0.0, le=1000.0)] = 10.0
+    #: re-quote at least this often (the spread relaxes after a shock), milliseconds
+    requote_ms: Annotated[int, Meta(ge=10)] = 500
+
+
+class ArbParams(_Frozen, kw_only=True):
+    """The house arbitrageur: takes resting orders that are too far from the index."""
+
+    #: orders priced beyond index +- this many bps are taken (bids above, asks below)
+    band_bps: Annotated[float, Meta(gt=0.0, le=5000.0)] = 15.0
+    #: USD taken per symbol per step at most
+    max_usd: Annotated[float, Meta(gt=0.0)] = 2_000_000.0
+
+
+class NoiseParams(_Frozen, kw_only=True):
+    """The house noise flow: random marketable orders (seeded)."""
+
+    #: orders per second over all symbols, a Poisson process (0 = none)
+    rate_per_s: Annotated[float, Meta(ge=0.0, le=10_000.0)] = 2.0
+    #: mean USD size of an order (exponentially distributed)
+    size_usd: Annotated[float, Meta(gt=0.0)] = 2_000.0
+    #: an order is IOC at index +- this many bps (a marketable limit)
+    slip_bps: Annotated[float, Meta(gt=0.0, le=1000.0)] = 20.0
+    #: past this USD of position the flow only trades to reduce it
+    max_position_usd: Annotated[float, Meta(gt=0.0)] = 200_000.0
+
+
+class LiquidityParams(_Frozen, kw_only=True):
+    """``exchange-sim serve --liquidity DEFAULT|PROFILE.toml``: house liquidity
+    agents, accounts of the venue whose orders are ordinary orders."""
+
+    #: seed of the agents' random choices (noise flow)
+    seed: int = 7
+    #: after a flag the liquidation engine waits this long (venue ms) so the book
+    #: re-forms first; serve --liquidity sets liquidation.grace_ms to at least this
+    reform_ms: Annotated[int, Meta(ge=0, le=60_000)] = 250
+    #: symbols served (empty: every instrument)
+    symbols: list[str] = []
+    #: the agents' account numbers and their start-up USDT deposit (human units)
+    maker_account: Annotated[int, Meta(ge=0, le=2**53)] = 900
+    arb_account: Annotated[int, Meta(ge=0, le=2**53)] = 901
+    noise_account: Annotated[int, Meta(ge=0, le=2**53)] = 902
+    deposit_usdt: DecimalStr = "100000000"
+    maker: MakerParams = MakerParams()
+    arb: ArbParams = ArbParams()
+    noise: NoiseParams = NoiseParams()
+
+    def __post_init__(self) -> None:
+        ids = (self.maker_account, self.arb_account, self.noise_account)
+        if len(set(ids)) != 3:
+            raise ValueError("liquidity: maker_account, arb_account and noise_account must differ")
 
 
 # --- history (issue 14)
@@ -309,6 +449,8 @@ class Config(_Frozen, kw_only=True):
     history: HistoryParams = HistoryParams()  # --- history (issue 14)
     assets: list[AssetConfig]
     instruments: list[InstrumentConfig]
+    # --- house liquidity
+    liquidity: LiquidityParams = LiquidityParams()
 
 
 def _validate(cfg: Config) -> Config:
@@ -345,6 +487,10 @@ def _validate(cfg: Config) -> Config:
         unknown = set(prof.scan_ranges) - set(names)
         if unknown:
             raise ValueError(f"risk.profiles.{name}: unknown underlyings {sorted(unknown)}; valid: {', '.join(names)}")
+    # --- house liquidity
+    for sym in cfg.liquidity.symbols:
+        if sym not in symbols:
+            raise ValueError(not_valid("liquidity.symbols", sym, "symbol", symbols))
     return cfg
 
 

@@ -1,8 +1,9 @@
 """``exchange-sim demo``: the source article's story, told by a running venue.
 
 One command starts the venue on loopback (a real ZeroMQ server in this
-process), lets a market maker and a noise taker trade BTC-PERP for a few
-seconds so there is a live market to look at, then walks through the story
+process), lets house liquidity (:mod:`exchange_sim.liquidity`: a market
+maker, an arbitrageur and a noise flow, accounts of the venue) trade BTC-PERP
+for a few seconds so there is a live market to look at, then walks through the story
 of cross-collateralization under portfolio margin, printing what the venue
 says at each step:
 
@@ -235,60 +236,51 @@ class Story:
         return self.figures
 
 
-def warm_up(orders: str, market_data: str, seconds: float, out: TextIO) -> None:
-    """The example market maker and noise taker (``clients/bots``) trade
-    BTC-PERP for a few seconds: a live market to watch before the story."""
-    import io
+def house_liquidity(cfg, venue):
+    """The house agents the warm-up runs (:mod:`exchange_sim.liquidity`): the
+    config's profile on BTC-PERP, with a brisker noise flow, so there is a
+    live market to watch before the story."""
+    import msgspec
 
-    from clients.bots import market_maker, noise_taker
+    from exchange_sim.liquidity import House
 
-    keys = {a.account: a.api_key for a in config_mod.default().server.accounts}
-    stop = threading.Event()
-    tallies: dict = {}
+    lp = cfg.liquidity
+    profile = msgspec.structs.replace(lp, symbols=["BTC-PERP"],
+                                      noise=msgspec.structs.replace(lp.noise, rate_per_s=20.0))
+    return House(profile, venue)
 
-    def bot(name, fn, **kw):
-        tallies[name] = fn(orders, market_data, stop=stop, duration=seconds, out=io.StringIO(), **kw)
 
-    threads = [
-        threading.Thread(target=bot, args=("maker", market_maker.run), kwargs=dict(account=1, key=keys[1]),
-                         daemon=True),
-        threading.Thread(target=bot, args=("taker", noise_taker.run),
-                         kwargs=dict(account=2, key=keys[2], rate=20.0, seed=1), daemon=True),
-    ]
-    print(f"warm-up: a market maker and a noise taker trade BTC-PERP for {seconds:g}s ...", file=out, flush=True)
+def warm_up(server: Server, orders: str, seconds: float, out: TextIO) -> None:
+    """House liquidity (a market maker, an arbitrageur and a noise flow, venue
+    accounts 900-902) trades BTC-PERP for ``seconds``; then it stops and its
+    quotes are cancelled, so the story's counterparty is its own house
+    account quoting exact prices and every narrated figure stays exact."""
+    house = server.house
+    print(f"warm-up: house liquidity (maker {house.p.maker_account}, arbitrageur {house.p.arb_account}, noise "
+          f"{house.p.noise_account}) trades BTC-PERP for {seconds:g}s ...", file=out, flush=True)
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(seconds + 15)
+        time.sleep(seconds)
     finally:
-        stop.set()  # also on Ctrl-C: the bots end their sessions
-    if "maker" in tallies:
-        print(f"  {maker_line(tallies['maker'])}", file=out)
-    if "taker" in tallies:
-        print(f"  {taker_line(tallies['taker'])}", file=out)
-    out.flush()
+        server.house = None  # the loop reads it each turn: no more house commands after this one
+    admin = Client(orders, 0, server.config.server.admin_key, timeout=10.0)
+    try:
+        for acct in house.accounts:
+            admin.call(m.CancelAll(account=acct))
+        pos = admin.account(house.p.maker_account).positions
+        held = next((p.qty for p in pos if p.symbol == "BTC-PERP"), Decimal(0))
+    finally:
+        admin.close()
+    print(f"  {house_line(house, held)}", file=out, flush=True)
+
+
+def house_line(house, maker_position: Decimal) -> str:
+    """The house's tally as a sentence."""
+    return (f"house liquidity: {house.commands} orders and cancels, {house.trades} trades; the maker is now "
+            f"{_position(maker_position)}; its quotes are cancelled for the story")
 
 
 def _position(qty: Decimal, symbol: str = "BTC-PERP") -> str:
     return f"flat in {symbol}" if not qty else f"{'long' if qty > 0 else 'short'} {abs(qty)} {symbol}"
-
-
-def maker_line(t) -> str:
-    """The market maker's tally (``clients.bots.market_maker.Stats``) as a sentence."""
-    refused = f", {t.refused} quotes refused" if t.refused else ""
-    return (f"market maker (account 1): {t.placed} quotes placed, {t.amended} amended{refused}; "
-            f"{t.fills} fills; now {_position(t.position)}")
-
-
-def taker_line(t) -> str:
-    """The noise taker's tally (``clients.bots.noise_taker.Stats``) as a sentence."""
-    refused = ""
-    if t.refused:
-        why = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in sorted(t.refused.items()))
-        refused = f", {sum(t.refused.values())} refused ({why})"
-    return (f"noise taker (account 2): {t.orders} orders ({t.market} market, {t.limit} limit){refused}; "
-            f"{t.fills} fills; now {_position(t.position)}")
 
 
 def _bind(cfg, default_ports: bool, venue=None) -> tuple[Server, str, str]:
@@ -338,6 +330,7 @@ def run(fast: bool = False, out: TextIO | None = None, web_hint: bool = True, st
     server, orders, market_data = _bind(cfg, default_ports, venue)
     if journal is not None:
         server.journal, server.data_dir, server.snapshot_every = journal, data_dir, cfg.journal.snapshot_every
+    server.house = house_liquidity(cfg, server.venue)  # its accounts open with the others
     server.start_up()
     thread = threading.Thread(target=server.serve_forever, name="venue", daemon=True)
     thread.start()
@@ -354,7 +347,7 @@ def run(fast: bool = False, out: TextIO | None = None, web_hint: bool = True, st
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGINT) if main_thread else None
     try:
-        warm_up(orders, market_data, 1.0 if fast else 4.0, out)
+        warm_up(server, orders, 1.0 if fast else 4.0, out)
         admin = Client(orders, 0, cfg.server.admin_key, timeout=10.0)
         try:
             figures = Story(admin, out, 0.0 if fast else 1.5, data_dir).run()

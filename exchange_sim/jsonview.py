@@ -35,7 +35,7 @@ MONEY: dict[str, frozenset[str]] = {
     "Explain": frozenset({"collateral", "upnl", "equity", "im", "mm", "floor"}),
     "ExplainAsset": frozenset({"value", "haircut", "counted"}),
     "HaircutSlice": frozenset({"up_to", "value_in_bracket", "haircut"}),
-    "ExplainPosition": frozenset({"notional", "upnl", "cross_im", "cross_mm", "impact", "isolated_margin"}),
+    "ExplainPosition": frozenset({"notional", "upnl", "cross_im", "cross_mm", "impact", "isolated_margin", "im"}),
     "ExplainScenario": frozenset({"loss"}),
     "ModeRequirement": frozenset({"im", "mm", "usable_collateral", "free"}),
     "AccountUpdate": frozenset({"collateral", "equity", "im", "mm"}),
@@ -44,6 +44,9 @@ MONEY: dict[str, frozenset[str]] = {
     "LiquidationStarted": frozenset({"equity", "mm"}),
     "LiquidationSlice": frozenset({"impact"}),
     "LiquidationFinished": frozenset({"equity", "mm"}),
+    # --- leverage
+    "LeverageTier": frozenset({"notional_floor", "notional_cap", "mm_amount"}),
+    "SymbolLeverage": frozenset({"notional"}),
 }
 #: message tag -> its fields that are USD prices per whole unit (floats)
 PRICES: dict[str, frozenset[str]] = {

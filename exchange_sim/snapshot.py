@@ -2,7 +2,7 @@
 
 A snapshot holds everything ``Venue.apply`` reads: prices, books (orders in
 priority order), untriggered stops, accounts (wallets, positions, isolated
-allocations, margin mode, margin-call level, recently used client order
+allocations, margin mode, leverage per symbol, margin-call level, recently used client order
 ids), the money ledgers, id counters, the clock, pending liquidations and
 the history (trades, candles, funding, ended orders, own fills).
 Caches (margin figures, the sweep's numpy arrays) are not stored: they are
@@ -26,7 +26,7 @@ from exchange_sim.book import BUY, SELL, Order
 from exchange_sim.config import Config
 from exchange_sim.core import history
 from exchange_sim.core.history import HistoryState
-from protocol.messages import MarginMode, NewOrder, TimeInForce
+from protocol.messages import AttachedOrder, MarginMode, NewOrder, TimeInForce
 
 SNAPSHOT_VERSION = 1
 
@@ -51,7 +51,32 @@ class StopState(msgspec.Struct, array_like=True):
     cmd: NewOrder
 
 
-class InstrumentState(msgspec.Struct):
+# --- protective orders (docs/adr/0011-protective-orders.md)
+class TrailState(msgspec.Struct, array_like=True):
+    """What a conditional order holds beyond its command: a trailing stop's
+    best price since activation (0: not active), its attached pair's peer
+    and the entry it protects."""
+
+    order_id: int
+    best: int
+    peer: int | None
+    parent: int | None
+
+
+class BracketState(msgspec.Struct, array_like=True):
+    """An open entry's attached take-profit / stop-loss (core/protect.py)."""
+
+    entry_id: int
+    account: int
+    side: int
+    stp: str
+    tp: AttachedOrder | None
+    sl: AttachedOrder | None
+    tp_id: int | None
+    sl_id: int | None
+
+
+class InstrumentState(msgspec.Struct, omit_defaults=True):
     symbol: str
     mark: int
     book_seq: int
@@ -59,6 +84,11 @@ class InstrumentState(msgspec.Struct):
     bids: list[OrderState]  # priority order
     asks: list[OrderState]
     stops: list[StopState]
+    # --- protective orders: added with defaults (omitted when empty), so
+    # older snapshots still load and hash the same
+    last_price: int = 0
+    trails: list[TrailState] = []
+    brackets: list[BracketState] = []
 
 
 class PositionState(msgspec.Struct, array_like=True):
@@ -79,9 +109,11 @@ class AccountState(msgspec.Struct, omit_defaults=True):
     #: later with a default (omitted when empty): older snapshots still load
     #: and hash the same, with nothing remembered
     client_ids: list[tuple[str, int]] = []
+    # --- leverage: symbol -> leverage the account set (omitted when none)
+    leverage: list[tuple[str, int]] = []
 
 
-class VenueState(msgspec.Struct):
+class VenueState(msgspec.Struct, omit_defaults=True):
     version: int
     seq: int
     now: int
@@ -95,6 +127,12 @@ class VenueState(msgspec.Struct):
     withdrawals: list[tuple[str, int]]
     fees_collected: list[tuple[str, int]]
     pending_liquidations: list[int]
+    # --- leverage: the ledger's finer lines (of fees_collected; paid to the fund)
+    funding_residue: list[tuple[str, int]] = []
+    liquidation_fees: list[tuple[str, int]] = []
+    # --- house liquidity: when each pending account was flagged (venue ns), for the
+    # liquidation grace; omitted when empty, so snapshots without a grace encode as before
+    pending_since: list[tuple[int, int]] = []
     # --- history: trades, candles, funding, order and fill history
     # (core/history.py). Added later with a default: an older snapshot loads
     # with an empty history
@@ -110,6 +148,34 @@ def _order_state(o: Order) -> OrderState:
                       str(o.tif), o.flags, o.created_seq)
 
 
+# --- protective orders
+def _protect_state(eng) -> dict:
+    """An engine's protective-order state beyond its stops' commands (empty
+    fields left out, so a venue without protective orders hashes as before)."""
+    out = {}
+    if eng.last_price:
+        out["last_price"] = eng.last_price
+    trails = [TrailState(s.order_id, s.best, s.peer, s.parent) for s in eng.stops.values()
+              if s.best or s.peer is not None or s.parent is not None]
+    if trails:
+        out["trails"] = trails
+    if eng.brackets:
+        out["brackets"] = [BracketState(b.entry_id, b.account, b.side, str(b.stp), b.tp, b.sl, b.tp_id, b.sl_id)
+                           for b in eng.brackets.values()]
+    return out
+
+
+def _restore_protect(eng, s: InstrumentState) -> None:
+    from exchange_sim.core.protect import Bracket
+    from protocol.messages import StpMode
+
+    eng.last_price = s.last_price
+    for b in s.brackets:
+        br = Bracket(b.entry_id, b.account, b.side, StpMode(b.stp), b.tp, b.sl)
+        br.tp_id, br.sl_id = b.tp_id, b.sl_id
+        eng.brackets[b.entry_id] = br
+
+
 def capture(venue) -> VenueState:
     """The venue's state now. O(orders + accounts)."""
     instruments = []
@@ -120,6 +186,7 @@ def capture(venue) -> VenueState:
                 bids=[_order_state(o) for o in ins.book.iter_orders(BUY)],
                 asks=[_order_state(o) for o in ins.book.iter_orders(SELL)],
                 stops=[StopState(s.order_id, s.side, s.cmd) for s in venue.engines[sym].stops.values()],
+                **_protect_state(venue.engines[sym]),
             )
         )
     levels = venue.arrays.level
@@ -132,6 +199,7 @@ def capture(venue) -> VenueState:
                 positions=[PositionState(s, p.qty, p.cost) for s, p in a.positions.items()],
                 isolated=list(a.isolated.items()), level=int(levels[a.col]), order_ids=list(a.orders),
                 client_ids=list(a.client_ids.items()) if a.client_ids else [],
+                leverage=sorted(a.leverage.items()),  # --- leverage
             )
         )
     return VenueState(
@@ -140,6 +208,9 @@ def capture(venue) -> VenueState:
         index=[(n, a.index) for n, a in venue.assets.items()], instruments=instruments, accounts=accounts,
         deposits=list(venue.deposits.items()), withdrawals=list(venue.withdrawals.items()),
         fees_collected=list(venue.fees_collected.items()), pending_liquidations=list(venue.liq.pending),
+        # --- leverage
+        funding_residue=list(venue.funding_residue.items()), liquidation_fees=list(venue.liquidation_fees.items()),
+        pending_since=sorted(venue.liq.since.items()),
         history=venue.history.capture(),  # --- history
     )
 
@@ -175,6 +246,8 @@ def restore(config: Config, state: VenueState):
     s.deposits.update(state.deposits)
     s.withdrawals.update(state.withdrawals)
     s.fees_collected.update(state.fees_collected)
+    s.funding_residue.update(state.funding_residue)  # --- leverage
+    s.liquidation_fees.update(state.liquidation_fees)
     for name, index in state.index:
         if name not in v.assets:
             raise ValueError(f"snapshot asset {name!r} is not in the config")
@@ -186,8 +259,11 @@ def restore(config: Config, state: VenueState):
             pos = acct.position(p.symbol)
             pos.qty, pos.cost = p.qty, p.cost
         acct.isolated = dict(a.isolated)
-        if a.client_ids:
-            acct.client_ids = OrderedDict(a.client_ids)
+        if a.client_ids and s.client_id_memory:
+            # the newest ``client_id_memory`` ids: a config that shrank the
+            # window since the snapshot keeps its bound (and its invariant)
+            acct.client_ids = OrderedDict(a.client_ids[-s.client_id_memory:])
+        acct.leverage = dict(a.leverage)  # --- leverage
         v.clearing.restore_account(acct, a.level)
     by_id = {}
     for s in state.instruments:
@@ -201,10 +277,15 @@ def restore(config: Config, state: VenueState):
             order.filled = o.filled
             ins.book.add(order)
             by_id[o.order_id] = order
+        trails = {t.order_id: t for t in s.trails}
         for st in s.stops:
             stop = StopOrder(st.order_id, st.cmd, st.side)
+            t = trails.get(st.order_id)
+            if t is not None:
+                stop.best, stop.peer, stop.parent = t.best, t.peer, t.parent
             v.engines[s.symbol].stops[st.order_id] = stop
             by_id[st.order_id] = stop
+        _restore_protect(v.engines[s.symbol], s)
         ins.book.take_changes()  # rebuilding is not a market-data change
     for a in state.accounts:
         acct = v.accounts[a.id]
@@ -216,6 +297,7 @@ def restore(config: Config, state: VenueState):
                 v.orders.remember_stop(acct, order)
     for acct_id in state.pending_liquidations:
         v.liq.flag(v.accounts[acct_id])
+    v.liq.since.update(state.pending_since)
     if state.history is not None:  # --- history
         v.history.restore(state.history)
     else:  # a snapshot older than history: its open orders get their rows

@@ -5,17 +5,24 @@ The venue core and every client share these definitions. Each message is a
 typed decoder turns a frame into the right class and a ``match`` statement
 dispatches on it (the msgspec key-value-store example's habit).
 
-Units on the wire (integers only; the Python clients convert at the edge):
+Units on the wire: one rule, and every field's ``description`` in the JSON
+Schema says its unit. **Money, prices and quantities are integers**; the
+Python clients convert at the edge:
 
 - prices of an instrument: integer **ticks** of that instrument
   (``price_ticks * tick_size`` is the human price);
 - quantities: integer **lots** of that instrument;
-- balances, fees, PnL: integers of the asset's **minor unit**
+- balances, fees, PnL, notional: integers of the asset's **minor unit**
   (USDT has 6 decimals: 1_000_000 = 1 USDT);
 - index prices of assets: integers of ``1e-8`` USD per whole unit
   (:data:`PRICE_SCALE`): BTC at $60,000 is ``6_000_000_000_000``;
-- risk figures (equity, IM, MM, ratio) are floats in USDT: they are
-  estimates, never balances.
+- timestamps: integer nanoseconds since the Unix epoch (beyond 2**53).
+
+**Floats only for risk estimates**, never balances: equity, collateral, IM,
+MM, margin ratios, ADL rank, premium (USDT or plain ratios), the Explain
+view's USD figures, and two documented exceptions a client must not misread:
+``entry_price`` (an average, so a *fractional number of ticks*) and
+``CollateralConversion.price`` (USD per whole unit).
 
 Evolution rules (from msgspec's schema-evolution notes): new fields are only
 ever added with a default; no field changes type; :data:`PROTOCOL_VERSION`
@@ -63,6 +70,10 @@ class OrderType(enum.StrEnum):
     MARKET = "market"
     STOP_MARKET = "stop_market"  # becomes a market order when mark crosses stop_price
     STOP_LIMIT = "stop_limit"  # becomes a limit order when mark crosses stop_price
+    # --- protective orders (docs/adr/0011-protective-orders.md)
+    TAKE_PROFIT_MARKET = "take_profit_market"  # market order when the price reaches stop_price in the order's favour
+    TAKE_PROFIT_LIMIT = "take_profit_limit"  # limit order when the price reaches stop_price in the order's favour
+    TRAILING_STOP_MARKET = "trailing_stop_market"  # market order when the price retraces callback_bps from its best
 
 
 class TimeInForce(enum.StrEnum):
@@ -131,13 +142,17 @@ class RejectReason(enum.StrEnum):
     MARGIN_MODE_CHANGE_DENIED = "margin_mode_change_denied"
     ACCOUNT_EXISTS = "account_exists"
     INTERNAL = "internal"  # the server failed on the command: its effect is unknown
+    # --- leverage
+    LEVERAGE_ABOVE_MAX = "leverage_above_max"  # above what the notional tier allows
+    LEVERAGE_INSUFFICIENT_MARGIN = "leverage_insufficient_margin"  # lowering it would need more IM than is free
 
 
 #: what each reject reason means, for people (docs, logs, client errors)
 REJECT_HELP = {
-    RejectReason.MALFORMED: "the frame is not valid msgpack, or a field has the wrong type",
+    RejectReason.MALFORMED: "the frame is not valid msgpack, or a field has the wrong type (a float for an integer)",
     RejectReason.UNKNOWN_MESSAGE: "the `msg` tag names no message this server accepts",
-    RejectReason.INVALID_FIELD: "a value is out of range or inconsistent with the others",
+    RejectReason.INVALID_FIELD: ("a value is out of range or inconsistent with the others, or a field the message "
+                                 "does not have (refused, never ignored)"),
     RejectReason.NOT_LOGGED_IN: "log in before sending account commands",
     RejectReason.AUTH_FAILED: "unknown account or wrong API key",
     RejectReason.NOT_ALLOWED: "admin only, another account's resource, or not possible in this state",
@@ -171,6 +186,11 @@ REJECT_HELP = {
     RejectReason.INTERNAL: ("the server failed while handling the command (its bug, not yours; logged there "
                             "with a traceback): the command's effect is unknown, it may be partly applied. "
                             "Do not resend blindly: query your orders and account to see what happened"),
+    # --- leverage
+    RejectReason.LEVERAGE_ABOVE_MAX: ("the leverage is above the maximum of the notional tier the symbol's position "
+                                      "and open orders fall in (QueryLeverageTiers)"),
+    RejectReason.LEVERAGE_INSUFFICIENT_MARGIN: ("lowering the leverage would need more initial margin for the open "
+                                                "position and orders than the account has free"),
 }
 
 
@@ -185,16 +205,28 @@ class CancelCause(enum.StrEnum):
     LIQUIDATION = "liquidation"
     DISCONNECT = "disconnect"  # cancel-on-disconnect
     ADMIN = "admin"
+    # --- protective orders
+    OCO = "oco"  # the other half of an attached take-profit / stop-loss pair triggered
+
+
+# --- protective orders
+class WorkingType(enum.StrEnum):
+    """Which price a conditional order watches (Binance ``workingType``)."""
+
+    MARK_PRICE = "mark_price"  # the mark (the default)
+    CONTRACT_PRICE = "contract_price"  # the last trade price in the book
 
 
 class _Msg(msgspec.Struct, tag_field="msg", tag=True, kw_only=True, omit_defaults=True):
     """Base of every message: tagged by class name in the ``msg`` field.
+    A field equal to its default is omitted from the frame (``omit_defaults``):
+    a decoder reads an absent field as its default.
 
     Events the venue's history keeps by the thousand (``OrderAccepted``,
     ``Fill``, ``Trade``, ``FundingRate``) are declared ``gc=False``: they hold
-    only scalars, so they can never be in a reference cycle, and untracked
-    they cost the garbage collector nothing (msgspec's "disabling garbage
-    collection" notes)."""
+    only scalars (and small structs of scalars), so they can never be in a
+    reference cycle, and untracked they cost the garbage collector nothing
+    (msgspec's "disabling garbage collection" notes)."""
 
 
 class _Command(_Msg, forbid_unknown_fields=True):
@@ -204,52 +236,113 @@ class _Command(_Msg, forbid_unknown_fields=True):
     so an older client can read a newer venue's events."""
 
 
+# Field types with their description, for fields that mean the same in many
+# messages (a field's own description, where it says more, is written inline).
+AccountField = Annotated[AccountId, Meta(description="account id")]
+SymbolField = Annotated[Symbol, Meta(description="instrument symbol, e.g. `BTC-PERP`")]
+AssetField = Annotated[AssetName, Meta(description="asset name, e.g. `USDT`")]
+OrderIdField = Annotated[OrderId | None, Meta(description="the venue's order id (from OrderAccepted)")]
+ClientIdField = Annotated[ClientOrderId | None, Meta(
+    description="the client's own order id, 1-36 of `.A-Za-z0-9:/_-` (Binance's rule); unique per account "
+                "within the idempotency window")]
+EvAccount = Annotated[int, Meta(description="account id")]
+EvSymbol = Annotated[str, Meta(description="instrument symbol")]
+EvOrderId = Annotated[int, Meta(description="the venue's order id")]
+EvClientId = Annotated[str | None, Meta(description="the client order id the order was placed with, if any")]
+EvSide = Annotated[Side, Meta(description="`buy` or `sell`")]
+EvOrderType = Annotated[OrderType, Meta(description="order type")]
+EvTif = Annotated[TimeInForce, Meta(description="time in force")]
+EvReduceOnly = Annotated[bool, Meta(description="the order only reduces the position")]
+EvTs = Annotated[int, Meta(description="venue time (ns since the Unix epoch; beyond 2^53: decode as a 64-bit integer)")]
+RiskUsdt = Annotated[float, Meta(description="risk estimate (USDT, float)")]
+RatioField = Annotated[float | None, Meta(
+    description="margin ratio = equity / maintenance margin (1.0 = at MM; float); null when MM is 0 (no risk)")]
+Levels = Annotated[list[tuple[int, int]], Meta(description="[price (ticks), qty (lots)] pairs, best first")]
+
 # ---------------------------------------------------------------- commands
 
 
 class Deposit(_Command):
     """Admin faucet: credit ``amount`` minor units of ``asset``."""
 
-    account: AccountId
-    asset: AssetName
-    amount: Amount
+    account: AccountField
+    asset: AssetField
+    amount: Annotated[Amount, Meta(description="amount to credit (minor units of `asset`)")]
 
 
 class Withdraw(_Command):
     """Debit ``amount``; refused if it would leave the account below IM."""
 
-    account: AccountId
-    asset: AssetName
-    amount: Amount
+    account: AccountField
+    asset: AssetField
+    amount: Annotated[Amount, Meta(description="amount to debit (minor units of `asset`)")]
 
 
 class SetIndexPrice(_Command):
     """Admin: set an asset's USD index price (``PRICE_SCALE`` units)."""
 
-    asset: AssetName
-    price: Price
+    asset: AssetField
+    price: Annotated[Price, Meta(description="index price (1e-8 USD per whole unit of the asset)")]
+
+
+# --- protective orders
+class AttachedOrder(_Command):
+    """A take-profit or stop-loss attached to an entry ``NewOrder`` (Bybit's
+    ``takeProfit``/``stopLoss`` on an order): placed as a reduce-only
+    conditional order of the opposite side when, and as far as, the entry
+    fills; the two cancel each other when one triggers."""
+
+    trigger_price: Annotated[Price, Meta(description="price that triggers it (ticks)")]
+    price: Annotated[Price | None, Meta(
+        description="limit price once triggered (ticks); none: a market order")] = None
+    working_type: Annotated[WorkingType, Meta(description="price it triggers on")] = WorkingType.MARK_PRICE
 
 
 class NewOrder(_Command):
-    account: AccountId
-    symbol: Symbol
-    side: Side
-    qty: Qty
-    price: Price | None = None  # required for limit and stop-limit
-    type: OrderType = OrderType.LIMIT
-    tif: TimeInForce = TimeInForce.GTC
-    reduce_only: bool = False
-    stop_price: Price | None = None  # mark price that triggers a stop order
-    stp: StpMode = StpMode.EXPIRE_TAKER
-    client_order_id: ClientOrderId | None = None
+    """Place an order. Answered (in the Reply) by OrderAccepted and then
+    whatever it caused (Fill, OrderCancelled for an IOC rest, AccountUpdate),
+    or by a single Rejected."""
+
+    account: AccountField
+    symbol: SymbolField
+    side: Annotated[Side, Meta(description="`buy` or `sell`")]
+    qty: Annotated[Qty | None, Meta(description="quantity (lots of the instrument); omitted only with close_position")] = None
+    price: Annotated[Price | None, Meta(description="limit price (ticks); required for limit and stop-limit")] = None
+    type: Annotated[OrderType, Meta(description="order type")] = OrderType.LIMIT
+    tif: Annotated[TimeInForce, Meta(description="time in force")] = TimeInForce.GTC
+    reduce_only: Annotated[bool, Meta(description="only ever reduce the position (never open or grow it)")] = False
+    stop_price: Annotated[Price | None, Meta(
+        description="stop orders: the mark price (ticks) that triggers the order")] = None
+    stp: Annotated[StpMode, Meta(description="self-trade prevention mode (the taker's decides)")] = \
+        StpMode.EXPIRE_TAKER
+    client_order_id: ClientIdField = None
+    # --- protective orders (docs/adr/0011-protective-orders.md)
+    working_type: Annotated[WorkingType, Meta(
+        description="price a conditional order (stop, take-profit, trailing) triggers on: mark or last trade")
+    ] = WorkingType.MARK_PRICE
+    close_position: Annotated[bool, Meta(
+        description="stop_market / take_profit_market only, with no qty: at trigger close the whole position "
+                    "(reduce-only)")] = False
+    callback_bps: Annotated[int | None, Meta(
+        description="trailing_stop_market: retrace from the best price that triggers it (basis points, 10-1000)")
+    ] = None
+    activation_price: Annotated[Price | None, Meta(
+        description="trailing_stop_market: the trailing starts when the price reaches this (ticks); "
+                    "default: at once, from the price now")] = None
+    take_profit: Annotated[AttachedOrder | None, Meta(
+        description="attached take-profit: a reduce-only conditional order placed as the entry fills, "
+                    "sized to the filled lots")] = None
+    stop_loss: Annotated[AttachedOrder | None, Meta(
+        description="attached stop-loss: a reduce-only conditional order placed as the entry fills, "
+                    "sized to the filled lots")] = None
 
 
 class CancelOrder(_Command):
     """Cancel by venue ``order_id`` or by ``client_order_id``."""
 
-    account: AccountId
-    order_id: OrderId | None = None
-    client_order_id: ClientOrderId | None = None
+    account: AccountField
+    order_id: OrderIdField = None
+    client_order_id: ClientIdField = None
 
 
 class AmendOrder(_Command):
@@ -260,16 +353,18 @@ class AmendOrder(_Command):
     level (as on Binance and CME).
     """
 
-    account: AccountId
-    order_id: OrderId | None = None
-    client_order_id: ClientOrderId | None = None
-    qty: Qty | None = None
-    price: Price | None = None
+    account: AccountField
+    order_id: OrderIdField = None
+    client_order_id: ClientIdField = None
+    qty: Annotated[Qty | None, Meta(description="new remaining quantity (lots); absent = unchanged")] = None
+    price: Annotated[Price | None, Meta(description="new limit price (ticks); absent = unchanged")] = None
 
 
 class CancelAll(_Command):
-    account: AccountId
-    symbol: Symbol | None = None
+    """Cancel every open order of the account (of one symbol, if given)."""
+
+    account: AccountField
+    symbol: Annotated[Symbol | None, Meta(description="only this instrument's orders; absent = all")] = None
 
 
 class CancelOnDisconnect(_Command):
@@ -277,35 +372,35 @@ class CancelOnDisconnect(_Command):
     ``CancelAll`` does, because a session that logged in with
     ``cancel_on_disconnect`` ended; the cancels carry cause ``disconnect``."""
 
-    account: AccountId
+    account: AccountField
 
 
 class ShockPrice(_Command):
     """Admin: move an asset's index by ``change_bps`` basis points
     (-3000 = a 30% crash) in one step."""
 
-    asset: AssetName
-    change_bps: Annotated[int, Meta(gt=-10_000, le=1_000_000)]
+    asset: AssetField
+    change_bps: Annotated[int, Meta(gt=-10_000, le=1_000_000, description="index move (basis points, -3000 = -30%)")]
 
 
 class PauseSymbol(_Command):
     """Admin: pause (no new orders or amends; cancels still work) or resume."""
 
-    symbol: Symbol
-    paused: bool = True
+    symbol: SymbolField
+    paused: Annotated[bool, Meta(description="true = pause, false = resume")] = True
 
 
 class OpenAccount(_Command):
     """Admin: create an empty account (a deposit also creates one)."""
 
-    account: AccountId
+    account: AccountField
 
 
 class CloseAccount(_Command):
     """Admin: remove an account. Refused while it holds a position or a
     non-zero balance; its open orders are cancelled."""
 
-    account: AccountId
+    account: AccountField
 
 
 class SetMarginMode(_Command):
@@ -313,24 +408,29 @@ class SetMarginMode(_Command):
     if the account would not meet initial margin under the new mode, or, to or
     from isolated, while it has open positions or orders (as on Binance)."""
 
-    account: AccountId
-    mode: MarginMode
+    account: AccountField
+    mode: Annotated[MarginMode, Meta(description="the new margin mode")]
 
 
 class AdjustIsolatedMargin(_Command):
     """Move USDT into (``delta`` > 0) or out of (< 0) an isolated position's
     allocated margin. Never below the position's initial margin."""
 
-    account: AccountId
-    symbol: Symbol
-    delta: Annotated[int, Meta(ge=-MAX_AMOUNT, le=MAX_AMOUNT)]
+    account: AccountField
+    symbol: SymbolField
+    delta: Annotated[int, Meta(ge=-MAX_AMOUNT, le=MAX_AMOUNT,
+                               description="margin to add (> 0) or remove (< 0) (settlement minor units)")]
 
 
 class SettleFunding(_Command):
     """Admin: settle perpetual funding now (it also settles by itself at each
     funding interval of venue time)."""
 
-    symbol: Symbol | None = None
+    symbol: Annotated[Symbol | None, Meta(description="only this perpetual; absent = all")] = None
+    # --- replay: a recorded rate instead of the book's premium
+    rate_e8: Annotated[int | None, Meta(
+        description="settle at this rate instead of the one from the book's premium, as a replay of recorded "
+                    "funding does (1e-8 units; + longs pay shorts; at most +-10,000,000 = 10%)")] = None
 
 
 class Tick(_Command):
@@ -341,21 +441,28 @@ class Tick(_Command):
 class QueryExplain(_Command):
     """The whole margin breakdown of an account (the teaching view)."""
 
-    account: AccountId
+    account: AccountField
 
 
 class QueryAccount(_Command):
-    account: AccountId
+    """The account's state now: answered by one AccountUpdate."""
+
+    account: AccountField
 
 
 class QueryOpenOrders(_Command):
-    account: AccountId
-    symbol: Symbol | None = None
+    """The account's open orders (resting and untriggered stops): answered by OpenOrders."""
+
+    account: AccountField
+    symbol: Annotated[Symbol | None, Meta(description="only this instrument's orders; absent = all")] = None
 
 
 class QueryBook(_Command):
-    symbol: Symbol
-    depth: Annotated[int, Meta(gt=0, le=10_000)] | None = None
+    """An L2 snapshot of one book (works before login): answered by BookSnapshot."""
+
+    symbol: SymbolField
+    depth: Annotated[Annotated[int, Meta(gt=0, le=10_000)] | None, Meta(
+        description="levels per side (count); absent = the whole book")] = None
 
 
 class QueryInstruments(_Command):
@@ -400,13 +507,13 @@ class OrderStatus(enum.StrEnum):
 
 
 Ns = Annotated[int, Meta(ge=0, le=2**63 - 1, description="venue time (ns since the Unix epoch)")]
-HistoryLimit = Annotated[int, Meta(gt=0, le=1000, description="at most this many rows, the newest (1..1000)")]
+HistoryLimit = Annotated[int, Meta(gt=0, le=1000, description="at most this number of rows (1..1000)")]
 
 
 class QueryTrades(_Command):
     """Recent public trades of a symbol, oldest first (Binance GET /fapi/v1/trades). Reply: ``Trades``."""
 
-    symbol: Symbol
+    symbol: SymbolField
     limit: HistoryLimit = 500
 
 
@@ -417,26 +524,26 @@ class QueryCandles(_Command):
     before ``end`` (or now). An interval with no trade (no price) has no
     candle. Reply: ``Candles``."""
 
-    symbol: Symbol
+    symbol: SymbolField
     interval: Annotated[CandleInterval, Meta(description="candle width")] = CandleInterval.M1
     source: Annotated[PriceSource, Meta(description="trades, mark price or index price")] = PriceSource.LAST
     start: Annotated[Ns | None, Meta(description="earliest candle open time (ns), inclusive")] = None
     end: Annotated[Ns | None, Meta(description="latest candle open time (ns), inclusive")] = None
-    limit: Annotated[int, Meta(gt=0, le=1500, description="at most this many candles (1..1500)")] = 500
+    limit: Annotated[int, Meta(gt=0, le=1500, description="at most this number of candles (1..1500)")] = 500
 
 
 class QueryTicker(_Command):
     """Rolling 24-hour statistics (Binance GET /fapi/v1/ticker/24hr). Reply:
     ``Ticker`` for one symbol, ``Tickers`` for all (``symbol`` omitted)."""
 
-    symbol: Symbol | None = None
+    symbol: Annotated[Symbol | None, Meta(description="one symbol; none = every symbol")] = None
 
 
 class QueryFundingHistory(_Command):
     """Settled funding rates, oldest first (Binance GET /fapi/v1/fundingRate).
     Reply: ``FundingHistory``."""
 
-    symbol: Symbol | None = None
+    symbol: Annotated[Symbol | None, Meta(description="one symbol; none = every symbol")] = None
     start: Annotated[Ns | None, Meta(description="earliest settlement time (ns), inclusive")] = None
     end: Annotated[Ns | None, Meta(description="latest settlement time (ns), inclusive")] = None
     limit: HistoryLimit = 100
@@ -447,7 +554,7 @@ class QueryPremiumIndex(_Command):
     (Binance GET /fapi/v1/premiumIndex). Reply: ``PremiumIndex`` for one
     symbol, ``PremiumIndexes`` for all funded ones (``symbol`` omitted)."""
 
-    symbol: Symbol | None = None
+    symbol: Annotated[Symbol | None, Meta(description="one symbol; none = every symbol")] = None
 
 
 class QueryOrderHistory(_Command):
@@ -455,8 +562,8 @@ class QueryOrderHistory(_Command):
     acceptance), oldest first, by the time they ended (Binance GET
     /fapi/v1/allOrders). Reply: ``OrderHistory``."""
 
-    account: AccountId
-    symbol: Symbol | None = None
+    account: AccountField
+    symbol: Annotated[Symbol | None, Meta(description="one symbol; none = every symbol")] = None
     start: Annotated[Ns | None, Meta(description="earliest end time (ns), inclusive")] = None
     end: Annotated[Ns | None, Meta(description="latest end time (ns), inclusive")] = None
     limit: HistoryLimit = 500
@@ -466,8 +573,8 @@ class QueryMyTrades(_Command):
     """The account's own fills, oldest first, with fee, realized PnL and
     liquidity (Binance GET /fapi/v1/userTrades). Reply: ``MyTrades``."""
 
-    account: AccountId
-    symbol: Symbol | None = None
+    account: AccountField
+    symbol: Annotated[Symbol | None, Meta(description="one symbol; none = every symbol")] = None
     start: Annotated[Ns | None, Meta(description="earliest fill time (ns), inclusive")] = None
     end: Annotated[Ns | None, Meta(description="latest fill time (ns), inclusive")] = None
     limit: HistoryLimit = 500
@@ -477,9 +584,47 @@ class QueryOrder(_Command):
     """One order of the account, open or ended, by ``order_id`` or
     ``client_order_id`` (Binance GET /fapi/v1/order). Reply: ``OrderRecord``."""
 
-    account: AccountId
-    order_id: OrderId | None = None
-    client_order_id: ClientOrderId | None = None
+    account: AccountField
+    order_id: Annotated[OrderId | None, Meta(description="the venue's order id (or give client_order_id)")] = None
+    client_order_id: Annotated[ClientOrderId | None, Meta(description="the client order id it was placed with")] = None
+
+
+# --- leverage
+LeverageX = Annotated[int, Meta(ge=1, le=1_000, description="leverage, a whole number (1 = 1x, 20 = 20x)")]
+
+
+class SetLeverage(_Command):
+    """Set the account's leverage on one symbol (Binance ``POST
+    /fapi/v1/leverage``): its initial-margin rate becomes 1/leverage, never
+    below the notional tier's own. Refused above the maximum of the tier the
+    position and open orders fall in (``leverage_above_max``), and when a
+    lower leverage would need more initial margin than the account has free
+    (``leverage_insufficient_margin``). Answered with ``LeverageChanged``."""
+
+    account: AccountField
+    symbol: SymbolField
+    leverage: LeverageX
+
+
+class QueryLeverage(_Command):
+    """The account's leverage per symbol (every symbol, or one): answered with ``Leverage``."""
+
+    account: AccountField
+    symbol: Annotated[Symbol | None, Meta(description="one symbol; none = every symbol")] = None
+
+
+class QueryLeverageTiers(_Command):
+    """The notional tiers of every symbol (or one), with their maximum
+    leverage and maintenance rate and amount, like Binance ``GET
+    /fapi/v1/leverageBracket``: answered with ``LeverageTiers``. Public."""
+
+    symbol: Annotated[Symbol | None, Meta(description="one symbol; none = every symbol")] = None
+
+
+class QueryLedger(_Command):
+    """Admin: the venue's money ledger per asset (deposits, withdrawals, fees,
+    the funding rounding residue, liquidation fees, the insurance fund), so an
+    auditor can check conservation from queries alone: answered with ``Ledger``."""
 
 
 Command = Union[
@@ -513,6 +658,11 @@ Command = Union[
     QueryOrderHistory,
     QueryMyTrades,
     QueryOrder,
+    # --- leverage
+    SetLeverage,
+    QueryLeverage,
+    QueryLeverageTiers,
+    QueryLedger,
 ]
 
 # ------------------------------------------------------------------ events
@@ -523,92 +673,112 @@ class Rejected(_Msg):
     a server fault: the effect is unknown). ``reason`` is machine-readable,
     ``message`` is for the person reading the log."""
 
-    reason: RejectReason
-    message: str
-    command: str = ""  # the refused command's tag, e.g. "NewOrder"
-    account: int | None = None
-    order_id: int | None = None
-    client_order_id: str | None = None
+    reason: Annotated[RejectReason, Meta(description="why, machine-readable (see Reject reasons)")]
+    message: Annotated[str, Meta(description="why, for a person (figures in human units)")]
+    command: Annotated[str, Meta(description="the refused command's tag, e.g. `NewOrder`")] = ""
+    account: Annotated[int | None, Meta(description="the command's account id, when the venue read one")] = None
+    order_id: Annotated[int | None, Meta(description="the venue order id concerned, when there is one")] = None
+    client_order_id: Annotated[str | None, Meta(description="the client order id concerned, when there is one")] = None
 
 
 class OrderAccepted(_Msg, gc=False):
-    account: int
-    order_id: int
-    symbol: str
-    side: Side
-    type: OrderType
-    tif: TimeInForce
-    qty: int
-    price: int | None = None
-    stop_price: int | None = None
-    reduce_only: bool = False
-    client_order_id: str | None = None
+    """A new order was accepted (resting, working or about to fill)."""
+
+    account: EvAccount
+    order_id: EvOrderId
+    symbol: EvSymbol
+    side: EvSide
+    type: EvOrderType
+    tif: EvTif
+    qty: Annotated[int, Meta(description="ordered quantity (lots)")]
+    price: Annotated[int | None, Meta(description="limit price (ticks); null for market and stop-market")] = None
+    stop_price: Annotated[int | None, Meta(description="trigger mark price of a stop order (ticks)")] = None
+    reduce_only: EvReduceOnly = False
+    client_order_id: EvClientId = None
+    # --- protective orders
+    working_type: Annotated[WorkingType, Meta(description="price a conditional order triggers on")] = (
+        WorkingType.MARK_PRICE)
+    close_position: Annotated[bool, Meta(description="closes the whole position at trigger (qty is 0)")] = False
+    callback_bps: Annotated[int | None, Meta(description="trailing stop's callback (basis points)")] = None
+    activation_price: Annotated[int | None, Meta(description="trailing stop's activation price (ticks)")] = None
+    parent_order_id: Annotated[int | None, Meta(
+        description="the order id of the entry an attached take-profit / stop-loss protects")] = None
+    take_profit: Annotated[AttachedOrder | None, Meta(description="take-profit attached to this entry")] = None
+    stop_loss: Annotated[AttachedOrder | None, Meta(description="stop-loss attached to this entry")] = None
     ts: VenueTime = 0
 
 
 class OrderTriggered(_Msg):
-    """A stop order's stop price was crossed by the mark; it now works."""
+    """A conditional order's trigger was reached (by the mark, or the last
+    trade price for ``working_type`` contract_price); it now works."""
 
-    account: int
-    order_id: int
-    symbol: str
-    mark: int
-    client_order_id: str | None = None
+    account: EvAccount
+    order_id: EvOrderId
+    symbol: EvSymbol
+    mark: Annotated[int, Meta(description="the mark price that triggered it (ticks)")]
+    client_order_id: EvClientId = None
+    # --- protective orders
+    price: Annotated[int, Meta(
+        description="the price that triggered it (ticks): the mark, or the last trade for contract_price")] = 0
+    working_type: Annotated[WorkingType, Meta(description="price it triggered on")] = WorkingType.MARK_PRICE
     ts: VenueTime = 0
 
 
 class Fill(_Msg, gc=False):
     """One side of one trade, sent privately to the account that traded."""
 
-    account: int
-    order_id: int
-    symbol: str
-    side: Side
-    price: int
-    qty: int
-    fee: int  # settlement-asset minor units, rounded up (against the account)
-    liquidity: Liquidity
-    trade_id: int
-    remaining: int  # the order's open quantity after this fill
-    realized_pnl: int = 0  # settlement minor units credited by this fill
-    position: int = 0  # the account's net position after this fill, lots
-    client_order_id: str | None = None
-    liquidation: bool = False
+    account: EvAccount
+    order_id: EvOrderId
+    symbol: EvSymbol
+    side: EvSide
+    price: Annotated[int, Meta(description="trade price (ticks)")]
+    qty: Annotated[int, Meta(description="filled quantity (lots)")]
+    fee: Annotated[int, Meta(description="fee paid, rounded up against the account; negative = rebate "
+                                         "(settlement-asset minor units)")]
+    liquidity: Annotated[Liquidity, Meta(description="`maker` or `taker`")]
+    trade_id: Annotated[int, Meta(description="public trade id (as in Trade)")]
+    remaining: Annotated[int, Meta(description="the order's open quantity after this fill (lots)")]
+    realized_pnl: Annotated[int, Meta(description="PnL realized by this fill (settlement minor units)")] = 0
+    position: Annotated[int, Meta(description="the account's net position after this fill (lots, + long / - short)")] = 0
+    client_order_id: EvClientId = None
+    liquidation: Annotated[bool, Meta(description="the fill closed part of a liquidated position")] = False
     ts: VenueTime = 0
 
 
 class OrderCancelled(_Msg):
     """An order left the book without filling completely (also: expired)."""
 
-    account: int
-    order_id: int
-    symbol: str
-    remaining: int
-    cause: CancelCause
-    client_order_id: str | None = None
+    account: EvAccount
+    order_id: EvOrderId
+    symbol: EvSymbol
+    remaining: Annotated[int, Meta(description="unfilled quantity that left the book (lots)")]
+    cause: Annotated[CancelCause, Meta(description="why it was cancelled (see Cancel causes)")]
+    client_order_id: EvClientId = None
     ts: VenueTime = 0
 
 
 class OrderAmended(_Msg):
-    account: int
-    order_id: int
-    symbol: str
-    price: int | None
-    qty: int
-    priority_kept: bool
-    client_order_id: str | None = None
+    """A resting order's price or quantity changed."""
+
+    account: EvAccount
+    order_id: EvOrderId
+    symbol: EvSymbol
+    price: Annotated[int | None, Meta(description="limit price now (ticks)")]
+    qty: Annotated[int, Meta(description="remaining quantity now (lots)")]
+    priority_kept: Annotated[bool, Meta(description="true: kept its place in the queue; false: sent to the back")]
+    client_order_id: EvClientId = None
     ts: VenueTime = 0
 
 
 class Trade(_Msg, gc=False):
     """Public trade print."""
 
-    symbol: str
-    trade_id: int
-    price: int
-    qty: int
-    taker_side: Side
-    liquidation: bool = False
+    symbol: EvSymbol
+    trade_id: Annotated[int, Meta(description="trade id, increasing per venue")]
+    price: Annotated[int, Meta(description="trade price (ticks)")]
+    qty: Annotated[int, Meta(description="traded quantity (lots)")]
+    taker_side: Annotated[Side, Meta(description="the taker's side")]
+    liquidation: Annotated[bool, Meta(description="the taker was a liquidation order")] = False
     ts: VenueTime = 0
 
 
@@ -619,63 +789,85 @@ class BookDelta(_Msg):
     message was lost and the book must be re-synced from a snapshot.
     """
 
-    symbol: str
-    seq: int
-    bids: list[tuple[int, int]]
-    asks: list[tuple[int, int]]
+    symbol: EvSymbol
+    seq: Annotated[int, Meta(description="delta sequence number of this symbol (count; +1 per delta)")]
+    bids: Annotated[list[tuple[int, int]], Meta(description="changed bid levels: [price (ticks), qty (lots)], "
+                                                            "qty = new absolute size, 0 = level removed")]
+    asks: Annotated[list[tuple[int, int]], Meta(description="changed ask levels: [price (ticks), qty (lots)], "
+                                                            "qty = new absolute size, 0 = level removed")]
 
 
 class BookSnapshot(_Msg):
     """L2 levels best-first and the delta ``seq`` they reflect."""
 
-    symbol: str
-    seq: int
-    bids: list[tuple[int, int]]
-    asks: list[tuple[int, int]]
+    symbol: EvSymbol
+    seq: Annotated[int, Meta(description="the last BookDelta seq these levels include")]
+    bids: Levels
+    asks: Levels
 
 
 class MarkPrice(_Msg):
-    symbol: str
-    mark: int  # ticks
-    index: int  # PRICE_SCALE units
+    """Public: a new mark price of one instrument."""
+
+    symbol: EvSymbol
+    mark: Annotated[int, Meta(description="mark price (ticks)")]
+    index: Annotated[int, Meta(description="index price of the underlying (1e-8 USD per whole unit)")]
 
 
 class PositionView(_Msg):
-    symbol: str
-    qty: int  # lots, + long / - short
-    entry_price: float  # average entry, ticks
-    mark: int  # ticks
-    notional: int  # |qty| * mark, settlement minor units
-    upnl: int  # settlement minor units
-    im: float
-    mm: float
+    """One position of an account, in AccountUpdate."""
+
+    symbol: EvSymbol
+    qty: Annotated[int, Meta(description="position (lots, + long / - short)")]
+    entry_price: Annotated[float, Meta(
+        description="average entry price (ticks, a FLOAT: an average of tick prices is fractional; "
+                    "human price = entry_price * tick_size)")]
+    mark: Annotated[int, Meta(description="mark price (ticks)")]
+    notional: Annotated[int, Meta(description="|qty| x mark (settlement minor units, integer)")]
+    upnl: Annotated[int, Meta(description="unrealized PnL at mark (settlement minor units, integer)")]
+    im: Annotated[float, Meta(description="initial margin of the position (USDT, float risk estimate)")]
+    mm: Annotated[float, Meta(description="maintenance margin of the position (USDT, float risk estimate)")]
 
 
 class AccountUpdate(_Msg):
-    """An account's whole state: sent on change and as the query reply."""
+    """An account's whole state: sent on change and as the query reply.
+    Mind the units: ``balances`` are integer minor units, the risk figures
+    (``collateral``, ``equity``, ``im``, ``mm``) are USDT floats."""
 
-    account: int
-    balances: dict[str, int]
-    positions: list[PositionView]
-    collateral: float  # wallet value after haircuts, USDT
-    equity: float  # collateral + unrealized PnL, USDT
-    im: float  # initial margin incl. open orders, USDT
-    mm: float  # maintenance margin, USDT
-    margin_ratio: float | None  # equity / mm; None when mm is 0 (no risk)
-    margin_mode: MarginMode = MarginMode.CROSS
+    account: EvAccount
+    balances: Annotated[dict[str, int], Meta(description="asset -> wallet balance (minor units of that asset, integer)")]
+    positions: Annotated[list[PositionView], Meta(description="open positions")]
+    collateral: Annotated[float, Meta(description="wallet value after haircuts (USDT, float risk estimate)")]
+    equity: Annotated[float, Meta(description="collateral + unrealized PnL (USDT, float risk estimate)")]
+    im: Annotated[float, Meta(description="initial margin incl. open orders (USDT, float risk estimate)")]
+    mm: Annotated[float, Meta(description="maintenance margin (USDT, float risk estimate)")]
+    margin_ratio: RatioField
+    margin_mode: Annotated[MarginMode, Meta(description="the account's margin mode")] = MarginMode.CROSS
+    # --- leverage
+    free: Annotated[int, Meta(description=(
+        "withdrawable settlement asset now: the largest Withdraw of it the venue accepts "
+        "(settlement minor units)"))] = 0
+    allocated: Annotated[int, Meta(description=(
+        "isolated mode: the settlement asset allocated to positions, outside balances (settlement minor units)"))] = 0
 
 
 class SymbolStatus(_Msg):
-    symbol: str
-    paused: bool
+    """Public: an instrument was paused or resumed."""
+
+    symbol: EvSymbol
+    paused: Annotated[bool, Meta(description="true = paused (no new orders or amends)")]
 
 
 class AccountOpened(_Msg):
-    account: int
+    """An account was created."""
+
+    account: EvAccount
 
 
 class AccountClosed(_Msg):
-    account: int
+    """An account was removed."""
+
+    account: EvAccount
 
 
 class MarginCall(_Msg):
@@ -684,22 +876,22 @@ class MarginCall(_Msg):
     ``level`` is "warning" (below the warning ratio), "reduce_only" (only
     risk-reducing orders are accepted) or "liquidation" (below 1.0)."""
 
-    account: int
-    level: str
-    margin_ratio: float
-    equity: float
-    mm: float
-    symbol: str | None = None  # set for an isolated position
+    account: EvAccount
+    level: Annotated[str, Meta(description="`warning`, `reduce_only` or `liquidation`")]
+    margin_ratio: Annotated[float, Meta(description="margin ratio now (equity / MM, float)")]
+    equity: RiskUsdt
+    mm: Annotated[float, Meta(description="maintenance margin (USDT, float risk estimate)")]
+    symbol: Annotated[str | None, Meta(description="set for an isolated position")] = None
 
 
 class LiquidationStarted(_Msg):
     """Private: the account (or, isolated, one position) fell below MM."""
 
-    account: int
-    margin_ratio: float
-    equity: float
-    mm: float
-    symbol: str | None = None  # isolated: the position being liquidated
+    account: EvAccount
+    margin_ratio: Annotated[float, Meta(description="margin ratio when it started (equity / MM, float)")]
+    equity: RiskUsdt
+    mm: Annotated[float, Meta(description="maintenance margin (USDT, float risk estimate)")]
+    symbol: Annotated[str | None, Meta(description="isolated: the position being liquidated")] = None
 
 
 class LiquidationSlice(_Msg):
@@ -710,27 +902,27 @@ class LiquidationSlice(_Msg):
     ``bankruptcy_price``; ``takeover_qty`` went to the insurance fund or ADL
     there."""
 
-    account: int
-    symbol: str
-    side: Side
-    qty: int
-    book_qty: int
-    takeover_qty: int
-    bankruptcy_price: int
-    impact: float
-    fee: int
-    margin_ratio_after: float | None
+    account: EvAccount
+    symbol: EvSymbol
+    side: Annotated[Side, Meta(description="the side of the closing order")]
+    qty: Annotated[int, Meta(description="quantity closed by this slice (lots)")]
+    book_qty: Annotated[int, Meta(description="part filled in the order book (lots)")]
+    takeover_qty: Annotated[int, Meta(description="part taken over by the insurance fund or ADL (lots)")]
+    bankruptcy_price: Annotated[int, Meta(description="the position's bankruptcy price (ticks)")]
+    impact: Annotated[float, Meta(description="MM with the position - MM without it (USDT, float risk estimate)")]
+    fee: Annotated[int, Meta(description="liquidation fee (settlement minor units)")]
+    margin_ratio_after: RatioField
 
 
 class InsuranceTakeover(_Msg):
     """The insurance fund took over what the book could not absorb."""
 
-    account: int
-    fund: int
-    symbol: str
-    side: Side  # the liquidated account's side (the fund takes the other)
-    qty: int
-    price: int  # the position's bankruptcy price, ticks
+    account: EvAccount
+    fund: Annotated[int, Meta(description="the insurance fund's account id")]
+    symbol: EvSymbol
+    side: Annotated[Side, Meta(description="the liquidated account's side (the fund takes the other)")]
+    qty: Annotated[int, Meta(description="quantity taken over (lots)")]
+    price: Annotated[int, Meta(description="the position's bankruptcy price (ticks)")]
 
 
 class AutoDeleverage(_Msg):
@@ -738,205 +930,326 @@ class AutoDeleverage(_Msg):
     the bankrupt account's bankruptcy price. ``rank`` = PnL% × effective
     leverage (BitMEX/Binance): highest goes first."""
 
-    account: int  # the bankrupt account
-    counterparty: int
-    symbol: str
-    qty: int  # lots closed on each side
-    price: int
-    rank: float
+    account: Annotated[int, Meta(description="the bankrupt account's id")]
+    counterparty: Annotated[int, Meta(description="the deleveraged (profitable) account's id")]
+    symbol: EvSymbol
+    qty: Annotated[int, Meta(description="quantity closed on each side (lots)")]
+    price: Annotated[int, Meta(description="the bankruptcy price it closed at (ticks)")]
+    rank: Annotated[float, Meta(description="the counterparty's ADL rank: PnL fraction x effective leverage (float)")]
 
 
 class CollateralConversion(_Msg):
     """Collateral sold to the insurance fund at index minus a penalty to repay
     a negative settlement balance."""
 
-    account: int
-    asset: str
-    amount: int  # minor units of ``asset`` sold
-    proceeds: int  # settlement minor units received
-    price: float  # USD per unit after the penalty
+    account: EvAccount
+    asset: Annotated[str, Meta(description="the collateral asset sold")]
+    amount: Annotated[int, Meta(description="quantity sold (minor units of `asset`)")]
+    proceeds: Annotated[int, Meta(description="received (settlement minor units)")]
+    price: Annotated[float, Meta(
+        description="USD per WHOLE unit of `asset` after the penalty (a float human price, not ticks nor 1e-8 units)")]
 
 
 class BankruptcyCovered(_Msg):
     """The insurance fund paid the deficit left after everything was closed."""
 
-    account: int
-    amount: int  # settlement minor units
+    account: EvAccount
+    amount: Annotated[int, Meta(description="deficit paid by the fund (settlement minor units)")]
 
 
 class LiquidationFinished(_Msg):
-    account: int
-    margin_ratio: float | None
-    equity: float
-    mm: float
-    symbol: str | None = None
+    """Private: the liquidation of the account (or isolated position) ended."""
+
+    account: EvAccount
+    margin_ratio: RatioField
+    equity: RiskUsdt
+    mm: Annotated[float, Meta(description="maintenance margin (USDT, float risk estimate)")]
+    symbol: Annotated[str | None, Meta(description="isolated: the liquidated position")] = None
 
 
 class CascadeBoundHit(_Msg):
     """The cascade stopped at ``liquidation.max_rounds`` with accounts still
     below maintenance margin; they are processed on the next command."""
 
-    rounds: int
-    pending: list[int]
+    rounds: Annotated[int, Meta(description="liquidation rounds run (count)")]
+    pending: Annotated[list[int], Meta(description="account ids still below MM")]
 
 
 class LiquidationNotice(_Msg):
     """Public: a liquidation order traded (Binance's forceOrder stream)."""
 
-    symbol: str
-    side: Side
-    qty: int
-    price: int
+    symbol: EvSymbol
+    side: Annotated[Side, Meta(description="the liquidation order's side")]
+    qty: Annotated[int, Meta(description="quantity traded (lots)")]
+    price: Annotated[int, Meta(description="price (ticks)")]
 
 
 class MarginModeChanged(_Msg):
-    account: int
-    mode: MarginMode
+    """The account's margin mode changed."""
+
+    account: EvAccount
+    mode: Annotated[MarginMode, Meta(description="the new margin mode")]
 
 
 class IsolatedMarginChanged(_Msg):
-    account: int
-    symbol: str
-    delta: int
-    allocated: int  # settlement minor units now allocated to the position
+    """Margin was moved into or out of an isolated position."""
+
+    account: EvAccount
+    symbol: EvSymbol
+    delta: Annotated[int, Meta(description="added (> 0) or removed (< 0) (settlement minor units)")]
+    allocated: Annotated[int, Meta(description="now allocated to the position (settlement minor units)")]
 
 
 class FundingRate(_Msg, gc=False):
     """Public: the funding rate applied at this settlement (1e-8 units)."""
 
-    symbol: str
-    rate_e8: int  # + longs pay shorts, - shorts pay longs
-    mark: int
-    premium: float
+    symbol: EvSymbol
+    rate_e8: Annotated[int, Meta(description="funding rate (1e-8 units: 10_000 = 0.01%); + longs pay shorts")]
+    mark: Annotated[int, Meta(description="mark price at settlement (ticks)")]
+    premium: Annotated[float, Meta(description="premium index (a fraction of mark, float)")]
     ts: VenueTime = 0
 
 
 class FundingPayment(_Msg):
     """Private: funding paid (amount < 0) or received (> 0)."""
 
-    account: int
-    symbol: str
-    position: int
-    rate_e8: int
-    amount: int
+    account: EvAccount
+    symbol: EvSymbol
+    position: Annotated[int, Meta(description="the position funded (lots, + long / - short)")]
+    rate_e8: Annotated[int, Meta(description="funding rate applied (1e-8 units)")]
+    amount: Annotated[int, Meta(description="received (> 0) or paid (< 0) (settlement minor units)")]
     ts: VenueTime = 0
 
 
 class HaircutSlice(_Msg):
-    up_to: float | None  # USD bracket upper bound; None = unbounded (JSON has no inf)
-    rate: float
-    value_in_bracket: float
-    haircut: float
+    """One bracket of a collateral haircut (Explain)."""
+
+    up_to: Annotated[float | None, Meta(description="bracket upper bound (USD, float); null = unbounded")]
+    rate: Annotated[float, Meta(description="haircut rate in the bracket (fraction, float)")]
+    value_in_bracket: Annotated[float, Meta(description="value inside the bracket (USD, float)")]
+    haircut: Annotated[float, Meta(description="taken off in the bracket (USD, float)")]
 
 
 class ExplainAsset(_Msg):
-    asset: str
-    balance: int  # minor units
-    index_price: float  # USD
-    value: float  # USD before haircut
-    haircut: float  # USD taken off
-    counted: float  # USD counted as collateral
-    brackets: list[HaircutSlice]
+    """One collateral asset of an account (Explain)."""
+
+    asset: Annotated[str, Meta(description="asset name")]
+    balance: Annotated[int, Meta(description="wallet balance (minor units of the asset)")]
+    index_price: Annotated[float, Meta(description="index price (USD per whole unit, float)")]
+    value: Annotated[float, Meta(description="value before haircut (USD, float)")]
+    haircut: Annotated[float, Meta(description="taken off (USD, float)")]
+    counted: Annotated[float, Meta(description="counted as collateral (USD, float)")]
+    brackets: Annotated[list[HaircutSlice], Meta(description="the haircut brackets")]
 
 
 class ExplainPosition(_Msg):
-    symbol: str
-    underlying: str
-    qty: int
-    entry_price: float  # ticks
-    mark: int  # ticks
-    notional: float  # signed USD at mark
-    upnl: float  # USD
-    cross_im: float
-    cross_mm: float
-    impact: float  # MM(portfolio) - MM(portfolio without it), account's mode
-    isolated_margin: float = 0.0  # USD allocated (isolated mode)
+    """One position of an account (Explain)."""
+
+    symbol: EvSymbol
+    underlying: Annotated[str, Meta(description="underlying asset")]
+    qty: Annotated[int, Meta(description="position (lots, + long / - short)")]
+    entry_price: Annotated[float, Meta(description="average entry price (ticks, float)")]
+    mark: Annotated[int, Meta(description="mark price (ticks)")]
+    notional: Annotated[float, Meta(description="signed notional at mark (USD, float)")]
+    upnl: Annotated[float, Meta(description="unrealized PnL (USD, float)")]
+    cross_im: Annotated[float, Meta(description="initial margin under cross rules (USD, float)")]
+    cross_mm: Annotated[float, Meta(description="maintenance margin under cross rules (USD, float)")]
+    impact: Annotated[float, Meta(description="MM(portfolio) - MM(portfolio without it), account's mode (USD, float)")]
+    isolated_margin: Annotated[float, Meta(description="allocated in isolated mode (USD, float)")] = 0.0
+    # --- leverage
+    leverage: Annotated[int | None, Meta(description=(
+        "the leverage set on the symbol (number: 20 = 20x); none = never set, IM from the notional tiers"))] = None
+    im: Annotated[float, Meta(description="the position's IM alone at its leverage, in the account's mode (USD)")] = 0.0
 
 
 class ExplainScenario(_Msg):
-    name: str  # e.g. "BTC +", "market -"
-    moves: dict[str, float]  # underlying -> relative price move
-    loss: float  # USD, + = loss
-    worst: bool = False
+    """One stress scenario of the portfolio margin (Explain)."""
+
+    name: Annotated[str, Meta(description="scenario name, e.g. `BTC +`, `market -`")]
+    moves: Annotated[dict[str, float], Meta(description="underlying -> relative price move (fraction, float)")]
+    loss: Annotated[float, Meta(description="loss under the scenario, + = loss (USD, float)")]
+    worst: Annotated[bool, Meta(description="the worst scenario (it sets the requirement)")] = False
 
 
 class ModeRequirement(_Msg):
     """What the same holdings need under one margin mode."""
 
-    mode: MarginMode
-    im: float
-    mm: float
-    usable_collateral: float  # what may back it under this mode
-    free: float  # usable collateral + uPnL - IM: idle capital available for new trades
-    margin_ratio: float | None
+    mode: Annotated[MarginMode, Meta(description="the margin mode compared")]
+    im: Annotated[float, Meta(description="initial margin (USD, float)")]
+    mm: Annotated[float, Meta(description="maintenance margin (USD, float)")]
+    usable_collateral: Annotated[float, Meta(description="collateral that may back it under this mode (USD, float)")]
+    free: Annotated[float, Meta(description="usable collateral + uPnL - IM: idle capital for new trades (USD, float)")]
+    margin_ratio: RatioField
 
 
 class Explain(_Msg):
-    account: int
-    mode: MarginMode
-    assets: list[ExplainAsset]
-    positions: list[ExplainPosition]
-    scenarios: list[ExplainScenario]
-    collateral: float
-    upnl: float
-    equity: float
-    im: float
-    mm: float
-    margin_ratio: float | None
-    floor: float  # portfolio floor = floor rate x gross notional
-    compare: list[ModeRequirement]
-    profile: str = "default"
+    """The whole margin breakdown of an account (answer to QueryExplain)."""
+
+    account: EvAccount
+    mode: Annotated[MarginMode, Meta(description="the account's margin mode")]
+    assets: Annotated[list[ExplainAsset], Meta(description="collateral assets")]
+    positions: Annotated[list[ExplainPosition], Meta(description="positions")]
+    scenarios: Annotated[list[ExplainScenario], Meta(description="portfolio-margin scenarios")]
+    collateral: Annotated[float, Meta(description="collateral after haircuts (USD, float)")]
+    upnl: Annotated[float, Meta(description="unrealized PnL (USD, float)")]
+    equity: Annotated[float, Meta(description="collateral + uPnL (USD, float)")]
+    im: Annotated[float, Meta(description="initial margin (USD, float)")]
+    mm: Annotated[float, Meta(description="maintenance margin (USD, float)")]
+    margin_ratio: RatioField
+    floor: Annotated[float, Meta(description="portfolio floor = floor rate x gross notional (USD, float)")]
+    compare: Annotated[list[ModeRequirement], Meta(description="the same holdings under each margin mode")]
+    profile: Annotated[str, Meta(description="the risk profile name")] = "default"
 
 
 class BalanceChanged(_Msg):
-    account: int
-    asset: str
-    delta: int
-    balance: int
-    reason: str  # "deposit", "withdraw", "funding", ...
+    """Private: a wallet balance changed (deposit, withdraw, funding, ...)."""
+
+    account: EvAccount
+    asset: Annotated[str, Meta(description="asset name")]
+    delta: Annotated[int, Meta(description="change (minor units of `asset`)")]
+    balance: Annotated[int, Meta(description="balance after the change (minor units of `asset`)")]
+    reason: Annotated[str, Meta(description="`deposit`, `withdraw`, `funding`, ...")]
 
 
 class OrderView(_Msg):
-    order_id: int
-    symbol: str
-    side: Side
-    type: OrderType
-    tif: TimeInForce
-    qty: int  # remaining
-    filled: int
-    price: int | None = None
-    stop_price: int | None = None
-    reduce_only: bool = False
-    client_order_id: str | None = None
+    """One open order (OpenOrders)."""
+
+    order_id: EvOrderId
+    symbol: EvSymbol
+    side: EvSide
+    type: EvOrderType
+    tif: EvTif
+    qty: Annotated[int, Meta(description="remaining open quantity (lots)")]
+    filled: Annotated[int, Meta(description="quantity filled so far (lots)")]
+    price: Annotated[int | None, Meta(description="limit price (ticks); null for stop-market")] = None
+    stop_price: Annotated[int | None, Meta(description="untriggered stop: its trigger mark price (ticks)")] = None
+    reduce_only: EvReduceOnly = False
+    client_order_id: EvClientId = None
+    # --- protective orders
+    working_type: Annotated[WorkingType, Meta(description="price a conditional order triggers on")] = (
+        WorkingType.MARK_PRICE)
+    close_position: Annotated[bool, Meta(description="closes the whole position at trigger")] = False
+    callback_bps: Annotated[int | None, Meta(description="trailing stop's callback (basis points)")] = None
+    activation_price: Annotated[int | None, Meta(description="trailing stop's activation price (ticks)")] = None
+    trail_best: Annotated[int | None, Meta(
+        description="active trailing stop: the best price since activation (ticks); none: not active yet")] = None
+    parent_order_id: Annotated[int | None, Meta(
+        description="the order id of the entry an attached take-profit / stop-loss protects")] = None
 
 
 class OpenOrders(_Msg):
-    account: int
-    orders: list[OrderView]
+    """Answer to QueryOpenOrders."""
+
+    account: EvAccount
+    orders: Annotated[list[OrderView], Meta(description="open orders")]
 
 
 class InstrumentInfo(_Msg):
-    symbol: str
-    underlying: str
-    settlement: str
-    tick_size: str  # decimal string, human units
-    lot_size: str
-    min_notional: str
-    max_qty: int  # lots
-    maker_fee: str  # rate, decimal string
-    taker_fee: str
+    """One instrument's metadata: what converts ticks and lots to human units."""
+
+    symbol: EvSymbol
+    underlying: Annotated[str, Meta(description="underlying asset, e.g. `BTC`")]
+    settlement: Annotated[str, Meta(description="settlement asset, e.g. `USDT`")]
+    tick_size: Annotated[str, Meta(description="price of one tick (decimal string, quote currency)")]
+    lot_size: Annotated[str, Meta(description="size of one lot (decimal string, underlying units)")]
+    min_notional: Annotated[str, Meta(description="minimum price x qty of an order (decimal string, quote currency)")]
+    max_qty: Annotated[int, Meta(description="largest order quantity (lots)")]
+    maker_fee: Annotated[str, Meta(description="maker fee rate (decimal string fraction, e.g. `0.0002`)")]
+    taker_fee: Annotated[str, Meta(description="taker fee rate (decimal string fraction)")]
 
 
 class AssetInfo(_Msg):
-    name: str
-    decimals: int
-    index_price: int | None  # PRICE_SCALE units
+    """One asset's metadata."""
+
+    name: Annotated[str, Meta(description="asset name")]
+    decimals: Annotated[int, Meta(description="minor-unit decimals: 1 whole unit = 10^decimals minor units")]
+    index_price: Annotated[int | None, Meta(description="index price (1e-8 USD per whole unit); null = none yet")]
 
 
 class Instruments(_Msg):
-    protocol_version: int
-    instruments: list[InstrumentInfo]
-    assets: list[AssetInfo]
+    """Answer to QueryInstruments."""
+
+    protocol_version: Annotated[int, Meta(description="the server's protocol version number (PROTOCOL_VERSION)")]
+    instruments: Annotated[list[InstrumentInfo], Meta(description="every instrument")]
+    assets: Annotated[list[AssetInfo], Meta(description="every asset")]
+
+
+# --- leverage
+class LeverageChanged(_Msg):
+    """An account's leverage on a symbol was set (the answer to ``SetLeverage``)."""
+
+    account: EvAccount
+    symbol: EvSymbol
+    leverage: Annotated[int, Meta(description="the symbol's leverage now (number: 20 = 20x)")]
+    max_leverage: Annotated[int, Meta(description="the most the current notional's tier allows (number: 20 = 20x)")] = 0
+
+
+class LeverageTier(_Msg):
+    """One notional bracket of a symbol (Binance ``leverageBracket`` row);
+    inside it ``MM = notional x mm_rate - mm_amount``."""
+
+    bracket: Annotated[int, Meta(description="bracket number, 1 = the smallest notionals")]
+    notional_floor: Annotated[float, Meta(description="notional from (USD)")]
+    notional_cap: Annotated[float | None, Meta(description="notional up to (USD); none = unbounded")]
+    max_leverage: Annotated[int, Meta(description="the highest leverage in this bracket: floor(1 / im_rate) (number: 20 = 20x)")]
+    im_rate: Annotated[float, Meta(description="initial-margin rate of the bracket (fraction)")]
+    mm_rate: Annotated[float, Meta(description="maintenance rate of the bracket (fraction)")]
+    mm_amount: Annotated[float, Meta(description="maintenance amount, Binance's cum (USD)")]
+
+
+class SymbolLeverageTiers(_Msg):
+    """One symbol's notional tiers."""
+
+    symbol: EvSymbol
+    tiers: Annotated[list[LeverageTier], Meta(description="the brackets, smallest notional first")]
+
+
+class LeverageTiers(_Msg):
+    """The answer to ``QueryLeverageTiers``."""
+
+    symbols: Annotated[list[SymbolLeverageTiers], Meta(description="one entry per symbol asked for")]
+
+
+class SymbolLeverage(_Msg):
+    """One symbol's leverage for an account."""
+
+    symbol: EvSymbol
+    leverage: Annotated[int, Meta(description="the leverage in use (number: 20 = 20x); the first tier's maximum when never set")]
+    set: Annotated[bool, Meta(description="false: never set, the IM is the notional tiers' alone")] = False
+    max_leverage: Annotated[int, Meta(description="the most the tier of the current notional allows (number: 20 = 20x)")] = 0
+    notional: Annotated[float, Meta(description="position and open orders, worse side, at mark (USD)")] = 0.0
+    tiers: Annotated[list[LeverageTier], Meta(description="the brackets, smallest notional first")] = []
+
+
+class Leverage(_Msg):
+    """The answer to ``QueryLeverage``: per symbol, the leverage, the maximum
+    the current notional allows and the tier brackets."""
+
+    account: EvAccount
+    symbols: Annotated[list[SymbolLeverage], Meta(description="one entry per symbol asked for")]
+
+
+class LedgerAsset(_Msg):
+    """One asset's line of the venue ledger. Conservation, exactly:
+    Σ accounts (balances + isolated allocations + uPnL) + fees_collected
+    = deposits - withdrawals, the insurance fund being one of the accounts."""
+
+    asset: Annotated[str, Meta(description="asset name, e.g. `USDT`")]
+    deposits: Annotated[int, Meta(description="every deposit ever, the insurance seed included (minor units)")] = 0
+    withdrawals: Annotated[int, Meta(description="every withdrawal ever (minor units)")] = 0
+    fees_collected: Annotated[int, Meta(description=(
+        "the venue's take: trading fees plus the funding rounding residue (minor units)"))] = 0
+    funding_residue: Annotated[int, Meta(description=(
+        "of fees_collected, what funding rounding left over (minor units)"))] = 0
+    liquidation_fees: Annotated[int, Meta(description="paid to the insurance fund by liquidations (minor units)")] = 0
+    insurance_fund: Annotated[int, Meta(description="the insurance fund account's balance (minor units)")] = 0
+
+
+class Ledger(_Msg):
+    """The answer to the admin's ``QueryLedger``."""
+
+    insurance_account: Annotated[int, Meta(description="the insurance fund's account id")]
+    assets: Annotated[list[LedgerAsset], Meta(description="one line per asset")]
 
 
 # --- history (issue 14): the replies to the history queries
@@ -945,8 +1258,8 @@ class Instruments(_Msg):
 class Trades(_Msg):
     """Reply to ``QueryTrades``: public trades, oldest first."""
 
-    symbol: str
-    trades: list[Trade]
+    symbol: EvSymbol
+    trades: Annotated[list[Trade], Meta(description="the trades, oldest first")]
 
 
 class Candle(_Msg):
@@ -968,10 +1281,10 @@ class Candle(_Msg):
 class Candles(_Msg):
     """Reply to ``QueryCandles``: candles oldest first."""
 
-    symbol: str
-    interval: CandleInterval
-    source: PriceSource
-    candles: list[Candle]
+    symbol: EvSymbol
+    interval: Annotated[CandleInterval, Meta(description="candle width")]
+    source: Annotated[PriceSource, Meta(description="trades, mark or index")]
+    candles: Annotated[list[Candle], Meta(description="the candles, oldest first")]
 
 
 class Ticker(_Msg):
@@ -980,7 +1293,7 @@ class Ticker(_Msg):
     price of the oldest minute in it. Price fields are 0 when nothing traded
     in the window (``last`` then keeps the last trade ever, if any)."""
 
-    symbol: str
+    symbol: EvSymbol
     open: Annotated[int, Meta(description="first trade price in the window (ticks)")] = 0
     high: Annotated[int, Meta(description="highest trade price in the window (ticks)")] = 0
     low: Annotated[int, Meta(description="lowest trade price in the window (ticks)")] = 0
@@ -995,7 +1308,7 @@ class Ticker(_Msg):
     open_time: Annotated[int, Meta(description="start of the window (ns)")] = 0
     close_time: Annotated[int, Meta(description="end of the window: the venue time now (ns)")] = 0
     mark: Annotated[int, Meta(description="mark price now (ticks)")] = 0
-    index: Annotated[int, Meta(description="index price of the underlying now (PRICE_SCALE units)")] = 0
+    index: Annotated[int, Meta(description="index price of the underlying now (1e-8 USD: PRICE_SCALE units)")] = 0
     best_bid: Annotated[int | None, Meta(description="best bid (ticks); None if the side is empty")] = None
     best_bid_qty: Annotated[int, Meta(description="lots at the best bid")] = 0
     best_ask: Annotated[int | None, Meta(description="best ask (ticks); None if the side is empty")] = None
@@ -1005,21 +1318,21 @@ class Ticker(_Msg):
 class Tickers(_Msg):
     """Reply to ``QueryTicker`` without a symbol: every instrument's ticker."""
 
-    tickers: list[Ticker]
+    tickers: Annotated[list[Ticker], Meta(description="one per instrument")]
 
 
 class FundingHistory(_Msg):
     """Reply to ``QueryFundingHistory``: settled rates, oldest first."""
 
-    rates: list[FundingRate]
+    rates: Annotated[list[FundingRate], Meta(description="settled rates, oldest first")]
 
 
 class PremiumIndex(_Msg):
     """Mark, index and funding of one perpetual (Binance premiumIndex)."""
 
-    symbol: str
+    symbol: EvSymbol
     mark: Annotated[int, Meta(description="mark price (ticks)")]
-    index: Annotated[int, Meta(description="index price of the underlying (PRICE_SCALE units)")]
+    index: Annotated[int, Meta(description="index price of the underlying (1e-8 USD: PRICE_SCALE units)")]
     last_funding_rate_e8: Annotated[int, Meta(description="rate of the last settlement (1e-8 units); 0 before the first")] = 0
     predicted_funding_rate_e8: Annotated[int, Meta(description="rate the next settlement would apply at the book and mark now (1e-8 units)")] = 0
     next_funding_time: Annotated[int | None, Meta(description="venue time of the next settlement (ns); None before the first timed command")] = None
@@ -1031,27 +1344,27 @@ class PremiumIndex(_Msg):
 class PremiumIndexes(_Msg):
     """Reply to ``QueryPremiumIndex`` without a symbol: every funded perpetual."""
 
-    items: list[PremiumIndex]
+    items: Annotated[list[PremiumIndex], Meta(description="one per funded perpetual")]
 
 
 class OrderRecord(_Msg):
     """An order with its final (or, open, current) state (Binance order)."""
 
-    account: int
-    order_id: int
-    symbol: str
-    side: Side
-    type: OrderType
-    tif: TimeInForce
-    status: OrderStatus
+    account: EvAccount
+    order_id: EvOrderId
+    symbol: EvSymbol
+    side: EvSide
+    type: EvOrderType
+    tif: EvTif
+    status: Annotated[OrderStatus, Meta(description="open (new, partially_filled) or how it ended")]
     qty: Annotated[int, Meta(description="ordered quantity (lots), after amends")]
     filled: Annotated[int, Meta(description="filled quantity (lots)")] = 0
     filled_quote: Annotated[int, Meta(description="sum of fill price x lots (ticks x lots): avg price = filled_quote / filled")] = 0
     avg_price: Annotated[float, Meta(description="average fill price (fractional ticks); 0 if nothing filled")] = 0.0
     price: Annotated[int | None, Meta(description="limit price (ticks)")] = None
     stop_price: Annotated[int | None, Meta(description="stop price (ticks)")] = None
-    reduce_only: bool = False
-    client_order_id: str | None = None
+    reduce_only: EvReduceOnly = False
+    client_order_id: EvClientId = None
     cause: Annotated[CancelCause | None, Meta(description="why it was cancelled or expired")] = None
     reject_reason: Annotated[str | None, Meta(description="why it was rejected after acceptance (readable)")] = None
     triggered: Annotated[bool, Meta(description="a stop whose stop price was crossed")] = False
@@ -1062,15 +1375,15 @@ class OrderRecord(_Msg):
 class OrderHistory(_Msg):
     """Reply to ``QueryOrderHistory``: ended orders, oldest end first."""
 
-    account: int
-    orders: list[OrderRecord]
+    account: EvAccount
+    orders: Annotated[list[OrderRecord], Meta(description="ended orders, oldest end first")]
 
 
 class MyTrades(_Msg):
     """Reply to ``QueryMyTrades``: the account's fills, oldest first."""
 
-    account: int
-    trades: list[Fill]
+    account: EvAccount
+    trades: Annotated[list[Fill], Meta(description="the account's fills, oldest first")]
 
 
 Event = Union[
@@ -1117,4 +1430,9 @@ Event = Union[
     OrderRecord,
     OrderHistory,
     MyTrades,
+    # --- leverage
+    LeverageChanged,
+    LeverageTiers,
+    Leverage,
+    Ledger,
 ]

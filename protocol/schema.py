@@ -11,6 +11,26 @@ import msgspec
 from protocol.messages import PROTOCOL_VERSION, Command, Event
 
 
+#: the unit rule, said once (each field's ``description`` names its unit)
+UNIT_RULE = ("Units: money, prices and quantities are integers (prices in ticks of the instrument, quantities in "
+             "lots, balances/fees/PnL/notional in minor units of the asset, index prices in 1e-8 USD per whole "
+             "unit, timestamps in ns since the Unix epoch); floats only for risk estimates (equity, collateral, IM, "
+             "MM in USDT; ratios) and two documented exceptions: entry_price (an average: fractional ticks) and "
+             "CollateralConversion.price (USD per whole unit).")
+#: what an absent field means
+OMITTED_RULE = ("A field equal to its default is omitted from the frames the venue sends (msgspec omit_defaults): "
+                "a decoder must read an absent field as its default.")
+
+
+def _describe_tags(components: dict) -> None:
+    """msgspec gives the ``msg`` tag no description: say what it is, so every
+    property of every message has one."""
+    for name, spec in components.items():
+        tag = spec.get("properties", {}).get("msg")
+        if tag is not None and "description" not in tag:
+            tag["description"] = f"message tag: always `{tag['enum'][0]}`"
+
+
 def json_schema() -> dict:
     """One JSON Schema document: the venue's ``Command`` and ``Event`` unions,
     the server's session messages (``protocol.session``) both ways, and what
@@ -21,14 +41,188 @@ def json_schema() -> dict:
     (command, event, sess_in, sess_out, market), components = msgspec.json.schema_components(
         [Command, Event, session.SessionMessage, session.Outbound, session.MarketData], ref_template="#/$defs/{name}"
     )
+    _describe_tags(components)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": f"exchange-sim protocol v{PROTOCOL_VERSION}",
-        "description": "Frames are msgpack maps tagged by the 'msg' field.",
+        "description": "Frames are msgpack maps tagged by the 'msg' field. " + UNIT_RULE + " " + OMITTED_RULE,
         "$defs": components,
         "properties": {"command": command, "event": event, "session_in": sess_in, "session_out": sess_out,
                        "market_data": market},
     }
+
+
+#: PUB topics and what rides on each (tests/test_schema_descriptions.py checks
+#: this table against the server's routing)
+MARKET_DATA_TOPICS = [
+    ("<SYMBOL>.book", "BookDelta, BookHeartbeat", "L2 changes with a per-symbol `seq`; every market-data heartbeat the last `seq`"),
+    ("<SYMBOL>.trade", "Trade", "every public trade print"),
+    ("<SYMBOL>.mark", "MarkPrice", "a new mark (and index) price"),
+    ("<SYMBOL>.status", "SymbolStatus", "the instrument was paused or resumed"),
+    ("<SYMBOL>.funding", "FundingRate", "the rate applied at each funding settlement"),
+    ("<SYMBOL>.liquidation", "LiquidationNotice", "a liquidation order traded (Binance's forceOrder)"),
+]
+
+#: the limits a LoginOk announces: (LoginOk field, config key, default of the
+#: embedded config, what happens past it); checked against the config by a test
+LIMITS = [
+    ("max_frame_bytes", "server.max_frame_bytes", 1_048_576,
+     "a bigger frame is answered by a bare `Rejected(malformed)`, unread; 16x it: libzmq drops the connection"),
+    ("max_batch", "server.max_batch", 1_000,
+     "a bigger `Batch` is answered `BatchReply(results=[[Rejected(invalid_field)]])`, nothing applied"),
+    ("rate_limit_per_s", "server.rate_limit_per_s", 100_000,
+     "token bucket refill per session; each command costs one token (a Batch one per command)"),
+    ("rate_limit_burst", "server.rate_limit_burst", 200_000,
+     "token bucket depth; past it a command is answered `Rejected(rate_limited)`, not applied"),
+    ("idempotency_window", "venue.client_id_memory", 10_000,
+     "client order ids per account (see Idempotency); 0 = only open orders' ids"),
+    ("heartbeat_interval_ms", "server.heartbeat_interval_ms", 1_000,
+     "send something at least this often; the server sends `Heartbeat` this often"),
+    ("heartbeat_timeout_ms", "server.heartbeat_timeout_ms", 5_000,
+     "a session silent this long is dropped (`LoggedOut`; cancel-on-disconnect applies)"),
+]
+
+
+def _guide() -> list[str]:
+    """The hand-written half of docs/protocol.md: what a client in another
+    language needs besides the message tables."""
+    topics = [f"| `{t}` | {', '.join(f'`{m}`' for m in msgs.split(', '))} | {what} |" for t, msgs, what in MARKET_DATA_TOPICS]
+    limits = [f"| `{f}` | `{key}` | {default:,} | {what} |" for f, key, default, what in LIMITS]
+    text = f"""
+## Sockets and framing
+
+The server binds two ZeroMQ sockets (`[server]` `orders_endpoint`, `market_data_endpoint`):
+
+- **Orders: a ROUTER.** Connect a **DEALER** and send every message as **one frame**: the msgpack body, nothing
+  else (no empty delimiter frame). Answers come back the same way, one frame each. A leading *empty* frame (what a
+  REQ socket adds) is accepted: it marks the connection as REQ-like and from then on every message the server sends
+  it starts with an empty frame too (so a DEALER that sends one must read two frames per answer). Any other number
+  of frames is answered by a bare `Rejected(malformed)` "expected 1 frame per message, got N", unread. A REQ socket
+  gets its answers too, but the server also sends heartbeats and pushes nobody asked for, which REQ's strict
+  send/receive turns cannot follow: use a DEALER.
+- **Market data: a PUB.** Connect a **SUB** and subscribe to topic prefixes. Each message is **one frame**: the
+  topic's ASCII bytes, one `0x00` byte, then the msgpack body (split at the first `0x00`). `BTC-PERP.` subscribes to
+  everything about BTC-PERP; an empty prefix to everything. Topics of public events with no symbol start `venue.`.
+
+| topic | messages | when |
+|---|---|---|
+{chr(10).join(topics)}
+
+PUB never blocks the venue: past `pub_hwm` queued messages a subscriber's messages are dropped, which it sees as a
+`seq` gap (below). Private events never go to the PUB socket.
+
+## Login handshake and session
+
+1. `Login(account, api_key)` (optionally `cancel_on_disconnect`) → `LoginOk` with the session's limits, or a bare
+   `Rejected(auth_failed)` (the same words for a wrong key and an unknown account). A second Login on a logged-in
+   connection is `Rejected(not_allowed)`. The admin key logs in as admin (any `account` number).
+2. Before login only `QueryBook` and `QueryInstruments` are answered; account and admin commands get
+   `not_logged_in`.
+3. Keep the session alive: send something (a `Heartbeat` has no answer) at least every `heartbeat_interval_ms`;
+   a session silent for `heartbeat_timeout_ms` is dropped with `LoggedOut`. The server sends
+   `Heartbeat(ts, seq)` every interval: skip it wherever you wait for an answer.
+4. `Logout` → `LoggedOut`. With `cancel_on_disconnect` the account's open orders are cancelled (cause `disconnect`)
+   when the session ends, by logout or timeout.
+
+## Requests, replies and pushes
+
+| you send | you get |
+|---|---|
+| `Request(id, cmd)` | `Reply(id, events)`: the private outcome, all at once, in the order it happened |
+| a bare command | `Reply(events)` with no `id` (absent = null) |
+| `Batch(id, cmds)` | `BatchReply(id, results)`: one event list per command, in order |
+| `Login` / `Logout` / admin `CheckInvariants`, `QueryStats`, `TakeSnapshot` | `LoginOk` / `LoggedOut` / `Invariants`, `Stats`, `SnapshotTaken` (bare) |
+
+Private events caused by someone else's command (your resting order's fills, cancel-on-disconnect, liquidation)
+come as `Push(events)`. Answers to one connection come in the order of its requests.
+
+### The three places a Rejected appears
+
+1. **Bare**: a frame no request id could be read from (not msgpack, unknown `msg`, an unknown or mistyped field of
+   `Request`/`Batch`/`Login` itself, too big, wrong frame count), or a refused `Login` / admin session message.
+2. **Inside `Reply.events`**: the request's command was refused (`Reply.events == [Rejected]`), by the server
+   (permissions, rate limit, a bad command inside a good `Request`) or by the venue (margin, price band, ...).
+3. **Per item of `BatchReply.results`**: each command of a batch is answered on its own; a refused one's list is
+   `[Rejected]` and the others are applied.
+
+A `Rejected` never changed anything, except reason `internal` (a server fault: query to see what happened).
+
+## Strict input
+
+**Unknown fields are refused.** Every message a client sends, commands and session messages alike (`Login`,
+`Request`, `Batch`, `Heartbeat`, ...), is checked against its schema: a field it does not list is answered
+`invalid_field`, naming the field, the message and its fields, and suggesting the field meant (a misspelled
+`reduceOnly` never places an order without it). Nothing is ignored.
+
+**Integers are integers.** A float where the schema says integer (`5.0`, as some JavaScript and Lua encoders send a
+whole number) is refused `malformed`: "`qty` must be an integer ...: send 5, not 5.0". It is never truncated nor
+rounded, so a computed `(0.1 + 0.2) * 10 = 3.0000000000000004` cannot become an order of 3. Encode whole numbers as msgpack
+integers (JavaScript: `Math.round(x)` before encoding; `@msgpack/msgpack` encodes a whole `Number` as an integer).
+
+**Messages the venue sends are open**: they may gain fields (with defaults) in later versions; a client must ignore
+fields it does not know.
+
+## Omitted defaults
+
+Every message is encoded with msgspec's `omit_defaults`: **a field equal to its default is left out of the frame**
+(the `default` column below). Decoder rule: **absent = default**. E.g. `Reply` without `id` is a bare command's
+reply (`id = null`), without `duplicate` is not a duplicate; `OrderAccepted` without `reduce_only` is not
+reduce-only; `Fill` without `position` left the account flat. Clients may send defaults or leave them out.
+
+## Numbers and units
+
+One rule, and each field's *meaning (unit)* below says which applies: **money, prices and quantities are integers**:
+prices in **ticks** of the instrument (human price = ticks x `tick_size` from `QueryInstruments`), quantities in
+**lots** (x `lot_size`), balances, fees, PnL and notional in **minor units** of the asset (10^`decimals` per whole
+unit: 1 USDT = 1,000,000), asset index prices in **1e-8 USD** per whole unit, timestamps in **ns** since the Unix
+epoch. **Floats only for risk estimates** (equity, collateral, IM, MM in USDT; margin ratios, ADL rank, premium)
+and for two documented exceptions: `entry_price` (an average of tick prices: a *fractional* number of ticks) and
+`CollateralConversion.price` (USD per whole unit). `tick_size`, `lot_size` and fee rates are decimal strings.
+
+### 64-bit integers
+
+msgpack sends each integer in the smallest encoding that holds it; anything from 2^32 up is a 64-bit integer
+(`0xcf`/`0xd3`). Timestamps in ns are beyond 2^53 (the largest integer a JavaScript `Number` holds exactly), so are
+ids and prices that may grow. A JavaScript client must decode 64-bit integers as `BigInt`; `@msgpack/msgpack`'s
+default silently rounds them (`1796277470997162170` decodes as `1796277470997162200`):
+
+```js
+import {{ Decoder, encode }} from "@msgpack/msgpack";
+
+const decoder = new Decoder({{ useBigInt64: true }}); // 64-bit integers -> BigInt, exactly
+const msg = decoder.decode(frame);                    // Heartbeat: msg.ts === 1796310305890170298n
+// smaller integers stay Numbers; convert a BigInt back where it is safe:
+const safe = BigInt(Number.MAX_SAFE_INTEGER);
+const int = (v) => (typeof v === "bigint" && v <= safe && v >= -safe ? Number(v) : v);
+sock.send(encode({{ msg: "Request", id: 1, cmd }}));  // whole Numbers encode as msgpack integers
+```
+
+(`clients/node/client.mjs` is a complete reference client.)
+
+## Idempotency
+
+A new order's `client_order_id` is taken, per account, while its order is open **and** among the account's last
+`idempotency_window` accepted orders that carried one (`venue.client_id_memory`, default 10,000; in `LoginOk`). It is
+one window, and it is **durable**: venue state, kept in snapshots and rebuilt by journal replay, so it survives a
+restart. Within it:
+
+- the same order resent in the same server run gets the stored original reply, `Reply.duplicate = true`
+  (`BatchReply.duplicates` lists such indexes); nothing is placed again;
+- a different order with a taken id, or any resend after a restart, is `Rejected(duplicate_client_order_id)`
+  naming the original order; nothing is placed. Query your open orders to see its state.
+
+Past the window (more than `idempotency_window` later orders with ids) an id may be reused. Rejected orders do not
+take their id. Binance asks uniqueness among open orders only; this is closer to Bybit's unique `orderLinkId`.
+
+## Limits
+
+Announced in `LoginOk` (0 = a server too old to say); the defaults are the embedded config's.
+
+| `LoginOk` field | config | default | past it |
+|---|---|---|---|
+{chr(10).join(limits)}
+"""
+    return text.strip("\n").split("\n") + [""]
 
 
 def _type_name(spec: dict) -> str:
@@ -66,12 +260,13 @@ def markdown_reference() -> str:
                 out.append(" ".join(spec["description"].split()) + "\n")
             props = {k: v for k, v in spec.get("properties", {}).items() if k != "msg"}
             if props:
-                out.append("| field | type | required | default |")
-                out.append("|---|---|---|---|")
+                out.append("| field | type | required | default | meaning (unit) |")
+                out.append("|---|---|---|---|---|")
                 req = set(spec.get("required", []))
                 for field, fs in props.items():
                     default = f"`{fs['default']}`" if "default" in fs else ""
-                    out.append(f"| `{field}` | {_type_name(fs)} | {'yes' if field in req else ''} | {default} |")
+                    text = " ".join(fs.get("description", "").split()).replace("|", "\\|")
+                    out.append(f"| `{field}` | {_type_name(fs)} | {'yes' if field in req else ''} | {default} | {text} |")
                 out.append("")
 
     (cmd_schema, ev_schema, sess_in, sess_out, market), comps = msgspec.json.schema_components(
@@ -85,20 +280,17 @@ def markdown_reference() -> str:
         "",
         "Generated from `protocol/messages.py` and `protocol/session.py` by `protocol.schema.markdown_reference()`;",
         "`exchange-sim schema` prints the same as JSON Schema. Every frame is one msgpack map whose `msg` field",
-        "names the message. Units: prices in ticks, quantities in lots, balances in minor units, index prices in",
-        "1e-8 USD (see the top of `protocol/messages.py`).",
+        "names the message. Units: see *Numbers and units*; every field's unit is in its row. The conformance kit:",
+        "`protocol/vectors/` (frames in, answers out, as JSON) and the Node.js reference client `clients/node/`.",
         "",
-        "**Unknown fields are refused.** A client message with a field its schema does not list is answered",
-        "`invalid_field`, naming the field, the message and its fields (a misspelled `reduceOnly` never places an",
-        "order without it); a float where an integer is expected (`5.0`) is `malformed`, never truncated.",
-        "Messages the venue sends may gain fields in later versions: a client should ignore fields it does not know.",
-        "",
+        *_guide(),
         "## Market-data sync rules",
         "",
         "Subscribe to `<SYMBOL>.book` on the PUB socket first and buffer; ask for `QueryBook` over the ROUTER; drop",
         "buffered `BookDelta`s with `seq` at or below the snapshot's; apply the rest in order. Each delta's `seq` is",
         "exactly one more than the last; any other value (or a `BookHeartbeat` ahead of you) is a gap: clear,",
-        "re-snapshot, repeat. Levels are absolute lots per price; 0 removes the level. (`clients/mirror.py` does this.)",
+        "re-snapshot, repeat. Levels are absolute lots per price; 0 removes the level. (`clients/mirror.py` does this;",
+        "so does `BookMirror` in `clients/node/client.mjs`.)",
         "",
         "## Reject reasons",
         "",

@@ -48,9 +48,10 @@ from typing import Annotated, Union, get_args
 import msgspec
 from msgspec import Meta
 
-from protocol.messages import AccountId, Command, Event, Rejected, _Command, _Msg
+from protocol.messages import AccountField, Command, Event, EvTs, Rejected, _Command, _Msg
 
-RequestId = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+RequestId = Annotated[int, Meta(ge=0, le=2**63 - 1, description="the client's request id, echoed in the reply")]
+Seq = Annotated[int, Meta(description="venue command sequence number (count)")]
 TOPIC_SEP = b"\x00"
 
 
@@ -66,12 +67,18 @@ class Login(_Command):
     the account, as Deribit's and Bybit's cancel-on-disconnect do.
     """
 
-    account: AccountId
-    api_key: Annotated[str, Meta(max_length=256)]
-    cancel_on_disconnect: bool = False
+    account: AccountField
+    api_key: Annotated[str, Meta(max_length=256, description="the account's API key (or the admin key)")]
+    cancel_on_disconnect: Annotated[bool, Meta(
+        description="cancel every open order of the account when this session ends")] = False
     #: admin only: also receive every account's private events (as Push) and
     #: the admin-only events (e.g. CascadeBoundHit): a monitoring view
-    firehose: bool = False
+    firehose: Annotated[bool, Meta(
+        description="admin only: also receive every account's private events as Push")] = False
+    # --- latency
+    latency: Annotated[Annotated[str, Meta(max_length=64)] | None, Meta(
+        description="latency profile for this session, a key of the server's [server.latency] profiles "
+                    "(absent: the one its API key names, else the server's default)")] = None
 
 
 class Logout(_Command):
@@ -82,15 +89,15 @@ class Heartbeat(_Command):
     """Both ways. Client: "still here" (any frame counts). Server: the venue
     clock ``ts`` (ns) and the last command sequence number ``seq``."""
 
-    ts: int = 0
-    seq: int = 0
+    ts: Annotated[EvTs, Meta(description="server: venue time (ns since the Unix epoch, 64-bit); client: omit")] = 0
+    seq: Annotated[int, Meta(description="server: the last command sequence number (count); client: omit")] = 0
 
 
 class Request(_Command):
     """One command with an id the reply will carry."""
 
     id: RequestId
-    cmd: Command
+    cmd: Annotated[Command, Meta(description="the command (any message of the Commands section)")]
 
 
 class Batch(_Command):
@@ -98,7 +105,7 @@ class Batch(_Command):
     (a load generator's friend). Rate limits count every command."""
 
     id: RequestId
-    cmds: list[Command]
+    cmds: Annotated[list[Command], Meta(description="the commands, applied in order (at most LoginOk.max_batch)")]
 
 
 class CheckInvariants(_Command):
@@ -119,26 +126,43 @@ class QueryStats(_Command):
 
 
 class LoginOk(_Msg):
-    account: int
-    admin: bool
-    session: int  # server-side session number, for logs
-    protocol_version: int
-    heartbeat_interval_ms: int  # send something at least this often...
-    heartbeat_timeout_ms: int  # ...or be dropped after this long
-    cancel_on_disconnect: bool = False
-    rate_limit_per_s: int = 0
-    max_batch: int = 0
+    """The login worked: who this session is, and the server's limits (0 in a
+    limit field = an older server that did not say)."""
+
+    account: Annotated[int, Meta(description="the account id logged in as")]
+    admin: Annotated[bool, Meta(description="an admin session (may act on every account)")]
+    session: Annotated[int, Meta(description="server-side session number, for logs")]
+    protocol_version: Annotated[int, Meta(description="the server's protocol version number (PROTOCOL_VERSION)")]
+    heartbeat_interval_ms: Annotated[int, Meta(description="send something at least this often (ms)")]
+    heartbeat_timeout_ms: Annotated[int, Meta(description="a session silent this long is dropped (ms)")]
+    cancel_on_disconnect: Annotated[bool, Meta(description="cancel-on-disconnect is on for this session")] = False
+    rate_limit_per_s: Annotated[int, Meta(description="token bucket refill (commands per second; a Batch "
+                                                      "costs one per command)")] = 0
+    max_batch: Annotated[int, Meta(description="most commands in one Batch (count)")] = 0
+    # --- wire contract (issue 14): the rest of the limits
+    rate_limit_burst: Annotated[int, Meta(description="token bucket depth: commands sendable at once (count)")] = 0
+    max_frame_bytes: Annotated[int, Meta(description="largest frame answered (bytes; larger: Rejected malformed; "
+                                                     "16x this: the connection is dropped)")] = 0
+    idempotency_window: Annotated[int, Meta(
+        description="client order ids remembered per account (count of the latest accepted orders that carried "
+                    "one), durable across restarts; 0 = only ids of open orders")] = 0
+    # --- latency
+    latency: Annotated[str, Meta(description="the latency profile this session got (\"\": none)")] = ""
 
 
 class SnapshotTaken(_Msg):
-    seq: int
-    state_hash: str
-    file: str
+    """A snapshot was written (answer to TakeSnapshot)."""
+
+    seq: Annotated[int, Meta(description="commands applied when taken (count)")]
+    state_hash: Annotated[str, Meta(description="SHA-256 of the snapshot (hex)")]
+    file: Annotated[str, Meta(description="file name in the data dir")]
 
 
 class LoggedOut(_Msg):
-    reason: str
-    cancelled_orders: bool = False
+    """The session ended (logout, heartbeat timeout, shutdown)."""
+
+    reason: Annotated[str, Meta(description="why, for a person")]
+    cancelled_orders: Annotated[bool, Meta(description="cancel-on-disconnect cancelled the account's orders")] = False
 
 
 class Reply(_Msg):
@@ -147,49 +171,56 @@ class Reply(_Msg):
     ``duplicate`` marks the stored outcome of an earlier new order with the
     same client order id (nothing was placed again)."""
 
-    events: list[Event]
-    id: int | None = None
-    duplicate: bool = False
+    events: Annotated[list[Event], Meta(description="the requester's events, in the order they happened")]
+    id: Annotated[int | None, Meta(description="the Request's id; null for a bare command")] = None
+    duplicate: Annotated[bool, Meta(description="a stored earlier outcome: nothing was placed again")] = False
 
 
 class BatchReply(_Msg):
-    id: int
-    results: list[list[Event]]  # one list per command, in order
-    duplicates: list[int] = []  # indexes of commands answered from the idempotency store
+    """The outcome of a Batch: one event list per command, in order (a
+    refused command's list is ``[Rejected]``)."""
+
+    id: Annotated[int, Meta(description="the Batch's id")]
+    results: Annotated[list[list[Event]], Meta(description="one event list per command, in order")]
+    duplicates: Annotated[list[int], Meta(
+        description="indexes of commands answered from the idempotency store (nothing placed again)")] = []
 
 
 class Push(_Msg):
     """Private events this session did not ask for (fills of its resting
     orders, cancels by cancel-on-disconnect or liquidation, ...)."""
 
-    events: list[Event]
+    events: Annotated[list[Event], Meta(description="private events, in the order they happened")]
 
 
 class Invariants(_Msg):
     """The venue's invariant check: ``ok`` or the first broken invariant."""
 
-    seq: int  # commands applied when checked
-    ok: bool
-    message: str = ""
+    seq: Annotated[int, Meta(description="commands applied when checked (count)")]
+    ok: Annotated[bool, Meta(description="every invariant holds")]
+    message: Annotated[str, Meta(description="the first broken invariant, for a person")] = ""
 
 
 class Stats(_Msg):
-    seq: int
-    sessions: int
-    logged_in: int
-    commands: int  # reached the venue
-    frames_in: int
-    rejects: dict[str, int]  # server-side rejects by reason (before the venue; "internal": server faults)
-    dropped: dict[str, int]  # frames dropped with no reply possible, by cause
-    published: int
+    """The server's counters (answer to QueryStats)."""
+
+    seq: Seq
+    sessions: Annotated[int, Meta(description="sessions known (count)")]
+    logged_in: Annotated[int, Meta(description="sessions logged in (count)")]
+    commands: Annotated[int, Meta(description="commands that reached the venue (count)")]
+    frames_in: Annotated[int, Meta(description="frames received (count)")]
+    rejects: Annotated[dict[str, int], Meta(
+        description="server-side rejects by reason (before the venue; `internal`: server faults) (count)")]
+    dropped: Annotated[dict[str, int], Meta(description="frames dropped with no reply possible, by cause (count)")]
+    published: Annotated[int, Meta(description="market-data frames published (count)")]
 
 
 class BookHeartbeat(_Msg):
     """PUB, on ``<SYMBOL>.book`` every market-data heartbeat: the last delta
     ``seq`` of the symbol, so a quiet market still reveals a lost delta."""
 
-    symbol: str
-    seq: int
+    symbol: Annotated[str, Meta(description="instrument symbol")]
+    seq: Annotated[int, Meta(description="the last BookDelta seq published for the symbol")]
 
 
 # ------------------------------------------------------------- unions

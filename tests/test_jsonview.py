@@ -141,6 +141,8 @@ def _float_fields(cls) -> set[str]:
     info = msgspec.inspect.type_info(cls)
 
     def has_float(t) -> bool:
+        if isinstance(t, msgspec.inspect.Metadata):  # a field's description wraps its type
+            return has_float(t.type)
         if isinstance(t, msgspec.inspect.FloatType):
             return True
         if isinstance(t, msgspec.inspect.UnionType):
@@ -162,6 +164,8 @@ NUMBERS = {
     "LiquidationStarted": {"margin_ratio"}, "LiquidationSlice": {"margin_ratio_after"}, "AutoDeleverage": {"rank"},
     "LiquidationFinished": {"margin_ratio"}, "FundingRate": {"premium"}, "HaircutSlice": {"rate"},
     "ExplainPosition": {"entry_price"}, "ExplainScenario": {"moves"}, "ModeRequirement": {"margin_ratio"}, "Explain": {"margin_ratio"},
+    "LeverageTier": {"im_rate", "mm_rate"},
+    "OrderRecord": {"avg_price"}, "Ticker": {"vwap"},  # --- history: averages in ticks
 }
 
 

@@ -38,6 +38,7 @@ from venue_helpers import (
     trade,
 )
 from exchange_sim.venue import Venue
+from protocol.messages import SetLeverage  # --- leverage
 from protocol.messages import (
     AccountClosed,
     AccountOpened,
@@ -1099,6 +1100,11 @@ SETUP_CATALOGUE = [
     ("shock past max price", lambda v: set_index(v, "BTC", 1_000_000),
      lambda v: ShockPrice(asset="BTC", change_bps=1_000_000), R.INVALID_FIELD),
     ("reduce-only stop flat", lambda v: None, lambda v: N(account=3, symbol=BTC, type=OrderType.STOP_MARKET, price=None, stop_price=P + 500, reduce_only=True), R.REDUCE_ONLY_WOULD_INCREASE),
+    # --- leverage: account 4 ($100) bids $600; at 1x that needs $600 of IM
+    ("leverage 1x needs more IM than equity", lambda v: rest(v, 4, "buy", 10, P - 20),
+     lambda v: SetLeverage(account=4, symbol=BTC, leverage=1), R.LEVERAGE_INSUFFICIENT_MARGIN),
+    ("leverage above the tier maximum", lambda v: None,
+     lambda v: SetLeverage(account=1, symbol=BTC, leverage=101), R.LEVERAGE_ABOVE_MAX),
 ]
 
 

@@ -325,7 +325,7 @@ def command_stream(seed: int, n: int = 3000) -> list:
         sym = rng.choice(SYMBOLS)
         mark = marks[sym]
         if r < 0.55:
-            otype = rng.choices(list(OrderType), weights=(70, 10, 10, 10))[0]
+            otype = rng.choices([OrderType.LIMIT, OrderType.MARKET, OrderType.STOP_MARKET, OrderType.STOP_LIMIT], weights=(70, 10, 10, 10))[0]
             tif = rng.choice(list(TimeInForce))
             if otype in (OrderType.MARKET, OrderType.STOP_MARKET) and tif in (TimeInForce.POST_ONLY, TimeInForce.FOK):
                 tif = TimeInForce.IOC

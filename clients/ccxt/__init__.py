@@ -14,8 +14,8 @@ sandbox by changing its import line and its config.
 What is here (CCXT 4's names and return shapes; ``docs/ccxt.md``):
 
 - ``exchangesim`` (blocking) and :mod:`clients.ccxt.async_support`'s
-  ``exchangesim`` (asyncio, plus ``watch_order_book`` / ``watch_orders`` /
-  ``watch_positions`` like ccxt.pro); ``exchanges = ["exchangesim"]``;
+  ``exchangesim`` (asyncio, plus ccxt.pro's ``watch_*``);
+  ``exchanges = ["exchangesim"]``;
 - CCXT's exception classes at module level (:mod:`clients.ccxt.errors`),
   raised for the venue's refusals by reject reason;
 - symbols in CCXT's unified form: venue ``BTC-PERP`` is ``BTC/USDT:USDT``
@@ -38,6 +38,8 @@ server ended the session).
 """
 
 from __future__ import annotations
+
+import time
 
 import zmq
 
@@ -229,7 +231,7 @@ class exchangesim(ExchangeBase):  # noqa: N801  (CCXT's class naming: the exchan
         CCXT's (maintenance margin / equity: 1.0 = liquidation; the venue's
         equity / MM is ``info["venue_margin_ratio"]``), account-wide under
         cross and portfolio margin. ``leverage`` = notional / initial margin
-        (the venue sets margin by notional tiers, not by a leverage setting).
+        (the figure the position carries; the leverage setting is fetch_leverage).
         ``liquidationPrice`` is an estimate: see
         :func:`clients.ccxt._base.liquidation_price`."""
         return self._run(self._g_fetch_positions(symbols, params))
@@ -306,6 +308,56 @@ class exchangesim(ExchangeBase):  # noqa: N801  (CCXT's class naming: the exchan
         oldest first: fee, ``takerOrMaker``, the order id; realized PnL in
         ``info["realized_pnl"]`` (settlement minor units)."""
         return self._run(self._g_fetch_my_trades(symbol, since, limit, params))
+
+    # --- ccxt facade: base helpers, batch orders, status (issue 14)
+
+    def fetch_l2_order_book(self, symbol: str, limit: int | None = None, params=None) -> dict:
+        """ccxt's L2 book: the venue's book is L2 already (``fetch_order_book``)."""
+        return self._run(self._g_fetch_l2_order_book(symbol, limit, params))
+
+    def fetch_status(self, params=None) -> dict:
+        """``{"status": "ok", ...}`` when the venue answers."""
+        return self._run(self._g_fetch_status(params))
+
+    def create_orders(self, orders: list[dict], params=None) -> list[dict]:
+        """Several orders at once, pipelined: ``[{"symbol", "type", "side",
+        "amount", "price", "params"}, ...]``; a refused one comes back with
+        ``status`` ``"rejected"`` (see :meth:`ExchangeBase._g_create_orders`)."""
+        return self._run(self._g_create_orders(orders, params))
+
+    def sleep(self, milliseconds) -> None:
+        """ccxt's ``exchange.sleep(ms)``."""
+        time.sleep(float(milliseconds) / 1000)
+
+    # ----------------------------------------------------------- leverage
+
+    def set_leverage(self, leverage, symbol: str | None = None, params=None) -> dict:
+        """The account's leverage on ``symbol`` (Binance ``POST /fapi/v1/leverage``):
+        initial margin = notional / leverage, never below the notional tier's.
+        Above the tier's maximum: BadRequest; a lower leverage the account
+        cannot margin: InsufficientFunds."""
+        return self._run(self._g_set_leverage(leverage, symbol, params))
+
+    def fetch_leverage(self, symbol: str, params=None) -> dict:
+        """CCXT leverage structure (one-way mode: long = short leverage)."""
+        return self._run(self._g_fetch_leverage(symbol, params))
+
+    def fetch_leverages(self, symbols=None, params=None) -> dict:
+        return self._run(self._g_fetch_leverages(symbols, params))
+
+    def fetch_leverage_tiers(self, symbols=None, params=None) -> dict:
+        """CCXT leverage tiers per symbol (Binance ``leverageBracket``)."""
+        return self._run(self._g_fetch_leverage_tiers(symbols, params))
+
+    def fetch_market_leverage_tiers(self, symbol: str, params=None) -> list[dict]:
+        return self._run(self._g_fetch_market_leverage_tiers(symbol, params))
+
+
+    # --- protective orders
+    def close_position(self, symbol: str, side: str | None = None, params=None) -> dict:
+        """Close the whole position in ``symbol`` now: a reduce-only market
+        order of its size (ccxt ``closePosition``)."""
+        return self._run(self._g_close_position(symbol, side, params))
 
     # --- history: candles and funding from the venue
 

@@ -12,6 +12,34 @@ with :class:`clients.AsyncClient`, so both behave the same by construction
 Units: the wire speaks integers (ticks, lots, minor units), the clients
 ``Decimal``; CCXT speaks floats, so values become floats only when a CCXT
 structure is built, from exact Decimals.
+
+**The params rule (every method that takes ``params``).** A key of
+``params`` is either read by the method or refused: never dropped. A method
+declares the keys it reads with :func:`params_read`::
+
+    @params_read("clientOrderId", "postOnly")       # the keys this method reads
+    def _g_cancel_order(self, id, symbol=None, params=None): ...
+
+(it works on the ``_g_`` generators, on plain methods and on coroutines:
+``watch_*``). When the method is called, before anything is sent, a key it
+does not declare raises: ``NotSupported`` with the reason if the key is in
+:data:`UNSUPPORTED_PARAMS` (a ccxt param the venue cannot honour yet),
+``BadRequest`` naming the key and the keys the method reads otherwise
+(``reduce_only`` is not ``reduceOnly``); a non-dict ``params`` is
+``BadRequest``. A method that supports a new param adds it to its
+``params_read(...)`` (and removes it from :data:`UNSUPPORTED_PARAMS` once no
+method refuses it for that reason); a method that only forwards ``params``
+to another one (the ``create_*_order`` conveniences) needs no declaration:
+the method it calls checks them. ``refuse_unknown_params`` is the same
+check for code that cannot use the decorator. The declared keys are
+introspectable: ``fn.params_read``. A test walks every public method with
+``params`` and checks that an unknown key raises
+(tests/integration/test_ccxt_base.py).
+
+**``has``** lists every key of ccxt's base ``Exchange.has`` (the test
+compares with the installed ccxt) and is true: ``True`` only for what works
+against the venue (the test calls each), ``"emulated"`` for what the facade
+computes itself, ``False`` for the rest. A method added here flips its key.
 """
 
 from __future__ import annotations
@@ -32,6 +60,8 @@ import zmq
 from clients import models
 from clients._core import DEFAULT_MARKET_DATA, DEFAULT_ORDERS, Core, raise_for
 from clients.ccxt import errors as E
+from clients.ccxt import helpers
+from clients.errors import ExchangeError as ClientError
 from protocol import messages as m
 from protocol.session import decode_market
 
@@ -39,21 +69,20 @@ from protocol.session import decode_market
 # ccxt's unified params this venue cannot honour, with why: a bot that sends
 # one must hear so, never believe its stop-loss is in place when it is not.
 UNSUPPORTED_PARAMS = {
-    "stopLoss": "attached stop-loss orders are not supported yet; place a separate reduce-only stop "
-                "(create_stop_market_order with params={'reduceOnly': True})",
-    "takeProfit": "attached take-profit orders are not supported yet",
-    "trailingPercent": "trailing stops are not supported yet",
-    "trailingAmount": "trailing stops are not supported yet",
-    "trailingTriggerPrice": "trailing stops are not supported yet",
-    "triggerType": "stops trigger on the mark price only",
-    "triggerDirection": "a stop triggers when the mark moves against the order side; the direction is implied",
-    "workingType": "stops trigger on the mark price only",
-    "closePosition": "close-position orders are not supported yet; send a reduce-only order for the position size",
+    "trailingAmount": "trailing stops take a callback rate: use trailingPercent (0.1-10, as on Binance)",
+    "triggerDirection": "the direction is implied: triggerPrice / stopLossPrice orders trigger when the price "
+                        "moves against the order side, takeProfitPrice orders when it moves in its favour",
     "marginMode": "the margin mode is per account: call set_margin_mode",
-    "leverage": "the venue has no leverage setting; margin comes from notional tiers",
+    "leverage": "the leverage is per account and symbol: call set_leverage",
     "hedged": "one net position per instrument (one-way mode)",
     "positionSide": "one net position per instrument (one-way mode)",
 }
+
+
+# --- protective orders (docs/adr/0011-protective-orders.md)
+#: the createOrder params the protective orders read (all consumed by protective_params)
+PROTECTIVE_PARAMS = ("triggerPrice", "stopPrice", "stopLossPrice", "takeProfitPrice", "stopLoss", "takeProfit",
+                     "trailingPercent", "trailingTriggerPrice", "workingType", "triggerType", "closePosition")
 
 
 def camel(name: str) -> str:
@@ -82,20 +111,33 @@ def refuse_unknown_params(exchange_id: str, method: str, params, known=()) -> No
 
 
 def params_read(*known: str):
-    """Decorate a ``_g_`` method: its ``params`` may hold only ``known``
-    keys, checked when it is called (before any I/O)."""
+    """Declare the ``params`` keys a method reads (see the module docstring):
+    any other key raises when the method is called, before any I/O. For
+    generator and plain methods the check runs at the call; for coroutines
+    when awaited."""
     def deco(fn):
         names = list(inspect.signature(fn).parameters)
         at = names.index("params")
         method = fn.__name__.removeprefix("_g_")
 
-        @functools.wraps(fn)
-        def checked(*args, **kwargs):
+        def check(args, kwargs):
             params = kwargs["params"] if "params" in kwargs else (args[at] if len(args) > at else None)
             refuse_unknown_params(args[0].id, method, params, known)
-            return fn(*args, **kwargs)
+
+        if inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def checked(*args, **kwargs):
+                check(args, kwargs)
+                return await fn(*args, **kwargs)
+        else:
+            @functools.wraps(fn)
+            def checked(*args, **kwargs):
+                check(args, kwargs)
+                return fn(*args, **kwargs)
+        checked.params_read = known
         return checked
     return deco
+
 
 # CCXT's precision constants (ccxt/base/decimal_to_precision.py)
 TRUNCATE, ROUND = 0, 1
@@ -109,6 +151,63 @@ MAX_PUBLIC_TRADES = 1_000  # per symbol, for fetch_trades
 _VENUE_MODES = ("cross", "isolated", "portfolio")
 _TIF_IN = {"GTC": "gtc", "IOC": "ioc", "FOK": "fok", "PO": "post_only", "GTX": "post_only"}
 _TIF_OUT = {"gtc": "GTC", "ioc": "IOC", "fok": "FOK", "post_only": "PO"}
+
+
+#: every key of ccxt 4's base ``Exchange.has`` (ccxt 4.5.90; the tests compare
+#: with the installed package): the facade's ``has`` starts from all False and
+#: sets what works
+CCXT_HAS_KEYS = (
+    'CORS', 'addMargin', 'borrowCrossMargin', 'borrowIsolatedMargin', 'borrowMargin', 'cancelAllOrders',
+    'cancelAllOrdersWs', 'cancelOrder', 'cancelOrderWithClientOrderId', 'cancelOrderWs', 'cancelOrders',
+    'cancelOrdersWithClientOrderId', 'cancelOrdersWs', 'closeAllPositions', 'closePosition', 'createDepositAddress',
+    'createLimitBuyOrder', 'createLimitBuyOrderWs', 'createLimitOrder', 'createLimitOrderWs',
+    'createLimitSellOrder', 'createLimitSellOrderWs', 'createMarketBuyOrder', 'createMarketBuyOrderWithCost',
+    'createMarketBuyOrderWithCostWs', 'createMarketBuyOrderWs', 'createMarketOrder', 'createMarketOrderWithCost',
+    'createMarketOrderWithCostWs', 'createMarketOrderWs', 'createMarketSellOrder', 'createMarketSellOrderWithCost',
+    'createMarketSellOrderWithCostWs', 'createMarketSellOrderWs', 'createOrder',
+    'createOrderWithTakeProfitAndStopLoss', 'createOrderWithTakeProfitAndStopLossWs', 'createOrderWs',
+    'createOrders', 'createPostOnlyOrder', 'createPostOnlyOrderWs', 'createReduceOnlyOrder',
+    'createReduceOnlyOrderWs', 'createStopLimitOrder', 'createStopLimitOrderWs', 'createStopLossOrder',
+    'createStopLossOrderWs', 'createStopMarketOrder', 'createStopMarketOrderWs', 'createStopOrder',
+    'createStopOrderWs', 'createTakeProfitOrder', 'createTakeProfitOrderWs', 'createTrailingAmountOrder',
+    'createTrailingAmountOrderWs', 'createTrailingPercentOrder', 'createTrailingPercentOrderWs',
+    'createTriggerOrder', 'createTriggerOrderWs', 'deposit', 'editOrder', 'editOrderWithClientOrderId',
+    'editOrderWs', 'editOrders', 'fetchADLRank', 'fetchAccounts', 'fetchBalance', 'fetchBalanceWs', 'fetchBidsAsks',
+    'fetchBorrowInterest', 'fetchBorrowRate', 'fetchBorrowRateHistories', 'fetchBorrowRateHistory',
+    'fetchBorrowRates', 'fetchBorrowRatesPerSymbol', 'fetchCanceledAndClosedOrders', 'fetchCanceledOrders',
+    'fetchClosedOrder', 'fetchClosedOrders', 'fetchClosedOrdersWs', 'fetchConvertCurrencies', 'fetchConvertQuote',
+    'fetchConvertTrade', 'fetchConvertTradeHistory', 'fetchCrossBorrowRate', 'fetchCrossBorrowRates',
+    'fetchCurrencies', 'fetchCurrenciesWs', 'fetchDeposit', 'fetchDepositAddress', 'fetchDepositAddresses',
+    'fetchDepositAddressesByNetwork', 'fetchDepositWithdrawFee', 'fetchDepositWithdrawFees', 'fetchDeposits',
+    'fetchDepositsWithdrawals', 'fetchDepositsWs', 'fetchFundingHistory', 'fetchFundingInterval',
+    'fetchFundingIntervals', 'fetchFundingRate', 'fetchFundingRateHistory', 'fetchFundingRates', 'fetchGreeks',
+    'fetchIndexOHLCV', 'fetchIsolatedBorrowRate', 'fetchIsolatedBorrowRates', 'fetchIsolatedPositions',
+    'fetchL2OrderBook', 'fetchL3OrderBook', 'fetchLastPrices', 'fetchLedger', 'fetchLedgerEntry', 'fetchLeverage',
+    'fetchLeverageTiers', 'fetchLeverages', 'fetchLiquidations', 'fetchLongShortRatio',
+    'fetchLongShortRatioHistory', 'fetchMarginAdjustmentHistory', 'fetchMarginMode', 'fetchMarginModes',
+    'fetchMarkOHLCV', 'fetchMarkPrices', 'fetchMarketLeverageTiers', 'fetchMarkets', 'fetchMarketsWs',
+    'fetchMyLiquidations', 'fetchMySettlementHistory', 'fetchMyTrades', 'fetchMyTradesWs', 'fetchOHLCV',
+    'fetchOHLCVWs', 'fetchOpenInterest', 'fetchOpenInterestHistory', 'fetchOpenInterests', 'fetchOpenOrder',
+    'fetchOpenOrders', 'fetchOpenOrdersWs', 'fetchOption', 'fetchOptionChain', 'fetchOrder', 'fetchOrderBook',
+    'fetchOrderBookWs', 'fetchOrderBooks', 'fetchOrderTrades', 'fetchOrderWithClientOrderId', 'fetchOrderWs',
+    'fetchOrders', 'fetchOrdersByStatus', 'fetchOrdersWs', 'fetchPosition', 'fetchPositionADLRank',
+    'fetchPositionHistory', 'fetchPositionMode', 'fetchPositionWs', 'fetchPositions', 'fetchPositionsADLRank',
+    'fetchPositionsForSymbol', 'fetchPositionsForSymbolWs', 'fetchPositionsHistory', 'fetchPositionsRisk',
+    'fetchPositionsWs', 'fetchPremiumIndexOHLCV', 'fetchSettlementHistory', 'fetchStatus', 'fetchTicker',
+    'fetchTickerWs', 'fetchTickers', 'fetchTickersWs', 'fetchTime', 'fetchTrades', 'fetchTradesWs',
+    'fetchTradingFee', 'fetchTradingFees', 'fetchTradingFeesWs', 'fetchTradingLimits', 'fetchTransactionFee',
+    'fetchTransactionFees', 'fetchTransactions', 'fetchTransfer', 'fetchTransfers', 'fetchUnderlyingAssets',
+    'fetchVolatilityHistory', 'fetchWithdrawAddresses', 'fetchWithdrawal', 'fetchWithdrawalWhitelist',
+    'fetchWithdrawals', 'fetchWithdrawalsWs', 'future', 'index', 'margin', 'option', 'privateAPI', 'publicAPI',
+    'reduceMargin', 'repayCrossMargin', 'repayIsolatedMargin', 'sandbox', 'setLeverage', 'setMargin',
+    'setMarginMode', 'setPositionMode', 'signIn', 'spot', 'swap', 'transfer', 'unWatchMyTrades', 'unWatchOHLCV',
+    'unWatchOHLCVForSymbols', 'unWatchOrderBook', 'unWatchOrderBookForSymbols', 'unWatchOrders', 'unWatchPositions',
+    'unWatchTicker', 'unWatchTickers', 'unWatchTrades', 'unWatchTradesForSymbols', 'watchBalance', 'watchBidsAsks',
+    'watchLiquidations', 'watchLiquidationsForSymbols', 'watchMyLiquidations', 'watchMyLiquidationsForSymbols',
+    'watchMyTrades', 'watchOHLCV', 'watchOHLCVForSymbols', 'watchOrderBook', 'watchOrderBookForSymbols',
+    'watchOrders', 'watchOrdersForSymbols', 'watchPosition', 'watchPositions', 'watchStatus', 'watchTicker',
+    'watchTickers', 'watchTrades', 'watchTradesForSymbols', 'withdraw', 'ws',
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +289,7 @@ class _Order:
 
     __slots__ = ("id", "client_id", "symbol", "side", "type", "tif", "reduce_only", "price", "stop_price", "filled",
                  "remaining", "cost", "fee", "status", "cause", "triggered", "trades", "timestamp", "last_trade",
-                 "last_update")
+                 "last_update", "protect")
 
     def __init__(self, oid: int, symbol: str, ts: int | None):
         self.id = oid
@@ -213,6 +312,8 @@ class _Order:
         self.timestamp = ts
         self.last_trade: int | None = None
         self.last_update = ts
+        #: protective-order terms for ``info`` (working type, close position, trailing, parent entry)
+        self.protect: dict = {}
 
 
 def _take_terms(rec: _Order, ins, src) -> None:
@@ -225,6 +326,12 @@ def _take_terms(rec: _Order, ins, src) -> None:
     rec.reduce_only = src.reduce_only
     rec.price = ins.price(src.price)
     rec.stop_price = ins.price(src.stop_price)
+    # --- protective orders
+    rec.protect = {
+        "working_type": str(src.working_type), "close_position": src.close_position,
+        "callback_rate": None if src.callback_bps is None else src.callback_bps / 100,
+        "activation_price": fl(ins.price(src.activation_price)), "parent_order_id": src.parent_order_id,
+    }
 
 
 class ExchangeBase:
@@ -244,21 +351,31 @@ class ExchangeBase:
     requiredCredentials = {"apiKey": True, "secret": False, "uid": False}
     timeframes: dict = {}
     has: dict = {
+        **dict.fromkeys(CCXT_HAS_KEYS, False),
         "CORS": None, "spot": False, "margin": False, "swap": True, "future": False, "option": False,
         "addMargin": True, "cancelAllOrders": True, "cancelOrder": True, "createOrder": True,
         "createLimitOrder": True, "createMarketOrder": True, "createPostOnlyOrder": True,
         "createReduceOnlyOrder": True, "createStopOrder": True, "createStopLimitOrder": True,
-        "createStopMarketOrder": True, "createTriggerOrder": True, "createStopLossOrder": True,
+        "createStopMarketOrder": True, "createTriggerOrder": True, "createStopLossOrder": False,
         "createTakeProfitOrder": False, "editOrder": True, "fetchBalance": True, "fetchCanceledOrders": "emulated",
-        "fetchClosedOrders": "emulated", "fetchCurrencies": True, "fetchFundingRate": False, "fetchLeverage": False,
+        "fetchClosedOrders": "emulated", "fetchCurrencies": True, "fetchFundingRate": False, "fetchLeverage": True,
         "fetchMarginMode": True, "fetchMarkets": True, "fetchMyTrades": "emulated", "fetchOHLCV": False,
         "fetchOpenOrders": True, "fetchOrder": True, "fetchOrderBook": True, "fetchOrders": "emulated",
         "fetchPosition": True, "fetchPositions": True, "fetchTicker": True, "fetchTickers": True,
-        "fetchTime": True, "fetchTrades": "emulated", "reduceMargin": True, "setLeverage": False,
+        "fetchTime": True, "fetchTrades": "emulated", "reduceMargin": True, "setLeverage": True,
         "setMarginMode": True, "setPositionMode": False, "withdraw": False, "deposit": False,
         "watchOrderBook": False, "watchOrders": False, "watchPositions": False, "watchTicker": False,
         "watchTrades": False,
+        # --- ccxt facade: the rest of ccxt's keys that work here
+        "publicAPI": True, "privateAPI": True, "sandbox": True, "ws": False, "index": False,
+        "createLimitBuyOrder": True, "createLimitSellOrder": True, "createMarketBuyOrder": True,
+        "createMarketSellOrder": True, "createOrders": True, "fetchL2OrderBook": True, "fetchStatus": True,
+        # --- leverage
+        "fetchLeverages": True, "fetchLeverageTiers": True, "fetchMarketLeverageTiers": True,
     }
+    # --- protective orders: what this task made true
+    has = {**has, "createTakeProfitOrder": True, "createTrailingPercentOrder": True, "createTrailingAmountOrder": False,
+           "createOrderWithTakeProfitAndStopLoss": True, "createStopLossOrder": True, "closePosition": True}
 
     def __init__(self, config: dict | None = None):
         config = dict(config or {})
@@ -321,13 +438,14 @@ class ExchangeBase:
             raise AttributeError(name)
         snake = _snake(name)
         if snake != name:
-            try:
-                attr = getattr(type(self), snake)
-            except AttributeError:
-                pass
-            else:
+            # ccxt's Python spells safeString2 as safe_string_2
+            for candidate in (snake, re.sub(r"(?<=[a-z])(\d+)$", r"_\1", snake)):
+                try:
+                    attr = getattr(type(self), candidate)
+                except AttributeError:
+                    continue
                 if callable(attr):
-                    return getattr(self, snake)
+                    return getattr(self, candidate)
         if snake.startswith(_UNIFIED_PREFIXES):
             def not_supported(*args, **kwargs):
                 raise E.NotSupported(f"{self.id} {_camel(snake)}() is not supported")
@@ -336,18 +454,6 @@ class ExchangeBase:
 
     def __repr__(self) -> str:
         return f"<{type(self).__module__}.exchangesim orders={self.urls['api']['orders']}>"
-
-    @staticmethod
-    def milliseconds() -> int:
-        return now_ms()
-
-    @staticmethod
-    def seconds() -> int:
-        return int(time.time())
-
-    @staticmethod
-    def iso8601(timestamp: int | None) -> str | None:
-        return iso8601(timestamp)
 
     def set_sandbox_mode(self, enabled: bool) -> None:
         """Accepted for compatibility: exchange-sim is always a sandbox."""
@@ -552,9 +658,45 @@ class ExchangeBase:
     def create_stop_market_order(self, symbol, side, amount, triggerPrice, params=None):
         return self.create_stop_order(symbol, "market", side, amount, None, triggerPrice, params)
 
-    def set_leverage(self, leverage, symbol=None, params=None):
-        raise E.NotSupported(f"{self.id} setLeverage() is not supported: the venue has no leverage setting; margin "
-                             "comes from notional tiers (a position's leverage = notional / initial margin)")
+    # --- protective orders (ccxt's unified names and signatures)
+    def create_stop_loss_order(self, symbol, type, side, amount, price=None, stopLossPrice=None, params=None):
+        """A reduce-only stop (``type`` market or limit) triggered when the
+        price moves against ``side`` to ``stopLossPrice``."""
+        if stopLossPrice is None:
+            raise E.ArgumentsRequired(f"{self.id} createStopLossOrder() requires a stopLossPrice argument")
+        return self.create_order(symbol, type, side, amount, price, {**(params or {}), "stopLossPrice": stopLossPrice})
+
+    def create_take_profit_order(self, symbol, type, side, amount, price=None, takeProfitPrice=None, params=None):
+        """A reduce-only take-profit triggered when the price moves in
+        ``side``'s favour to ``takeProfitPrice``."""
+        if takeProfitPrice is None:
+            raise E.ArgumentsRequired(f"{self.id} createTakeProfitOrder() requires a takeProfitPrice argument")
+        return self.create_order(symbol, type, side, amount, price,
+                                 {**(params or {}), "takeProfitPrice": takeProfitPrice})
+
+    def create_order_with_take_profit_and_stop_loss(self, symbol, type, side, amount, price=None, takeProfit=None,
+                                                    stopLoss=None, params=None):
+        """An entry with an attached take-profit and/or stop-loss (trigger
+        prices; market orders once triggered), as ``params['takeProfit']`` /
+        ``params['stopLoss']``."""
+        extra = {}
+        if takeProfit is not None:
+            extra["takeProfit"] = {"triggerPrice": takeProfit}
+        if stopLoss is not None:
+            extra["stopLoss"] = {"triggerPrice": stopLoss}
+        return self.create_order(symbol, type, side, amount, price, {**(params or {}), **extra})
+
+    def create_trailing_percent_order(self, symbol, type, side, amount, price=None, trailingPercent=None,
+                                      trailingTriggerPrice=None, params=None):
+        """A trailing stop (market): it follows the best price since
+        ``trailingTriggerPrice`` was reached (or since now) and triggers on
+        a retrace of ``trailingPercent`` (0.1-10)."""
+        if trailingPercent is None:
+            raise E.ArgumentsRequired(f"{self.id} createTrailingPercentOrder() requires a trailingPercent argument")
+        extra = {"trailingPercent": trailingPercent}
+        if trailingTriggerPrice is not None:
+            extra["trailingTriggerPrice"] = trailingTriggerPrice
+        return self.create_order(symbol, type, side, amount, price, {**(params or {}), **extra})
 
     def set_position_mode(self, hedged, symbol=None, params=None):
         raise E.NotSupported(f"{self.id} setPositionMode() is not supported: one net position per instrument")
@@ -669,10 +811,11 @@ class ExchangeBase:
         if last is None or trade_id > last[0]:
             self._last[symbol] = (trade_id, price, ts)
 
-    def _open_trade_feed(self) -> None:
+    def _open_trade_feed(self, force: bool = False) -> None:
         """Subscribe to every symbol's public trades (ticker ``last``,
-        ``fetch_trades``). Trades before this moment are not known."""
-        if self._trade_sub is not None or not self.options.get("trackLastTrade", True) or not self._meta:
+        ``fetch_trades``). Trades before this moment are not known.
+        ``force``: even with ``options["trackLastTrade"]`` off (a watch needs it)."""
+        if self._trade_sub is not None or not (force or self.options.get("trackLastTrade", True)) or not self._meta:
             return
         sub = zmq.Context.instance().socket(zmq.SUB)
         sub.linger = 0
@@ -707,7 +850,15 @@ class ExchangeBase:
                 price, qty = ins.price(ev.price), ins.qty(ev.qty)
                 self._note_trade(ev.symbol, ev.trade_id, price, qty, ev.taker_side.value, ts)
                 book = self._public_trades.setdefault(ev.symbol, deque(maxlen=MAX_PUBLIC_TRADES))
-                book.append(self._public_trade_dict(ev, price, qty, ts))
+                trade = self._public_trade_dict(ev, price, qty, ts)
+                book.append(trade)
+                self._on_public(ev, trade)
+            elif type(ev) is m.MarkPrice and ev.symbol in self._meta:
+                self._on_public(ev, None)
+
+    def _on_public(self, ev, trade: dict | None) -> None:
+        """Hook: a public Trade (with its ccxt structure) or MarkPrice was
+        read from the feed; the asyncio class feeds its ``watch_*`` here."""
 
     def _close_feeds(self) -> None:
         if self._trade_sub is not None:
@@ -752,13 +903,14 @@ class ExchangeBase:
             "lastUpdateTimestamp": rec.last_update, "symbol": self._sym(rec.symbol), "type": _ccxt_type(rec.type),
             "timeInForce": tif, "postOnly": rec.tif == "post_only" if rec.tif else None,
             "reduceOnly": rec.reduce_only, "side": rec.side, "price": fl(rec.price), "triggerPrice": stop,
-            "stopPrice": stop, "stopLossPrice": None, "takeProfitPrice": None, "amount": float(amount),
+            "stopPrice": stop, "stopLossPrice": stop if rec.type in _STOP_TYPES and rec.reduce_only else None,
+            "takeProfitPrice": stop if rec.type in _TP_TYPES else None, "amount": float(amount),
             "cost": float(rec.cost), "average": fl(average), "filled": float(rec.filled),
             "remaining": float(remaining), "status": rec.status, "fee": fee, "fees": [dict(fee)],
             "trades": list(rec.trades),
             "info": {"order_id": rec.id, "symbol": rec.symbol, "type": rec.type, "tif": rec.tif,
                      "stop_price": None if rec.stop_price is None else str(rec.stop_price),
-                     "triggered": rec.triggered, "cancel_cause": rec.cause},
+                     "triggered": rec.triggered, "cancel_cause": rec.cause, **rec.protect},
         }
 
     def _from_view(self, v: m.OrderView) -> _Order:
@@ -790,6 +942,9 @@ class ExchangeBase:
         for asset, amt in sorted(wallet.items()):
             if asset != settle:
                 out[asset] = {"free": float(amt), "used": 0.0, "total": float(amt)}
+        for asset in self.currencies:  # every currency has a row, 0 when not held (as binance's): balance[base] works
+            if asset != settle and asset not in out:
+                out[asset] = {"free": 0.0, "used": 0.0, "total": 0.0}
         equity, im = mk.risk(ev.equity), mk.risk(ev.im)
         free = max(Decimal(0), equity - im)
         used = min(im, max(equity, Decimal(0)))
@@ -912,7 +1067,7 @@ class ExchangeBase:
         self._account_ev = ev
         return self._balance(ev)
 
-    @params_read('timeInForce', 'postOnly', 'reduceOnly', 'clientOrderId', 'triggerPrice', 'stopPrice', 'stopLossPrice', 'takeProfitPrice', 'stp', 'selfTradePrevention')
+    @params_read('timeInForce', 'postOnly', 'reduceOnly', 'clientOrderId', 'stp', 'selfTradePrevention', *PROTECTIVE_PARAMS)
     def _g_create_order(self, symbol: str, type: str, side: str, amount, price=None, params=None):
         yield from self._g_load_markets()
         market = self.market(symbol)
@@ -926,16 +1081,14 @@ class ExchangeBase:
         post_only = bool(params.pop("postOnly", False))
         reduce_only = bool(params.pop("reduceOnly", False))
         client_id = params.pop("clientOrderId", None)
-        trigger = params.pop("triggerPrice", None)
-        stop = params.pop("stopPrice", None)
-        stop_loss = params.pop("stopLossPrice", None)
-        if params.pop("takeProfitPrice", None) is not None:
-            raise E.NotSupported(f"{self.id} createOrder() takeProfitPrice is not supported: the venue's stop orders "
-                                 "trigger only when the mark moves against the order side (stop-loss direction)")
         stp = params.pop("stp", params.pop("selfTradePrevention", "expire_taker"))
-        trigger = next((x for x in (trigger, stop, stop_loss) if x is not None), None)
-        if stop_loss is not None:
+        # --- protective orders: every param below is consumed (popped) or refused
+        prot = protective_params(self.id, params)
+        trigger, conditional = prot.pop("trigger"), prot.pop("conditional")
+        if prot.pop("reduce_only"):
             reduce_only = True
+        if prot.get("close_position"):
+            reduce_only = False  # implied: the venue refuses both
         tif = "gtc"
         if tif_in is not None:
             t = _TIF_IN.get(str(tif_in).upper())
@@ -948,31 +1101,72 @@ class ExchangeBase:
         if otype == "market":
             if post_only:
                 raise E.InvalidOrder(f"{self.id} createOrder() a market order cannot be post-only")
-            venue_type, price = ("stop_market" if trigger is not None else "market"), None
+            venue_type, price = (conditional[0] if conditional else "market"), None
         elif otype == "limit":
             if price is None:
                 raise E.ArgumentsRequired(f"{self.id} createOrder() requires a price argument for a limit order")
-            venue_type = "stop_limit" if trigger is not None else "limit"
+            if conditional and conditional[1] is None:
+                raise E.InvalidOrder(f"{self.id} createOrder() a trailing stop is a market order: type 'market'")
+            venue_type = conditional[1] if conditional else "limit"
         elif otype in ("stop_market", "stop_limit"):
+            if conditional and conditional[0] != "stop_market":
+                raise E.InvalidOrder(f"{self.id} createOrder() type {otype} does not go with {conditional[2]}")
             venue_type = otype
             if otype == "stop_market":
                 price = None
         else:
             raise E.InvalidOrder(f"{self.id} createOrder() does not support order type {type!r}: limit or market "
                                  "(with params triggerPrice/stopPrice for stop orders)")
-        qty = self.amount_to_precision(mid, amount)
+        if prot.get("close_position"):
+            if amount not in (None, 0):
+                raise E.InvalidOrder(f"{self.id} createOrder() closePosition closes the whole position: "
+                                     "pass amount None")
+            qty = None
+        else:
+            qty = self.amount_to_precision(mid, amount)
         px = None if price is None else self.price_to_precision(mid, price)
         stop_px = None if trigger is None else self.price_to_precision(mid, trigger)
+        for k in ("activation_price",):
+            if prot.get(k) is not None:
+                prot[k] = self.price_to_precision(mid, prot[k])
+        for k in ("take_profit", "stop_loss"):
+            spec = prot.get(k)
+            if spec is not None:
+                prot[k] = {n: (self.price_to_precision(mid, x) if n != "working_type" else x)
+                           for n, x in spec.items() if x is not None}
         cmd = self._core.new_order_cmd(
             mid, side_l, qty, px, type=venue_type, tif=tif, post_only=post_only, reduce_only=reduce_only,
             stop_price=stop_px, stp=stp, client_order_id=None if client_id is None else str(client_id),
-            account=self._account())
+            account=self._account(), **prot)
         (rep,) = yield Req((cmd,))
         events = raise_for(rep.events)
         if not events or _typeof(events[0]) is not m.OrderAccepted:
             raise E.BadResponse(f"{self.id} unexpected reply to a new order: {events!r}")
         self._apply(events)
         return self._order_dict(self._orders[events[0].order_id])
+
+    # --- protective orders
+    @params_read('reduceOnly', 'clientOrderId')
+    def _g_close_position(self, symbol: str, side: str | None = None, params=None):
+        """ccxt ``closePosition``: a reduce-only market order for the whole
+        position now (``side``, if given, must be the closing side)."""
+        yield from self._g_load_markets()
+        mid = self.market(symbol)["id"]
+        params = dict(params or {})
+        params.pop("reduceOnly", None)  # implied
+        (rep,) = yield Req((m.QueryAccount(account=self._account()),))
+        ev = next(e for e in raise_for(rep.events) if type(e) is m.AccountUpdate)
+        lots = next((p.qty for p in ev.positions if p.symbol == mid), 0)
+        if not lots:
+            raise E.InvalidOrder(f"{self.id} closePosition() no open {symbol} position")
+        close_side = "sell" if lots > 0 else "buy"
+        if side is not None and str(side).lower() != close_side:
+            raise E.InvalidOrder(f"{self.id} closePosition() the {symbol} position closes with a {close_side}, "
+                                 f"not a {side}")
+        amount = self._meta[mid].qty(abs(lots))
+        order = yield from self._g_create_order(symbol, "market", close_side, amount, None,
+                                                {**params, "reduceOnly": True})
+        return order
 
     @params_read()
     def _g_edit_order(self, id, symbol: str, type: str | None = None, side: str | None = None, amount=None,
@@ -1345,6 +1539,150 @@ class ExchangeBase:
                      "stop_price": None if r.stop_price is None else str(r.stop_price), "triggered": r.triggered,
                      "cancel_cause": r.cause, "reject_reason": r.reject_reason},
         }
+    # --- ccxt facade: base helpers, batch orders, status (issue 14)
+
+    @params_read()
+    def _g_fetch_l2_order_book(self, symbol: str, limit: int | None = None, params=None):
+        """ccxt's ``fetch_l2_order_book``: the book with equal prices summed
+        (the venue's book is already L2, so it is ``fetch_order_book``)."""
+        book = yield from self._g_fetch_order_book(symbol, limit)
+        return {**book, "bids": helpers.sort_by(helpers.aggregate(book["bids"]), 0, True),
+                "asks": helpers.sort_by(helpers.aggregate(book["asks"]), 0)}
+
+    @params_read()
+    def _g_fetch_status(self, params=None):
+        """``ok`` when the venue answers (a venue that does not raises
+        RequestTimeout / ExchangeNotAvailable, as ccxt does for a dead API)."""
+        (rep,) = yield Req((m.QueryInstruments(),), auth=False)
+        (info,) = raise_for(rep.events)
+        ts = now_ms()
+        return {"status": "ok", "updated": ts, "eta": None, "url": None,
+                "info": {"protocol_version": info.protocol_version, "instruments": len(info.instruments)}}
+
+    _ORDER_REQUEST_KEYS = ("symbol", "type", "side", "amount", "price", "params")
+
+    @params_read()
+    def _g_create_orders(self, orders, params=None):
+        """ccxt's batch ``create_orders([{symbol, type, side, amount, price,
+        params}, ...])``: every order is checked first (a bad one raises and
+        nothing is sent), then all are sent pipelined. The answer is one
+        order per request, in order; one the venue refused has ``status``
+        ``"rejected"``, ``id`` None and the refusal in ``info`` (``reason``,
+        ``message``), as ccxt's exchanges report a failed item of a batch."""
+        yield from self._g_load_markets()
+        if not isinstance(orders, (list, tuple)) or not orders:
+            raise E.BadRequest(f"{self.id} createOrders() orders must be a non-empty list of order requests")
+        pending = []
+        for i, req in enumerate(orders):
+            if not isinstance(req, dict):
+                raise E.BadRequest(f"{self.id} createOrders() orders[{i}] must be a dict, not {type(req).__name__}")
+            unknown = sorted(set(req) - set(self._ORDER_REQUEST_KEYS))
+            if unknown:
+                raise E.BadRequest(f"{self.id} createOrders() orders[{i}] unknown key(s) {unknown}: an order "
+                                   f"request has {', '.join(self._ORDER_REQUEST_KEYS)}")
+            missing = [k for k in ("symbol", "type", "side", "amount") if req.get(k) is None]
+            if missing:
+                raise E.ArgumentsRequired(f"{self.id} createOrders() orders[{i}] requires {', '.join(missing)}")
+        for req in orders:
+            gen = self._g_create_order(req["symbol"], req["type"], req["side"], req["amount"], req.get("price"),
+                                       req.get("params"))
+            op = next(gen)  # builds and checks the order; raises before anything is sent
+            if op is DRAIN or not isinstance(op, Req):
+                raise E.BadResponse(f"{self.id} createOrders() internal: an order that sends nothing first")
+            pending.append((gen, op, req))
+        replies = yield Req(tuple(cmd for _, op, _ in pending for cmd in op.cmds))
+        out, at = [], 0
+        for gen, op, req in pending:
+            answer, at = replies[at:at + len(op.cmds)], at + len(op.cmds)
+            try:
+                while True:  # a create_order that needs more round trips gets them, one by one
+                    nxt = gen.send(answer)
+                    answer = yield nxt
+            except StopIteration as stop:
+                out.append(stop.value)
+            except E.BaseError as exc:
+                out.append(self._rejected_order(req, exc))
+            except ClientError as exc:
+                out.append(self._rejected_order(req, E.translate(exc, self.id)))
+        return out
+
+    def _rejected_order(self, req: dict, exc: Exception) -> dict:
+        ts = now_ms()
+        side = str(req.get("side", "")).lower() or None
+        return {
+            "id": None, "clientOrderId": (req.get("params") or {}).get("clientOrderId"), "timestamp": ts,
+            "datetime": iso8601(ts), "lastTradeTimestamp": None, "lastUpdateTimestamp": ts,
+            "symbol": self.market(req["symbol"])["symbol"], "type": str(req.get("type")).lower(),
+            "timeInForce": None, "postOnly": None, "reduceOnly": None, "side": side,
+            "price": fl(None if req.get("price") is None else dec(req["price"], "price")), "triggerPrice": None,
+            "stopPrice": None, "stopLossPrice": None, "takeProfitPrice": None,
+            "amount": float(dec(req["amount"], "amount")), "cost": 0.0, "average": None, "filled": 0.0,
+            "remaining": 0.0, "status": "rejected", "fee": None, "fees": [], "trades": [],
+            "info": {"reason": getattr(exc, "reason", None), "message": str(exc), "error": type(exc).__name__},
+        }
+    # --- leverage (Binance semantics: per account and symbol, bounded by notional tiers)
+
+    def _leverage_dict(self, s: m.SymbolLeverage, mode: str) -> dict:
+        return {"info": builtins(s), "symbol": self._sym(s.symbol), "marginMode": mode,
+                "longLeverage": s.leverage, "shortLeverage": s.leverage}
+
+    def _tiers_list(self, s: m.SymbolLeverageTiers) -> list[dict]:
+        settle = self._meta[s.symbol].settlement
+        return [{"tier": t.bracket, "symbol": self._sym(s.symbol), "currency": settle,
+                 "minNotional": t.notional_floor, "maxNotional": t.notional_cap,
+                 "maintenanceMarginRate": t.mm_rate, "maxLeverage": t.max_leverage, "info": builtins(t)}
+                for t in s.tiers]
+
+    @params_read()
+    def _g_set_leverage(self, leverage, symbol: str | None = None, params=None):
+        if symbol is None:
+            raise E.ArgumentsRequired(f"{self.id} setLeverage() requires a symbol argument")
+        yield from self._g_load_markets()
+        mkt = self.market(symbol)
+        try:
+            whole = not isinstance(leverage, (bool, str)) and int(leverage) == leverage
+        except (TypeError, ValueError, OverflowError):
+            whole = False
+        if not whole:
+            raise E.BadRequest(f"{self.id} setLeverage() leverage must be a whole number, not {leverage!r}")
+        (rep,) = yield Req((m.SetLeverage(account=self._account(), symbol=mkt["id"], leverage=int(leverage)),))
+        evs = raise_for(rep.events)
+        self._apply(evs)
+        ev = next(e for e in evs if type(e) is m.LeverageChanged)
+        return {"info": builtins(ev), "symbol": mkt["symbol"], "leverage": ev.leverage,
+                "maxLeverage": ev.max_leverage}
+
+    @params_read()
+    def _g_fetch_leverages(self, symbols=None, params=None):
+        yield from self._g_load_markets()
+        acct = self._account()
+        rep, acc_rep = yield Req((m.QueryLeverage(account=acct), m.QueryAccount(account=acct)))
+        ev = next(e for e in raise_for(rep.events) if type(e) is m.Leverage)
+        upd = next(e for e in raise_for(acc_rep.events) if type(e) is m.AccountUpdate)
+        mode = str(getattr(upd.margin_mode, "value", upd.margin_mode))
+        wanted = None if symbols is None else {self.market(s)["id"] for s in symbols}
+        return {self._sym(s.symbol): self._leverage_dict(s, mode) for s in ev.symbols
+                if wanted is None or s.symbol in wanted}
+
+    @params_read()
+    def _g_fetch_leverage(self, symbol: str, params=None):
+        out = yield from self._g_fetch_leverages([symbol])
+        return out[self.market(symbol)["symbol"]]
+
+    @params_read()
+    def _g_fetch_leverage_tiers(self, symbols=None, params=None):
+        yield from self._g_load_markets()
+        wanted = None if symbols is None else {self.market(s)["id"] for s in symbols}
+        (rep,) = yield Req((m.QueryLeverageTiers(),))
+        ev = next(e for e in raise_for(rep.events) if type(e) is m.LeverageTiers)
+        return {self._sym(s.symbol): self._tiers_list(s) for s in ev.symbols if wanted is None or s.symbol in wanted}
+
+    @params_read()
+    def _g_fetch_market_leverage_tiers(self, symbol: str, params=None):
+        yield from self._g_load_markets()
+        (rep,) = yield Req((m.QueryLeverageTiers(symbol=self.market(symbol)["id"]),))
+        ev = next(e for e in raise_for(rep.events) if type(e) is m.LeverageTiers)
+        return self._tiers_list(ev.symbols[0])
 
 
 def liquidation_price(mode: str, qty: float, mark: float, entry: float, mm: float, equity: float, acct_mm: float,
@@ -1404,7 +1742,113 @@ def _camel(name: str) -> str:
 def _ccxt_type(venue_type: str | None) -> str | None:
     if venue_type is None:
         return None
-    return "market" if venue_type in ("market", "stop_market") else "limit"
+    return "market" if venue_type in _MARKET_TYPES else "limit"
+
+
+_MARKET_TYPES = ("market", "stop_market", "take_profit_market", "trailing_stop_market")
+_STOP_TYPES = ("stop_market", "stop_limit")
+_TP_TYPES = ("take_profit_market", "take_profit_limit")
+
+
+# --- protective orders (docs/adr/0011-protective-orders.md)
+_WORKING_IN = {"MARK_PRICE": "mark_price", "CONTRACT_PRICE": "contract_price", "MARK": "mark_price",
+               "LAST": "contract_price", "LAST_PRICE": "contract_price", "MARKPRICE": "mark_price",
+               "LASTPRICE": "contract_price"}
+
+
+def _working(exchange_id: str, name: str, value) -> str:
+    w = _WORKING_IN.get(str(value).upper())
+    if w is None:
+        raise E.BadRequest(f"{exchange_id} createOrder() params['{name}'] must be 'mark' or 'last' "
+                           f"(MARK_PRICE or CONTRACT_PRICE), not {value!r}; index-price triggers are not supported")
+    return w
+
+
+def _attached(exchange_id: str, name: str, spec, working: str | None) -> dict:
+    """ccxt's ``stopLoss`` / ``takeProfit`` param: a trigger price, or a dict
+    ``{triggerPrice, price?, type? ('market' | 'limit')}``; every key is read
+    or refused."""
+    if not isinstance(spec, dict):
+        spec = {"triggerPrice": spec}
+    unknown = sorted(set(spec) - {"triggerPrice", "price", "type"})
+    if unknown:
+        raise E.BadRequest(f"{exchange_id} createOrder() params['{name}'] unknown key '{unknown[0]}': it reads "
+                           "triggerPrice, price, type")
+    trig = spec.get("triggerPrice")
+    if trig is None:
+        raise E.ArgumentsRequired(f"{exchange_id} createOrder() params['{name}'] needs a triggerPrice")
+    kind = str(spec.get("type", "limit" if spec.get("price") is not None else "market")).lower()
+    price = spec.get("price")
+    if kind not in ("market", "limit") or (kind == "limit") != (price is not None):
+        raise E.InvalidOrder(f"{exchange_id} createOrder() params['{name}']: a 'limit' {name} needs a price, a "
+                             f"'market' one takes none (got type {kind!r}, price {price!r})")
+    return {"trigger_price": trig, "price": price, "working_type": working or "mark_price"}
+
+
+def protective_params(exchange_id: str, params: dict) -> dict:
+    """Pop the protective-order params from ``params`` (createOrder's) and
+    say what the venue order is: ``trigger`` (its stop price), ``conditional``
+    ((market type, limit type, the param's name) or None), ``reduce_only``
+    (a stop-loss / take-profit closes), and the keyword arguments
+    ``new_order_cmd`` takes for the rest. At most one trigger kind."""
+    trigger = params.pop("triggerPrice", None)
+    stop = params.pop("stopPrice", None)
+    sl_price = params.pop("stopLossPrice", None)
+    tp_price = params.pop("takeProfitPrice", None)
+    trailing = params.pop("trailingPercent", None)
+    activation = params.pop("trailingTriggerPrice", None)
+    wt, tt = params.pop("workingType", None), params.pop("triggerType", None)
+    close = params.pop("closePosition", False)
+    sl, tp = params.pop("stopLoss", None), params.pop("takeProfit", None)
+    working = None
+    for name, value in (("workingType", wt), ("triggerType", tt)):
+        if value is not None:
+            w = _working(exchange_id, name, value)
+            if working is not None and w != working:
+                raise E.BadRequest(f"{exchange_id} createOrder() workingType and triggerType disagree")
+            working = w
+    if trigger is None:
+        trigger = stop
+    kinds = [(n, v) for n, v in (("triggerPrice", trigger), ("stopLossPrice", sl_price),
+                                 ("takeProfitPrice", tp_price), ("trailingPercent", trailing)) if v is not None]
+    if len(kinds) > 1:
+        raise E.InvalidOrder(f"{exchange_id} createOrder() give one of triggerPrice, stopLossPrice, takeProfitPrice, "
+                             f"trailingPercent, not {' and '.join(n for n, _ in kinds)}")
+    out: dict = {"trigger": None, "conditional": None, "reduce_only": False}
+    if kinds:
+        name, value = kinds[0]
+        if name == "trailingPercent":
+            out["conditional"] = ("trailing_stop_market", None, name)
+            out["callback_rate"] = value
+        else:
+            out["trigger"] = value
+            out["conditional"] = (("take_profit_market", "take_profit_limit", name) if name == "takeProfitPrice"
+                                  else ("stop_market", "stop_limit", name))
+            out["reduce_only"] = name != "triggerPrice"  # ccxt: stop-loss / take-profit orders close
+    if activation is not None:
+        if trailing is None:
+            raise E.ArgumentsRequired(f"{exchange_id} createOrder() trailingTriggerPrice needs trailingPercent")
+        out["activation_price"] = activation
+    if working is not None:
+        if not kinds and sl is None and tp is None:
+            raise E.InvalidOrder(f"{exchange_id} createOrder() workingType / triggerType apply to trigger orders "
+                                 "and attached stopLoss / takeProfit only")
+        if kinds:
+            out["working_type"] = working
+    if close:
+        if close is not True or out["conditional"] is None or out["conditional"][0] == "trailing_stop_market":
+            raise E.InvalidOrder(f"{exchange_id} createOrder() closePosition=True goes with a stopLossPrice, "
+                                 "takeProfitPrice or triggerPrice market order")
+        out["close_position"] = True
+        out["reduce_only"] = False  # implied by the venue; it refuses both
+    if (sl is not None or tp is not None) and kinds:
+        raise E.InvalidOrder(f"{exchange_id} createOrder() stopLoss / takeProfit attach to a limit or market entry, "
+                             "not to a trigger order")
+    if sl is not None:
+        out["stop_loss"] = _attached(exchange_id, "stopLoss", sl, working)
+    if tp is not None:
+        out["take_profit"] = _attached(exchange_id, "takeProfit", tp, working)
+    return out
 
 
 def _since_limit(items: list[dict], since: int | None, limit: int | None) -> list[dict]:
@@ -1450,7 +1894,19 @@ METHODS = (
     "cancel_all_orders", "fetch_order", "fetch_open_orders", "fetch_orders", "fetch_closed_orders",
     "fetch_canceled_orders", "fetch_my_trades", "fetch_positions", "fetch_position", "fetch_margin_mode",
     "set_margin_mode",
+    # --- leverage
+    "set_leverage", "fetch_leverage", "fetch_leverages", "fetch_leverage_tiers", "fetch_market_leverage_tiers",
+    # --- protective orders
+    "close_position",
 )
+# --- ccxt facade (issue 14)
+METHODS += ("fetch_l2_order_book", "fetch_status", "create_orders")
+
+# ccxt's base helpers as static methods of the exchange (``exchange.safe_string(...)``)
+for _fn in helpers.STATIC:
+    setattr(ExchangeBase, _fn.__name__, staticmethod(_fn))
+del _fn
+
 # --- history
 METHODS += ("fetch_ohlcv", "fetch_mark_ohlcv", "fetch_index_ohlcv", "fetch_funding_rate", "fetch_funding_rates",
             "fetch_funding_rate_history")

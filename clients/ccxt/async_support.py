@@ -27,6 +27,13 @@ next update.
 - ``watch_positions(symbols)``: the account's positions after the next
   account update (a position that went flat is reported once with
   ``contracts`` 0).
+- ``watch_trades(symbol)`` / ``watch_my_trades(symbol)``: the public trades /
+  the account's fills since the previous call (waiting for one).
+- ``watch_ticker(symbol)`` / ``watch_balance()``: the current value on the
+  first call, then after each trade or mark message / account update.
+- ``watch_ohlcv(symbol, timeframe)``: candles that changed since the
+  previous call, built client-side from the trade stream
+  (:mod:`clients.ccxt._streams`).
 
 Private updates come from the venue's pushes to this session and from the
 replies to this object's own orders (an order filled on arrival is news
@@ -46,7 +53,8 @@ from clients.aio import AsyncClient
 from clients.ccxt import errors
 from clients.ccxt import errors as E
 from clients._core import raise_for
-from clients.ccxt._base import DRAIN, METHODS, ExchangeBase, Req, _since_limit, refuse_unknown_params
+from clients.ccxt._base import DRAIN, METHODS, ExchangeBase, Req, _since_limit, params_read, refuse_unknown_params
+from clients.ccxt._streams import Candles, Streams
 from clients.ccxt.errors import *  # noqa: F401,F403  (CCXT's exception classes, at module level as in ccxt)
 from clients.ccxt.errors import translate
 from clients.errors import ExchangeError as _ClientError
@@ -70,7 +78,10 @@ class exchangesim(ExchangeBase):  # noqa: N801
     """The asyncio exchange (see the module docstring)."""
 
     pro = True
-    has = {**ExchangeBase.has, "watchOrderBook": True, "watchOrders": True, "watchPositions": True}
+    has = {**ExchangeBase.has, "watchOrderBook": True, "watchOrders": True, "watchPositions": True,
+           # --- ccxt facade (issue 14)
+           "ws": True, "watchTrades": True, "watchTicker": True, "watchBalance": True, "watchMyTrades": True,
+           "watchOHLCV": True}
 
     def __init__(self, config: dict | None = None):
         super().__init__(config)
@@ -84,6 +95,8 @@ class exchangesim(ExchangeBase):  # noqa: N801
         self._position_symbols: set[str] = set()
         self._mirrors: dict[str, tuple[BookMirror, zmq.asyncio.Poller]] = {}
         self._book_seen: dict[str, tuple[int, int]] = {}
+        self._streams = Streams()  # watch_trades / ticker / ohlcv / balance / my_trades (issue 14)
+        self._md_task: asyncio.Task | None = None
 
     # ------------------------------------------------------------ the I/O
 
@@ -159,13 +172,14 @@ class exchangesim(ExchangeBase):  # noqa: N801
     async def close(self) -> None:
         """Stop the watchers, log out, close every socket (as ccxt's async
         exchanges, call it before the event loop ends)."""
-        if self._pump_task is not None:
-            self._pump_task.cancel()
-            try:
-                await self._pump_task
-            except BaseException:
-                pass
-            self._pump_task = None
+        for task in (self._pump_task, self._md_task):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except BaseException:
+                    pass
+        self._pump_task = self._md_task = None
         self._fail_waiters(E.ExchangeNotAvailable(f"{self.id} closed"))
         for mirror, _ in self._mirrors.values():
             mirror.close()
@@ -203,6 +217,8 @@ class exchangesim(ExchangeBase):  # noqa: N801
                 self._order_updates[oid] = None
         if account and self._positions_watched:
             self._position_update = True
+        if account and self._streams.balance_update is not None:  # None: watch_balance not called yet
+            self._streams.balance_update = True
         self._wake()
 
     def _wake(self) -> None:
@@ -322,6 +338,130 @@ class exchangesim(ExchangeBase):  # noqa: N801
                     return _since_limit(out, since, limit)
             await self._next_change()
 
+    # --- ccxt facade: ccxt.pro watch_* from the public feed and the pushes (issue 14)
+
+    def _on_public(self, ev, trade: dict | None) -> None:
+        if trade is not None:
+            self._streams.on_trade(ev.symbol, trade)
+        else:
+            self._streams.on_move(ev.symbol)
+        self._wake()
+
+    async def _watch_public(self, symbol: str, mark: bool = False) -> str:
+        """Open the public feed (trades of every symbol; ``mark``: this
+        symbol's mark messages too) and its reader task; the venue id."""
+        await self.load_markets()
+        mid = self.market(symbol)["id"]
+        self._open_trade_feed(force=True)
+        if mark:
+            self._trade_sub.setsockopt(zmq.SUBSCRIBE, f"{mid}.mark".encode())
+        if self._md_task is None or self._md_task.done():
+            self._md_task = asyncio.get_running_loop().create_task(self._md_pump())
+        return mid
+
+    async def _md_pump(self) -> None:
+        """Read the public feed while someone watches it."""
+        poller = zmq.asyncio.Poller()
+        poller.register(self._trade_sub, zmq.POLLIN)
+        while self._trade_sub is not None and not self._trade_sub.closed:
+            await poller.poll(1000)
+            self._drain_trade_feed()
+
+    @params_read()
+    async def watch_trades(self, symbol: str, since=None, limit=None, params=None) -> list[dict]:
+        """The public trades of ``symbol`` since the previous call (waits for
+        one; collected from the first call on), oldest first."""
+        mid = await self._watch_public(symbol)
+        new = self._streams.trades.setdefault(mid, [])
+        while True:
+            self._drain_trade_feed()
+            if new:
+                out, new[:] = list(new), []
+                out = _since_limit(out, since, limit)
+                if out:
+                    return out
+            await self._next_change()
+
+    @params_read()
+    async def watch_ticker(self, symbol: str, params=None) -> dict:
+        """``fetch_ticker(symbol)`` now (first call), then after each public
+        trade or mark-price message of the symbol. One query per update: the
+        ticker is the venue's (book, mark, last trade), the same structure
+        as ``fetch_ticker``."""
+        mid = await self._watch_public(symbol, mark=True)
+        moves = self._streams.moves
+        if mid in moves:
+            while True:
+                self._drain_trade_feed()
+                if moves[mid]:
+                    break
+                await self._next_change()
+        moves[mid] = 0
+        return await self.fetch_ticker(symbol)
+
+    @params_read()
+    async def watch_ohlcv(self, symbol: str, timeframe: str = "1m", since=None, limit=None,
+                          params=None) -> list[list]:
+        """OHLCV candles ``[timestamp, open, high, low, close, volume]`` that
+        changed since the previous call (waits for a trade), **built
+        client-side from the public trade stream** since the first call for
+        this symbol and timeframe (see :mod:`clients.ccxt._streams`)."""
+        if not isinstance(timeframe, str) or len(timeframe) < 2:
+            raise E.BadRequest(f"{self.id} watchOHLCV() timeframe must be like '1m', '1h', not {timeframe!r}")
+        try:
+            candles_new = Candles(timeframe)
+        except ValueError as exc:
+            raise E.BadRequest(f"{self.id} watchOHLCV() {exc}") from None
+        mid = await self._watch_public(symbol)
+        candles = self._streams.candles.setdefault((mid, timeframe), candles_new)
+        while True:
+            self._drain_trade_feed()
+            out = candles.take()
+            if since is not None:
+                out = [c for c in out if c[0] >= since]
+            if out:
+                return out[-int(limit):] if limit else out
+            await self._next_change()
+
+    @params_read()
+    async def watch_balance(self, params=None) -> dict:
+        """``fetch_balance()`` now (first call), then after each account update
+        the venue pushes (fills, cancels, funding, deposits...)."""
+        await self._watch_private()
+        first = self._streams.balance_update is None
+        if not first:
+            while True:
+                await self._take_pushed()
+                if self._streams.balance_update:
+                    break
+                await self._next_change()
+        self._streams.balance_update = False
+        return await self.fetch_balance()
+
+    @params_read()
+    async def watch_my_trades(self, symbol: str | None = None, since=None, limit=None, params=None) -> list[dict]:
+        """The account's own trades (fills) since the previous call (waits for
+        one; collected from the first call on), oldest first."""
+        await self._watch_private()
+        mid = None if symbol is None else self.market(symbol)["id"]
+        st = self._streams
+        if st.my_trades_after is None:
+            st.my_trades_after = self._trades[-1] if self._trades else {}
+        while True:
+            await self._take_pushed()
+            new = []
+            for t in reversed(self._trades):
+                if t is st.my_trades_after:
+                    break
+                new.append(t)
+            new.reverse()
+            if new:
+                st.my_trades_after = new[-1]
+                out = _since_limit([t for t in new if mid is None or t["info"]["symbol"] == mid], since, limit)
+                if out:
+                    return out
+            await self._next_change()
+
     def _g_explain(self):
         (rep,) = yield Req((m.QueryExplain(account=self._account()),))
         return next((e for e in raise_for(rep.events) if type(e) is m.Explain), None)
@@ -410,6 +550,43 @@ class exchangesim(ExchangeBase):  # noqa: N801
 
     async def fetch_my_trades(self, symbol: str | None = None, since=None, limit=None, params=None) -> list[dict]:
         return await self._run(self._g_fetch_my_trades(symbol, since, limit, params))
+
+    # --- ccxt facade: base helpers, batch orders, status (issue 14)
+
+    async def fetch_l2_order_book(self, symbol: str, limit: int | None = None, params=None) -> dict:
+        return await self._run(self._g_fetch_l2_order_book(symbol, limit, params))
+
+    async def fetch_status(self, params=None) -> dict:
+        return await self._run(self._g_fetch_status(params))
+
+    async def create_orders(self, orders: list[dict], params=None) -> list[dict]:
+        return await self._run(self._g_create_orders(orders, params))
+
+    async def sleep(self, milliseconds) -> None:
+        """ccxt's ``await exchange.sleep(ms)``."""
+        await asyncio.sleep(float(milliseconds) / 1000)
+
+    # ----------------------------------------------------------- leverage
+
+    async def set_leverage(self, leverage, symbol: str | None = None, params=None) -> dict:
+        return await self._run(self._g_set_leverage(leverage, symbol, params))
+
+    async def fetch_leverage(self, symbol: str, params=None) -> dict:
+        return await self._run(self._g_fetch_leverage(symbol, params))
+
+    async def fetch_leverages(self, symbols=None, params=None) -> dict:
+        return await self._run(self._g_fetch_leverages(symbols, params))
+
+    async def fetch_leverage_tiers(self, symbols=None, params=None) -> dict:
+        return await self._run(self._g_fetch_leverage_tiers(symbols, params))
+
+    async def fetch_market_leverage_tiers(self, symbol: str, params=None) -> list[dict]:
+        return await self._run(self._g_fetch_market_leverage_tiers(symbol, params))
+
+
+    # --- protective orders
+    async def close_position(self, symbol: str, side: str | None = None, params=None) -> dict:
+        return await self._run(self._g_close_position(symbol, side, params))
 
     # --- history: candles and funding from the venue (see the blocking class)
 

@@ -16,8 +16,12 @@ what it catches on a real exchange::
     │   ├── OperationRejected
     │   │   ├── NoChange
     │   │   │   └── MarginModeAlreadySet
-    │   │   └── MarketClosed
+    │   │   ├── MarketClosed
+    │   │   ├── ManualInteractionNeeded
+    │   │   └── RestrictedLocation
     │   ├── InsufficientFunds
+    │   ├── InvalidAddress
+    │   │   └── AddressPending
     │   ├── InvalidOrder
     │   │   ├── OrderNotFound
     │   │   ├── OrderNotCached
@@ -25,18 +29,31 @@ what it catches on a real exchange::
     │   │   ├── OrderNotFillable
     │   │   ├── DuplicateOrderId
     │   │   └── ContractUnavailable
-    │   └── NotSupported
-    └── OperationFailed
-        ├── NetworkError
-        │   ├── DDoSProtection
-        │   ├── RateLimitExceeded
-        │   ├── ExchangeNotAvailable
-        │   │   └── OnMaintenance
-        │   ├── InvalidNonce
-        │   └── RequestTimeout
-        ├── BadResponse
-        │   └── NullResponse
-        └── CancelPending
+    │   ├── NotSupported
+    │   ├── InvalidProxySettings
+    │   └── ExchangeClosedByUser
+    ├── OperationFailed
+    │   ├── NetworkError
+    │   │   ├── DDoSProtection
+    │   │   ├── RateLimitExceeded
+    │   │   ├── ExchangeNotAvailable
+    │   │   │   └── OnMaintenance
+    │   │   ├── InvalidNonce
+    │   │   │   └── ChecksumError
+    │   │   └── RequestTimeout
+    │   ├── BadResponse
+    │   │   └── NullResponse
+    │   └── CancelPending
+    └── UnsubscribeError
+
+The tree is ccxt's ``error_hierarchy`` exactly (tests compare it with the
+installed ``ccxt`` package). **When the real ``ccxt`` package is installed**
+(the optional extra ``exchange-sim[ccxt]``), each class here also subclasses
+ccxt's class of the same name, so a bot that mixes both packages catches the
+facade's refusals with ``except ccxt.InsufficientFunds`` too; without it the
+facade needs nothing beyond the standard library (docs/adr/0014-ccxt-facade.md).
+Importing ccxt costs about half a second, once; ``EXCHANGESIM_CCXT_BASES=0``
+in the environment skips it.
 
 As in CCXT 4, ``NetworkError`` is *not* an ``ExchangeError``: a bot retries
 the first and fixes its request for the second.
@@ -49,6 +66,8 @@ these (the original stays as ``__cause__``; the wire reason, if any, is
 
 from __future__ import annotations
 
+import os
+
 import zmq
 
 from clients import errors as client_errors
@@ -57,7 +76,28 @@ from protocol.messages import RejectReason
 R = RejectReason
 
 
-class BaseError(Exception):
+def _real_ccxt_errors():
+    """ccxt's own errors module, if the package is installed (and not
+    switched off by ``EXCHANGESIM_CCXT_BASES=0``), else None."""
+    if os.environ.get("EXCHANGESIM_CCXT_BASES", "1") == "0":
+        return None
+    try:
+        from ccxt.base import errors as real
+    except Exception:  # not installed (or a broken install): the facade stands alone
+        return None
+    return real
+
+
+_REAL = _real_ccxt_errors()
+
+
+def _also(name: str) -> tuple[type, ...]:
+    """ccxt's class ``name`` as an extra base (when ccxt is installed)."""
+    cls = getattr(_REAL, name, None) if _REAL is not None else None
+    return (cls,) if isinstance(cls, type) else ()
+
+
+class BaseError(*(_also("BaseError") or (Exception,))):
     """Root of every CCXT exception. ``reason``: the venue's reject reason
     (a :class:`~protocol.messages.RejectReason` value) when there is one."""
 
@@ -66,131 +106,163 @@ class BaseError(Exception):
         self.reason = reason
 
 
-class ExchangeError(BaseError):
+class ExchangeError(BaseError, *_also("ExchangeError")):
     pass
 
 
-class AuthenticationError(ExchangeError):
+class AuthenticationError(ExchangeError, *_also("AuthenticationError")):
     pass
 
 
-class PermissionDenied(AuthenticationError):
+class PermissionDenied(AuthenticationError, *_also("PermissionDenied")):
     pass
 
 
-class AccountNotEnabled(PermissionDenied):
+class AccountNotEnabled(PermissionDenied, *_also("AccountNotEnabled")):
     pass
 
 
-class AccountSuspended(AuthenticationError):
+class AccountSuspended(AuthenticationError, *_also("AccountSuspended")):
     pass
 
 
-class ArgumentsRequired(ExchangeError):
+class ArgumentsRequired(ExchangeError, *_also("ArgumentsRequired")):
     pass
 
 
-class BadRequest(ExchangeError):
+class BadRequest(ExchangeError, *_also("BadRequest")):
     pass
 
 
-class BadSymbol(BadRequest):
+class BadSymbol(BadRequest, *_also("BadSymbol")):
     pass
 
 
-class OperationRejected(ExchangeError):
+class OperationRejected(ExchangeError, *_also("OperationRejected")):
     pass
 
 
-class NoChange(OperationRejected):
+class NoChange(OperationRejected, *_also("NoChange")):
     pass
 
 
-class MarginModeAlreadySet(NoChange):
+class MarginModeAlreadySet(NoChange, *_also("MarginModeAlreadySet")):
     pass
 
 
-class MarketClosed(OperationRejected):
+class MarketClosed(OperationRejected, *_also("MarketClosed")):
     pass
 
 
-class InsufficientFunds(ExchangeError):
+class ManualInteractionNeeded(OperationRejected, *_also("ManualInteractionNeeded")):
     pass
 
 
-class InvalidOrder(ExchangeError):
+class RestrictedLocation(OperationRejected, *_also("RestrictedLocation")):
     pass
 
 
-class OrderNotFound(InvalidOrder):
+class InsufficientFunds(ExchangeError, *_also("InsufficientFunds")):
     pass
 
 
-class OrderNotCached(InvalidOrder):
+class InvalidAddress(ExchangeError, *_also("InvalidAddress")):
     pass
 
 
-class OrderImmediatelyFillable(InvalidOrder):
+class AddressPending(InvalidAddress, *_also("AddressPending")):
     pass
 
 
-class OrderNotFillable(InvalidOrder):
+class InvalidOrder(ExchangeError, *_also("InvalidOrder")):
     pass
 
 
-class DuplicateOrderId(InvalidOrder):
+class OrderNotFound(InvalidOrder, *_also("OrderNotFound")):
     pass
 
 
-class ContractUnavailable(InvalidOrder):
+class OrderNotCached(InvalidOrder, *_also("OrderNotCached")):
     pass
 
 
-class NotSupported(ExchangeError):
+class OrderImmediatelyFillable(InvalidOrder, *_also("OrderImmediatelyFillable")):
     pass
 
 
-class OperationFailed(BaseError):
+class OrderNotFillable(InvalidOrder, *_also("OrderNotFillable")):
     pass
 
 
-class NetworkError(OperationFailed):
+class DuplicateOrderId(InvalidOrder, *_also("DuplicateOrderId")):
     pass
 
 
-class DDoSProtection(NetworkError):
+class ContractUnavailable(InvalidOrder, *_also("ContractUnavailable")):
     pass
 
 
-class RateLimitExceeded(NetworkError):
+class NotSupported(ExchangeError, *_also("NotSupported")):
     pass
 
 
-class ExchangeNotAvailable(NetworkError):
+class InvalidProxySettings(ExchangeError, *_also("InvalidProxySettings")):
     pass
 
 
-class OnMaintenance(ExchangeNotAvailable):
+class ExchangeClosedByUser(ExchangeError, *_also("ExchangeClosedByUser")):
     pass
 
 
-class InvalidNonce(NetworkError):
+class OperationFailed(BaseError, *_also("OperationFailed")):
     pass
 
 
-class RequestTimeout(NetworkError):
+class NetworkError(OperationFailed, *_also("NetworkError")):
     pass
 
 
-class BadResponse(OperationFailed):
+class DDoSProtection(NetworkError, *_also("DDoSProtection")):
     pass
 
 
-class NullResponse(BadResponse):
+class RateLimitExceeded(NetworkError, *_also("RateLimitExceeded")):
     pass
 
 
-class CancelPending(OperationFailed):
+class ExchangeNotAvailable(NetworkError, *_also("ExchangeNotAvailable")):
+    pass
+
+
+class OnMaintenance(ExchangeNotAvailable, *_also("OnMaintenance")):
+    pass
+
+
+class InvalidNonce(NetworkError, *_also("InvalidNonce")):
+    pass
+
+
+class ChecksumError(InvalidNonce, *_also("ChecksumError")):
+    pass
+
+
+class RequestTimeout(NetworkError, *_also("RequestTimeout")):
+    pass
+
+
+class BadResponse(OperationFailed, *_also("BadResponse")):
+    pass
+
+
+class NullResponse(BadResponse, *_also("NullResponse")):
+    pass
+
+
+class CancelPending(OperationFailed, *_also("CancelPending")):
+    pass
+
+
+class UnsubscribeError(BaseError, *_also("UnsubscribeError")):
     pass
 
 
@@ -231,6 +303,9 @@ BY_REASON: dict[RejectReason, type[BaseError]] = {
     R.MARGIN_MODE_CHANGE_DENIED: OperationRejected,
     R.ACCOUNT_EXISTS: BadRequest,
     R.INTERNAL: ExchangeError,  # the venue's fault, the effect unknown: not InvalidOrder, not retryable blindly
+    # --- leverage (Binance -4028 "Leverage is not valid" / -2027 "max position at current leverage")
+    R.LEVERAGE_ABOVE_MAX: BadRequest,
+    R.LEVERAGE_INSUFFICIENT_MARGIN: InsufficientFunds,
 }
 
 _ORDER_COMMANDS = frozenset({"NewOrder", "AmendOrder", "CancelOrder", "CancelAll"})
@@ -294,5 +369,6 @@ __all__ = [
     "OrderNotCached", "OrderImmediatelyFillable", "OrderNotFillable", "DuplicateOrderId", "ContractUnavailable",
     "NotSupported", "OperationFailed", "NetworkError", "DDoSProtection", "RateLimitExceeded",
     "ExchangeNotAvailable", "OnMaintenance", "InvalidNonce", "RequestTimeout", "BadResponse", "NullResponse",
-    "CancelPending", "BY_REASON", "class_for", "translate",
+    "CancelPending", "ManualInteractionNeeded", "RestrictedLocation", "InvalidAddress", "AddressPending",
+    "InvalidProxySettings", "ExchangeClosedByUser", "ChecksumError", "UnsubscribeError", "BY_REASON", "class_for", "translate",
 ]

@@ -82,7 +82,8 @@ class Clearing:
         self.s.arrays.n = 0
         self.s.arrays.ids.clear()
         self.dirty.clear()
-        for ledger in (self.s.deposits, self.s.withdrawals, self.s.fees_collected):
+        for ledger in (self.s.deposits, self.s.withdrawals, self.s.fees_collected,
+                       self.s.funding_residue, self.s.liquidation_fees):
             ledger.clear()
 
     def sync_arrays(self):
@@ -196,7 +197,7 @@ class Clearing:
         if new_qty == 0:
             target = 0
         elif flipped or abs(new_qty) > abs(old_qty):
-            target = max(0 if flipped else alloc, math.ceil(ins.isolated_im(new_qty) * self.unit))
+            target = max(0 if flipped else alloc, math.ceil(self.margin.isolated_im(acct, ins, new_qty) * self.unit))
         else:  # shrank: the closed share goes back to the wallet
             target = alloc * abs(new_qty) // abs(old_qty)
         delta = target - alloc
@@ -257,10 +258,11 @@ class Clearing:
 
     # ----------------------------------------------------------- funding
 
-    def settle_funding(self, symbol: str | None, events: list) -> list[Account]:
+    def settle_funding(self, symbol: str | None, events: list, rate_e8: int | None = None) -> list[Account]:
         """Longs pay shorts (or the reverse) qty × mark × rate, per funded
         instrument, accounts in id order. See :mod:`exchange_sim.funding`.
         Returns the accounts that paid or received, in first-payment order.
+        ``rate_e8``: a given rate (a replay's recorded one) instead of the premium's.
 
         An isolated position pays from, and receives into, its own allocation
         (as on Binance); a payment larger than the allocation takes it to zero
@@ -275,7 +277,7 @@ class Clearing:
             if (symbol is not None and ins.symbol != symbol) or ins.mark == 0 or not ins.funded:
                 continue
             premium = self.funding.premium(ins)
-            rate = self.funding.rate_e8(premium)
+            rate = self.funding.rate_e8(premium) if rate_e8 is None else rate_e8  # a recorded rate (replay)
             events.append(FundingRate(symbol=ins.symbol, rate_e8=rate, mark=ins.mark, premium=premium, ts=s.now))
             if rate == 0:
                 continue
@@ -298,6 +300,7 @@ class Clearing:
                 else:
                     acct.credit(settle, amount)
             s.fees_collected[settle] = s.fees_collected.get(settle, 0) + dust
+            s.funding_residue[settle] = s.funding_residue.get(settle, 0) + dust  # --- leverage (ledger)
         for acct in touched.values():
             self.dirty[acct.id] = acct
         return list(touched.values())
@@ -327,6 +330,8 @@ class Clearing:
         fund.credit(self.settle_name, fee)
         self.dirty[acct.id] = acct
         self.dirty[fund.id] = fund
+        fees = self.s.liquidation_fees  # --- leverage (ledger)
+        fees[self.settle_name] = fees.get(self.settle_name, 0) + fee
 
     def transfer(self, a: Account, b: Account, ins: Instrument, a_side: int, lots: int, price: int) -> None:
         """Move ``lots`` between two accounts at ``price``, off-book, no fee:
@@ -346,6 +351,26 @@ class Clearing:
         acct.credit(settle, proceeds)
         self.dirty[acct.id] = acct
         self.dirty[fund.id] = fund
+
+    # --- leverage
+
+    def set_leverage(self, acct: Account, ins: Instrument, leverage: int, events: list) -> None:
+        """Store the account's leverage on ``ins`` (entry checked it). Every
+        IM term of the symbol depends on it (the cache is rebuilt). Isolated:
+        an open position's allocation is topped up to its IM at the new
+        leverage from the wallet (entry checked the wallet has it), as
+        Binance does when an isolated position's leverage is lowered; a higher
+        leverage leaves the allocation as it is (AdjustIsolatedMargin takes it out)."""
+        acct.leverage[ins.symbol] = leverage
+        acct.cache_epoch = -1
+        acct.views.pop(ins.symbol, None)  # its PositionView shows the IM
+        self.dirty[acct.id] = acct
+        qty = acct.position_qty(ins.symbol)
+        if acct.margin_mode is ISOLATED and qty:
+            alloc = acct.isolated.get(ins.symbol, 0)
+            target = math.ceil(self.margin.isolated_im(acct, ins, qty) * self.unit)
+            if target > alloc:
+                self.adjust_isolated(acct, ins.symbol, target - alloc, events)
 
     def cover(self, acct: Account, fund: Account, debt: int) -> None:
         """The fund pays an account's remaining settlement debt."""

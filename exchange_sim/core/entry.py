@@ -22,13 +22,16 @@ from exchange_sim.core.orders import OrderIndex
 from exchange_sim.core.reject import R, Reject, amount_text, int_in, price_text, qty_text
 from exchange_sim.core.state import State
 from exchange_sim.instruments import Asset, Instrument
-from exchange_sim.risk.margin import ISOLATED, counted_value
+from exchange_sim.risk import leverage
+from exchange_sim.risk.margin import ISOLATED
+from protocol import messages as M
 from protocol.units import ratio_text
 from protocol.messages import (
     MAX_AMOUNT,
     MAX_PRICE,
     AdjustIsolatedMargin,
     AmendOrder,
+    AttachedOrder,
     CancelOrder,
     Deposit,
     MarginMode,
@@ -41,6 +44,7 @@ from protocol.messages import (
     StpMode,
     TimeInForce,
     Withdraw,
+    WorkingType,
 )
 
 SIDE = {Side.BUY: BUY, Side.SELL: SELL}
@@ -56,6 +60,15 @@ TYPE = {t: t for t in OrderType}
 # through the enum metaclass (~0.1 µs in CPython 3.11), a global is ~10x cheaper.
 _LIMIT, _MARKET, _STOP_MARKET, _STOP_LIMIT = OrderType.LIMIT, OrderType.MARKET, OrderType.STOP_MARKET, OrderType.STOP_LIMIT
 _GTC, _IOC, _FOK, _POST_ONLY = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK, TimeInForce.POST_ONLY
+# --- protective orders
+_TP_MARKET, _TP_LIMIT, _TRAILING = OrderType.TAKE_PROFIT_MARKET, OrderType.TAKE_PROFIT_LIMIT, OrderType.TRAILING_STOP_MARKET
+_MARK_PRICE = WorkingType.MARK_PRICE
+WORKING = {w: w for w in WorkingType}
+_REF_NAME = {WorkingType.MARK_PRICE: "mark", WorkingType.CONTRACT_PRICE: "last price"}
+#: conditional types that become a market order at trigger (the others a limit order)
+_MARKET_AT_TRIGGER = frozenset((_STOP_MARKET, _TP_MARKET, _TRAILING))
+#: Binance USD-M's callbackRate range, 0.1 %..10 %, in basis points
+CALLBACK_BPS = (10, 1_000)
 
 
 class Ticket:
@@ -113,7 +126,9 @@ class Entry:
             raise Reject(R.SYMBOL_PAUSED, f"{ins.symbol} is paused")
         qty = cmd.qty
         if type(qty) is not int or qty <= 0:
-            raise Reject(R.BAD_LOT, "qty must be a positive whole number of lots")
+            if qty is not None or cmd.close_position is not True:  # close_position: sized at trigger
+                raise Reject(R.BAD_LOT, "qty must be a positive whole number of lots")
+            qty = 0
         if qty > ins.max_qty:
             raise Reject(R.ABOVE_MAX_QTY, f"qty {qty_text(ins, qty)} exceeds the maximum {qty_text(ins, ins.max_qty)}")
         cid = cmd.client_order_id
@@ -133,7 +148,7 @@ class Entry:
                     R.DUPLICATE_CLIENT_ORDER_ID,
                     f"client order id {cid!r} was already used by order {used[cid]}, no longer open",
                 )
-        stop = otype is _STOP_MARKET or otype is _STOP_LIMIT
+        stop = otype is not _LIMIT and otype is not _MARKET  # a conditional order
         # the cap counts orders that stay open: IOC, FOK and market orders never rest
         cap = self.s.max_open_orders
         if len(acct.orders) >= cap and (tif is _GTC or tif is _POST_ONLY or stop) and otype is not _MARKET:
@@ -142,6 +157,9 @@ class Entry:
             raise Reject(R.NO_MARK_PRICE, f"{ins.symbol} has no index price yet")
         if stop:
             return self._stop(cmd, acct, ins, side, otype)
+        if (cmd.take_profit is not None or cmd.stop_loss is not None or cmd.working_type is not _MARK_PRICE
+                or cmd.close_position is not False or cmd.callback_bps is not None or cmd.activation_price is not None):
+            self._entry_protection(cmd, ins, side, otype)
         price = cmd.price
         if otype is _MARKET:
             if price is not None:
@@ -207,37 +225,150 @@ class Entry:
         return t
 
     def _stop(self, cmd, acct: Account, ins: Instrument, side: int, otype) -> StopTicket:
-        stop = cmd.stop_price
-        if stop is None:
-            raise Reject(R.MISSING_STOP_PRICE, "a stop order needs stop_price")
-        if not int_in(stop, 1, MAX_PRICE):
-            raise Reject(R.BAD_TICK, "stop_price must be a positive whole number of ticks")
-        if otype is _STOP_LIMIT:
+        """A conditional order: stop, take-profit (market or limit), trailing
+        stop; on mark or last price; sized or close-position
+        (docs/adr/0011-protective-orders.md)."""
+        if cmd.take_profit is not None or cmd.stop_loss is not None:
+            raise Reject(R.INVALID_FIELD, "take_profit / stop_loss attach to a limit or market entry order only")
+        working = WORKING.get(cmd.working_type) if isinstance(cmd.working_type, str) else None
+        if working is None:
+            raise Reject(R.INVALID_FIELD, "working_type must be mark_price or contract_price")
+        ref = self.trigger_ref(ins, working)
+        trailing = otype is _TRAILING
+        if trailing:
+            cb = cmd.callback_bps
+            lo, hi = CALLBACK_BPS
+            if not int_in(cb, lo, hi):
+                raise Reject(R.INVALID_FIELD, f"callback_bps must be a whole number of basis points in {lo}..{hi} "
+                                              f"(0.1 %..10 %), not {cb!r}")
+            if cmd.stop_price is not None or cmd.price is not None:
+                raise Reject(R.INVALID_FIELD, "a trailing stop takes callback_bps and activation_price, "
+                                              "no stop_price or price")
+            stop = cmd.activation_price
+            if stop is not None:
+                if not int_in(stop, 1, MAX_PRICE):
+                    raise Reject(R.BAD_TICK, "activation_price must be a positive whole number of ticks")
+                if (side == SELL and ref >= stop) or (side == BUY and ref <= stop):
+                    raise Reject(R.INVALID_FIELD, f"activation price {price_text(ins, stop)} would activate at once "
+                                                  f"at {_REF_NAME[working]} {price_text(ins, ref)}: leave it out to "
+                                                  "trail from now")
+        else:
+            if cmd.callback_bps is not None or cmd.activation_price is not None:
+                raise Reject(R.INVALID_FIELD, "callback_bps and activation_price are for trailing_stop_market only")
+            stop = cmd.stop_price
+            if stop is None:
+                raise Reject(R.MISSING_STOP_PRICE, f"a {otype} order needs stop_price")
+            if not int_in(stop, 1, MAX_PRICE):
+                raise Reject(R.BAD_TICK, "stop_price must be a positive whole number of ticks")
+        market_at_trigger = otype in _MARKET_AT_TRIGGER
+        if not market_at_trigger:
             if cmd.price is None:
-                raise Reject(R.MISSING_PRICE, "a stop-limit order needs a price")
+                raise Reject(R.MISSING_PRICE, f"a {otype} order needs a price")
             if not int_in(cmd.price, 1, MAX_PRICE):
                 raise Reject(R.BAD_TICK, "price must be a positive whole number of ticks")
         elif cmd.price is not None:
-            raise Reject(R.INVALID_FIELD, "a stop-market order takes no price")
+            raise Reject(R.INVALID_FIELD, f"a {otype} order takes no price")
         tif = TIF[cmd.tif]  # normalised: in-process callers may pass plain strings
-        if tif is _POST_ONLY or tif is _FOK and otype is _STOP_MARKET:
+        if tif is _POST_ONLY or tif is _FOK and market_at_trigger:
             raise Reject(R.INVALID_FIELD, f"{cmd.tif} is not allowed on {otype}")
-        if (side == BUY and ins.mark >= stop) or (side == SELL and ins.mark <= stop):
-            # Binance: "Order would immediately trigger" is refused
-            raise Reject(R.INVALID_FIELD, f"stop price {price_text(ins, stop)} would trigger immediately at mark {price_text(ins, ins.mark)}")
-        if cmd.reduce_only and self.orders.reduce_room(acct, ins.symbol, side, acct.position_qty(ins.symbol)) <= 0:
+        if not trailing:
+            # a take-profit fires when the price moves in the order's favour,
+            # a stop against it (Binance's direction rules)
+            up = (side == SELL) if otype is _TP_MARKET or otype is _TP_LIMIT else (side == BUY)
+            if (up and ref >= stop) or (not up and ref <= stop):
+                # Binance: "Order would immediately trigger" is refused
+                what = "stop price" if otype is _STOP_MARKET or otype is _STOP_LIMIT else "take-profit price"
+                raise Reject(R.INVALID_FIELD, f"{what} {price_text(ins, stop)} would trigger immediately at "
+                                              f"{_REF_NAME[working]} {price_text(ins, ref)}")
+        if cmd.close_position is not False:
+            self._close_position(cmd, acct, ins, side, otype)
+        elif cmd.reduce_only and self.orders.reduce_room(acct, ins.symbol, side, acct.position_qty(ins.symbol)) <= 0:
             raise Reject(R.REDUCE_ONLY_WOULD_INCREASE, "reduce-only order would open or increase a position")
         t = StopTicket()
-        t.acct, t.ins, t.cmd, t.side, t.otype, t.stop_price = acct, ins, cmd, side, otype, stop
+        t.acct, t.ins, t.cmd, t.side, t.otype, t.stop_price = acct, ins, cmd, side, otype, cmd.stop_price
         return t
 
     def triggered(self, st: StopOrder, acct: Account, ins: Instrument) -> Ticket:
-        """A stop the mark crossed, as a live order keeping its id: market
-        (IOC) for a stop-market, limit with its TIF for a stop-limit."""
+        """A conditional order whose trigger was reached, as a live order
+        keeping its id: market (IOC) for a stop-market, take-profit-market
+        or trailing stop, limit with its TIF for a stop- or take-profit-limit.
+        A close-position order is sized to the whole position now."""
         cmd = st.cmd
-        otype = _MARKET if TYPE[cmd.type] is _STOP_MARKET else _LIMIT
+        otype = _MARKET if TYPE[cmd.type] in _MARKET_AT_TRIGGER else _LIMIT
         tif = _IOC if otype is _MARKET else TIF[cmd.tif]
-        return self.order(acct, ins, cmd, st.side, otype, tif, STP[cmd.stp], cmd.price, cmd.qty, order_id=st.order_id)
+        qty = cmd.qty
+        if st.close:
+            pos = acct.position_qty(ins.symbol)
+            if pos == 0 or (pos > 0) == (st.side > 0):
+                raise Reject(R.REDUCE_ONLY_WOULD_INCREASE, "close-position order has no position to close")
+            qty = pos if pos > 0 else -pos
+        return self.order(acct, ins, cmd, st.side, otype, tif, STP[cmd.stp], cmd.price, qty, order_id=st.order_id)
+
+    # --- protective orders: field checks
+    def trigger_ref(self, ins: Instrument, working) -> int:
+        """The price a trigger of ``working`` type is compared with now (ticks)."""
+        if working is _MARK_PRICE:
+            return ins.mark
+        last = self.s.engines[ins.symbol].last_price
+        if not last:
+            raise Reject(R.NO_MARK_PRICE, f"{ins.symbol} has no trade yet: use working_type mark_price")
+        return last
+
+    def _close_position(self, cmd, acct: Account, ins: Instrument, side: int, otype) -> None:
+        """Binance closePosition: stop-market or take-profit-market, no qty,
+        no reduce_only (it is implied); refused with no position to close."""
+        if otype is not _STOP_MARKET and otype is not _TP_MARKET:
+            raise Reject(R.INVALID_FIELD, f"close_position is for stop_market and take_profit_market, not {otype}")
+        if cmd.close_position is not True:
+            raise Reject(R.INVALID_FIELD, "close_position must be true or false")
+        if cmd.qty is not None:
+            raise Reject(R.INVALID_FIELD, "a close_position order takes no qty: it closes the whole position")
+        if cmd.reduce_only is not False:
+            raise Reject(R.INVALID_FIELD, "close_position implies reduce_only: send one, not both")
+        pos = acct.position_qty(ins.symbol)
+        if pos == 0 or (pos > 0) == (side == BUY):
+            raise Reject(R.REDUCE_ONLY_WOULD_INCREASE,
+                         f"close_position {'buy' if side == BUY else 'sell'}: no "
+                         f"{'short' if side == BUY else 'long'} {ins.symbol} position to close")
+
+    def _entry_protection(self, cmd, ins: Instrument, side: int, otype) -> None:
+        """A limit or market entry: only take_profit / stop_loss may be set
+        among the conditional fields, each on the right side of the entry
+        price (the limit price, or the trigger's price now for a market
+        entry): a buy's take-profit above it and stop-loss below, a sell's
+        the other way round (Bybit's TP/SL rules)."""
+        if cmd.working_type is not _MARK_PRICE and cmd.working_type != _MARK_PRICE:
+            raise Reject(R.INVALID_FIELD, "working_type is for conditional orders; an attached order has its own")
+        if cmd.close_position is not False:
+            raise Reject(R.INVALID_FIELD, "close_position is for stop_market and take_profit_market orders")
+        if cmd.callback_bps is not None or cmd.activation_price is not None:
+            raise Reject(R.INVALID_FIELD, "callback_bps and activation_price are for trailing_stop_market only")
+        if (cmd.take_profit is not None or cmd.stop_loss is not None) and cmd.reduce_only is not False:
+            raise Reject(R.INVALID_FIELD, "take_profit / stop_loss protect an opening entry: not on a reduce-only order")
+        for name, spec in (("take_profit", cmd.take_profit), ("stop_loss", cmd.stop_loss)):
+            if spec is None:
+                continue
+            if type(spec) is not AttachedOrder:
+                raise Reject(R.INVALID_FIELD, f"{name} must be an AttachedOrder")
+            working = WORKING.get(spec.working_type) if isinstance(spec.working_type, str) else None
+            if working is None:
+                raise Reject(R.INVALID_FIELD, f"{name}.working_type must be mark_price or contract_price")
+            trig = spec.trigger_price
+            if not int_in(trig, 1, MAX_PRICE):
+                raise Reject(R.BAD_TICK, f"{name}.trigger_price must be a positive whole number of ticks")
+            if spec.price is not None and not int_in(spec.price, 1, MAX_PRICE):
+                raise Reject(R.BAD_TICK, f"{name}.price must be a positive whole number of ticks")
+            if otype is _LIMIT and type(cmd.price) is int:
+                ref = cmd.price
+            else:  # a market entry: the trigger's price now (the mark until a first trade sets a last price)
+                ref = self.s.engines[ins.symbol].last_price if working is not _MARK_PRICE else 0
+                ref = ref or ins.mark
+            above = (name == "take_profit") == (side == BUY)  # where the trigger must be
+            if (above and trig <= ref) or (not above and trig >= ref):
+                raise Reject(
+                    R.INVALID_FIELD,
+                    f"{name} trigger {price_text(ins, trig)} of a {'buy' if side == BUY else 'sell'} entry must be "
+                    f"{'above' if above else 'below'} {price_text(ins, ref)}")
 
     # ------------------------------------------------------ margin checks
 
@@ -379,46 +510,10 @@ class Entry:
             raise Reject(R.INSUFFICIENT_BALANCE, f"balance {amount_text(asset, bal)} is below {amount_text(asset, cmd.amount)}")
         m = self.margin
         m.fresh(acct)
-        if acct.margin_mode is ISOLATED:
-            self._check_isolated_withdraw(acct, asset, bal, cmd.amount)
-        # with no IM, a debt (negative settlement balance) must stay backed too
-        elif acct.im_total > 0.0 or any(b < 0 for b in acct.balances.values()):
-            _, counted_before = counted_value(asset, bal)
-            _, counted_after = counted_value(asset, bal - cmd.amount)
-            eq_after = m.equity(acct) - counted_before + counted_after
-            if acct.im_total > eq_after:
-                raise Reject(
-                    R.INSUFFICIENT_MARGIN,
-                    f"withdrawal would leave equity {eq_after:.2f} below initial margin {acct.im_total:.2f}",
-                )
+        why = m.withdraw_refusal(acct, asset, bal, cmd.amount)
+        if why is not None:
+            raise Reject(R.INSUFFICIENT_MARGIN, why)
         return acct, asset
-
-    def _check_isolated_withdraw(self, acct: Account, asset: Asset, bal: int, amount: int) -> None:
-        """Isolated mode: each position is backed by its allocation, which its
-        loss cannot exceed, so allocations and isolated uPnL are left out and
-        only the wallet counts. After the withdrawal the free settlement
-        balance must still cover the IM the open orders need beyond the
-        allocations (``isolated_need``, as the pre-trade check), and a debt
-        must stay backed by the wallet's counted collateral."""
-        settle = self.s.settle
-        if asset is settle:
-            need = self.margin.isolated_need(acct)
-            free = (bal - amount) / settle.unit
-            if need > free:
-                raise Reject(
-                    R.INSUFFICIENT_MARGIN,
-                    f"withdrawal would leave the free {asset.name} balance {free:.2f} below the isolated "
-                    f"margin its open orders need {need:.2f}",
-                )
-        if any(b < 0 for b in acct.balances.values()):
-            _, counted_before = counted_value(asset, bal)
-            _, counted_after = counted_value(asset, bal - amount)
-            wallet_after = acct.collateral - counted_before + counted_after
-            if wallet_after < 0.0:
-                raise Reject(
-                    R.INSUFFICIENT_MARGIN,
-                    f"withdrawal would leave the wallet {wallet_after:.2f} {self.settle_name} short of its debt",
-                )
 
     # -------------------------------------------------------------- admin
 
@@ -478,6 +573,54 @@ class Entry:
                 )
         return acct, mode
 
+    # --- leverage
+
+    def set_leverage(self, cmd: M.SetLeverage) -> tuple[Account, Instrument, int]:
+        """(account, instrument, leverage) of a valid SetLeverage (Binance
+        ``POST /fapi/v1/leverage``). Refused: above the maximum of the tier
+        the symbol's notional (position and open orders, worse side) falls
+        in; or, when it raises the initial margin (a lower leverage), if the
+        account has not that much free: cross, the new IM above equity;
+        isolated, the wallet's settlement balance short of what the position's
+        top-up and the open orders need. The portfolio model ignores leverage
+        (docs/adr/0010-leverage.md): there only the tier bound applies."""
+        acct = reject.account(self.s, cmd.account)
+        ins = reject.instrument(self.s, cmd.symbol)
+        lev = cmd.leverage
+        if type(lev) is not int or lev < 1:
+            raise Reject(R.INVALID_FIELD, "leverage must be a whole number of at least 1")
+        m = self.margin
+        m.fresh(acct)
+        notional = abs(acct.hyp.get(ins.symbol, 0.0))
+        top = leverage.max_leverage(ins, notional)
+        if lev > top:
+            where = (f"for a notional of {notional:,.2f} {self.settle_name} (position and open orders)"
+                     if notional else "on its first tier")
+            raise Reject(R.LEVERAGE_ABOVE_MAX, f"leverage {lev}x is above the {top}x {ins.symbol} allows {where}")
+        if acct.margin_mode is ISOLATED:
+            trial = dict(acct.leverage)
+            trial[ins.symbol] = lev
+            need = m.isolated_need(acct, leverage=trial)
+            if need > m.isolated_need(acct):
+                free = acct.balances.get(self.settle_name, 0) / self.s.settle.unit
+                if need > free:
+                    raise Reject(
+                        R.LEVERAGE_INSUFFICIENT_MARGIN,
+                        f"{lev}x needs {need:,.2f} {self.settle_name} of isolated margin beyond the allocations, "
+                        f"{need - max(free, 0.0):,.2f} more than the free balance {free:,.2f}",
+                    )
+            return acct, ins, lev
+        after = m.im_at_leverage(acct, ins, lev)
+        if after > acct.im_total:
+            eq = m.equity(acct)
+            if after > eq:
+                raise Reject(
+                    R.LEVERAGE_INSUFFICIENT_MARGIN,
+                    f"{lev}x would need initial margin {after:,.2f} {self.settle_name}, "
+                    f"{after - eq:,.2f} more than the equity {eq:,.2f}",
+                )
+        return acct, ins, lev
+
     def adjust_isolated(self, cmd: AdjustIsolatedMargin) -> tuple[Account, Instrument, int]:
         acct = reject.account(self.s, cmd.account)
         ins = reject.instrument(self.s, cmd.symbol)
@@ -495,7 +638,7 @@ class Entry:
             if delta > bal:
                 raise Reject(R.INSUFFICIENT_BALANCE, f"balance {amount_text(self.s.settle, bal)} is below {amount_text(self.s.settle, delta)}")
         else:
-            im = ins.isolated_im(pos_qty)
+            im = self.margin.isolated_im(acct, ins, pos_qty)
             if (alloc + delta) / self.s.settle.unit < im:
                 raise Reject(
                     R.INSUFFICIENT_MARGIN,

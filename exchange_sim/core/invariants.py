@@ -2,7 +2,8 @@
 (``Venue._check``) after each step of their random flows.
 
 - matching: each book's own invariants hold; every resting order is indexed
-  on its account and every stop on its engine;
+  on its account and every stop on its engine; each engine's trigger index
+  (sorted trigger lists, active trailing stops) holds exactly its stops;
 - clearing: money is conserved per asset: Σ balances (+ Σ isolated
   allocations and unrealized PnL for the settlement asset) + fees collected =
   Σ deposits − Σ withdrawals; positions net to zero per instrument;
@@ -47,6 +48,9 @@ def check_matching(s) -> None:
         for side in (BUY, SELL):
             for o in ins.book.iter_orders(side):
                 assert s.accounts[o.account].orders.get(o.order_id) is o, f"book order {o.order_id} not indexed"
+    # --- protective orders: the trigger index holds exactly the untriggered orders
+    for eng in s.engines.values():
+        eng.check()
 
 
 def check_clearing(s, dirty: dict) -> None:

@@ -36,6 +36,13 @@ at the end of the command, this engine runs (docs/adr/0005-liquidation-order.md)
    ``conversion_penalty``, most-haircut asset first; what is still missing
    after that, the fund pays (``BankruptcyCovered``).
 
+**Grace.** With ``[liquidation] grace_ms`` > 0 a flagged account waits that
+long in venue time (the ``ts`` the sequencer stamped on its flagging
+command) and is liquidated by the first command at or after flag + grace,
+if still below MM then: the book gets that long to re-form after a jump
+(``serve --liquidity``, docs/adr/0013-house-liquidity.md). 0, the default,
+liquidates inside the command that flagged.
+
 Every step is an event. Nothing here reads a clock or a random source, and
 every iteration order is defined, so the cascade is deterministic.
 
@@ -93,6 +100,11 @@ class LiquidationEngine:
         self.keep = (pen.denominator - pen.numerator, pen.denominator)  # 1 - penalty
         #: accounts flagged below MM, waiting for the next round
         self.pending: dict[int, Account] = {}
+        # --- house liquidity: the liquidation grace (docs/adr/0013-house-liquidity.md)
+        #: venue ns a flagged account waits before the engine acts (0: in the flagging command)
+        self.grace_ns = self.p.grace_ms * 1_000_000
+        #: account id -> venue time (ns) it was first flagged, while it waits out the grace
+        self.since: dict[int, int] = {}
         #: the fund's wallet or positions changed during this run
         self.fund_touched = False
         # ADL queues of this command: (symbol, side) -> [sorted (-rank, id), id -> key,
@@ -106,6 +118,8 @@ class LiquidationEngine:
     def flag(self, acct: Account) -> None:
         if acct.id != self.fund_id:
             self.pending[acct.id] = acct
+            if self.grace_ns and acct.id not in self.since:
+                self.since[acct.id] = self.s.now
 
     def run(self, events: list) -> None:
         """Process flagged accounts round by round until none is left."""
@@ -114,8 +128,11 @@ class LiquidationEngine:
         limit = v.risk.liquidation_ratio
         rounds = 0
         self.fund_touched = False
+        waiting: dict[int, Account] = {}
         while self.pending:
             batch, self.pending = self.pending, {}
+            if self.grace_ns:  # flagged less than the grace ago: the book gets that long to re-form first
+                batch = self._due(batch, waiting)
             # Only accounts still below MM wait: one flagged between two of its
             # own slices, or lifted again by a later fill, is not pending.
             due = []
@@ -124,6 +141,8 @@ class LiquidationEngine:
                     r = m.ratio(m.fresh(a))
                     if r is not None and r < limit:
                         due.append((r, a.id, a))
+                        continue
+                self.since.pop(a.id, None)  # back above MM (or gone): a later fall starts a new grace
             if not due:
                 break
             due.sort(key=lambda t: (t[0], t[1]))
@@ -134,9 +153,24 @@ class LiquidationEngine:
             rounds += 1
             for _, _, acct in due:
                 self.pending.pop(acct.id, None)  # liquidating it now
+                self.since.pop(acct.id, None)
                 self.liquidate(acct, events)
+        if waiting:
+            self.pending.update(waiting)
         if self.fund_touched:  # fees, takeovers, conversions: the fund's state now
             events.append(self.v.views.account_update(v.accounts[self.fund_id]))
+
+    def _due(self, batch: dict[int, Account], waiting: dict[int, Account]) -> dict[int, Account]:
+        """The flagged accounts whose grace has passed at venue time ``now``;
+        the others move to ``waiting`` (pending again after this run)."""
+        now, grace, since = self.s.now, self.grace_ns, self.since
+        due = {}
+        for i, a in batch.items():
+            if now - since.setdefault(i, now) >= grace:
+                due[i] = a
+            else:
+                waiting[i] = a
+        return due
 
     # ------------------------------------------------------- one account
 

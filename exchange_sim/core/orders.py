@@ -73,7 +73,7 @@ class OrderIndex:
             self.margin.update_symbol(acct, self.instruments[order.symbol])
 
     def remember_stop(self, acct: Account, stop: StopOrder) -> None:
-        self.engines[stop.symbol].stops[stop.order_id] = stop
+        self.engines[stop.symbol].add_stop(stop)
         acct.orders[stop.order_id] = stop
         if stop.client_order_id is not None:
             acct.by_cid[stop.client_order_id] = stop
@@ -136,11 +136,13 @@ class OrderIndex:
         """Take a resting order or an untriggered stop out, with its event."""
         eng = self.engines[order.symbol]
         if type(order) is StopOrder:
-            del eng.stops[order.order_id]
+            eng.take_stop(order.order_id)
             self.forget_stop(order)
         else:
             eng.book.cancel(order.order_id)
             self.forget(order)
+            if eng.brackets:
+                eng.brackets.pop(order.order_id, None)  # an entry cancelled: nothing more to attach
         events.append(
             OrderCancelled(
                 account=order.account, order_id=order.order_id, symbol=order.symbol, remaining=order.qty,
@@ -161,8 +163,11 @@ class OrderIndex:
 
     def expire_stp(self, makers: list, symbol: str, events: list) -> None:
         """Resting makers removed from the book by self-trade prevention."""
+        brackets = self.engines[symbol].brackets
         for maker in makers:
             self.forget(maker)
+            if brackets:
+                brackets.pop(maker.order_id, None)
             events.append(
                 OrderCancelled(
                     account=maker.account, order_id=maker.order_id, symbol=symbol,

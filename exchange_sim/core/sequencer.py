@@ -11,8 +11,11 @@ Contract (the LMAX / exchange-core idea; the stages are docs/adr/0007-pipeline.m
   **clearing** (R2: settle; the only writer of money) → **watch** (margin
   levels) → **liquidation** of whoever watch flagged, before ``apply``
   returns, so every command ends with no account below maintenance margin
-  unless the cascade bound was hit and said so; last, the **history**
-  (:mod:`.history`) reads the command's events (it changes no event);
+  unless the cascade bound was hit and said so, or the account waits out
+  the liquidation grace (``[liquidation] grace_ms`` of venue time after its
+  flag, so the book can re-form after a jump: docs/adr/0013-house-liquidity.md);
+  last, the **history** (:mod:`.history`) reads the command's events (it
+  changes no event);
 - a rejected command leaves the state exactly as it was and returns one
   :class:`~protocol.messages.Rejected` event;
 - ``query(command)`` answers a read (``Query*``) from :mod:`.views` without
@@ -26,6 +29,8 @@ Contract (the LMAX / exchange-core idea; the stages are docs/adr/0007-pipeline.m
 
 from __future__ import annotations
 
+import msgspec
+
 from exchange_sim.accounts import Account
 from exchange_sim.book import FLAG_REDUCE_ONLY, Order
 from exchange_sim.config import Config
@@ -36,6 +41,7 @@ from exchange_sim.core.history import History
 from exchange_sim.core.liquidation import LiquidationEngine
 from exchange_sim.core.matching import Execution, StopOrder
 from exchange_sim.core.orders import OrderIndex
+from exchange_sim.core.protect import Protect
 from exchange_sim.core.reject import R, Reject, rejected
 from exchange_sim.core.state import State
 from exchange_sim.core.views import Views
@@ -58,12 +64,14 @@ from protocol.messages import (
     OrderType,
     SymbolStatus,
 )
+from protocol.messages import LeverageChanged  # --- leverage
 
 __all__ = ["Venue", "StopOrder"]
 
 _LIMIT = OrderType.LIMIT
 _NEW_ORDER, _CANCEL_ORDER = M.NewOrder, M.CancelOrder
 _USER = CancelCause.USER
+_SETTLE_PASSES = 8  # --- protective orders: trigger / liquidation passes after one command
 
 
 class Venue:
@@ -89,6 +97,12 @@ class Venue:
         # --- history: fed the events of every apply (core/history.py), read by the views
         self.history = self.views.history = History(s)
         self._record = self.history.record if s.config.history.enabled else None
+        # --- protective orders
+        self.protect = Protect(s, self.orders)
+        #: symbol -> instrument whose last trade price moved, or whose
+        #: attached orders grew, this command: its triggers run before
+        #: ``apply`` returns (a dict: insertion order is deterministic)
+        self.due: dict[str, Instrument] = {}
         # the insurance fund is a real account, opened with its seed balance
         fund = self.clearing.open_account(s.fund_id, MarginMode.CROSS)
         seed = s.insurance_seed
@@ -179,10 +193,25 @@ class Venue:
                     case M.SettleFunding:
                         if command.symbol is not None:
                             self._instrument(command.symbol)
-                        self._settle_funding(command.symbol, events)
+                        rate = command.rate_e8
+                        if rate is not None and (type(rate) is not int or abs(rate) > 10_000_000):
+                            raise Reject(R.INVALID_FIELD, f"rate_e8 must be an integer within +-10,000,000 (10%), got {rate}")
+                        self._settle_funding(command.symbol, events, rate)
                     case M.Tick:
                         pass  # time only: the clock above ran what the new time made due
                     case M.QueryAccount | M.QueryOpenOrders | M.QueryBook | M.QueryInstruments | M.QueryExplain:
+                        events.extend(self.views.query(command))
+                    # --- leverage
+                    case M.SetLeverage:
+                        acct, ins, lev = self.entry.set_leverage(command)
+                        self.clearing.set_leverage(acct, ins, lev, events)
+                        events.append(LeverageChanged(
+                            account=acct.id, symbol=ins.symbol, leverage=lev,
+                            max_leverage=self.views.max_leverage(acct, ins),
+                        ))
+                        events.append(self.views.account_update(acct))
+                        self.watch.check(acct, events)
+                    case M.QueryLeverage | M.QueryLeverageTiers | M.QueryLedger:
                         events.extend(self.views.query(command))
                     case (M.QueryTrades | M.QueryCandles | M.QueryTicker | M.QueryFundingHistory | M.QueryPremiumIndex
                           | M.QueryOrderHistory | M.QueryMyTrades | M.QueryOrder):  # --- history
@@ -191,8 +220,19 @@ class Venue:
                         return [rejected(command, R.UNKNOWN_MESSAGE, f"unknown command {type(command).__name__}")]
         except Reject as rej:
             events.append(rejected(command, rej.reason, rej.message))
+        if self.due:
+            self._run_due(events)
         if self.liq.pending:
             self.liq.run(events)
+            # the liquidation's trades moved last prices (contract-price
+            # triggers), whose orders may flag accounts again: a bounded
+            # number of passes, the rest waits for the next command
+            for _ in range(_SETTLE_PASSES):
+                if not self.due:
+                    break
+                self._run_due(events)
+                if self.liq.pending:
+                    self.liq.run(events)
         if self._record is not None:  # --- history
             self._record(events)
         return events
@@ -212,6 +252,8 @@ class Venue:
         """Time-driven work due at ``now``: funding at each interval
         boundary of venue time (00:00, 08:00, 16:00 UTC with the default 8 h)."""
         s = self.state
+        if not s.config.funding.automatic:  # --- replay: recorded funding settles instead
+            return
         interval = self.funding.interval_ns
         if s.next_funding is None:
             s.next_funding = (s.now // interval + 1) * interval
@@ -255,6 +297,8 @@ class Venue:
                     tif=t.tif, qty=t.qty, price=t.price, reduce_only=t.reduce_only, client_order_id=cid, ts=s.now,
                 )
             )
+            if cmd.take_profit is not None or cmd.stop_loss is not None:
+                self._attach(t, order_id, events[-1])
         order = Order(
             order_id, acct.id, t.side, t.limit, t.qty, t.stp, cid, ins.symbol, t.tif,
             FLAG_REDUCE_ONLY if t.reduce_only else 0, s.seq,
@@ -278,6 +322,10 @@ class Venue:
         eng = self.engines[ins.symbol]
         ex = eng.execute(order, otype)
         touched = self.clearing.settle(acct, ins, order, ex, events) if ex.fills else ()
+        if eng.brackets and self.protect.fills(eng, ins, order, ex, events):
+            self.due[ins.symbol] = ins  # a half placed now may be due at once
+        elif eng.last_orders and ex.fills:
+            self.due[ins.symbol] = ins  # the last trade price moved
         orders = self.orders
         if ex.stp_expired:
             orders.expire_stp(ex.stp_expired, ins.symbol, events)
@@ -310,15 +358,22 @@ class Venue:
 
     def _new_stop(self, t: StopTicket, events: list) -> None:
         acct, cmd = t.acct, t.cmd
+        if cmd.close_position:
+            cmd = msgspec.structs.replace(cmd, reduce_only=True)  # closes only: the upkeep treats it as reduce-only
         st = StopOrder(self.state.take_order_id(), cmd, t.side)
+        if st.cb is not None and st.trigger is None:
+            # a trailing stop with no activation price trails from the price now
+            st.best = self.entry.trigger_ref(t.ins, cmd.working_type)
         self.orders.remember_stop(acct, st)
         if cmd.client_order_id is not None:
             self.orders.remember_client_id(acct, cmd.client_order_id, st.order_id)
         events.append(
             OrderAccepted(
                 account=acct.id, order_id=st.order_id, symbol=t.ins.symbol, side=cmd.side, type=t.otype,
-                tif=cmd.tif, qty=cmd.qty, price=cmd.price, stop_price=t.stop_price,
-                reduce_only=cmd.reduce_only, client_order_id=cmd.client_order_id, ts=self.state.now,
+                tif=cmd.tif, qty=cmd.qty or 0, price=cmd.price, stop_price=t.stop_price,
+                reduce_only=cmd.reduce_only, client_order_id=cmd.client_order_id,
+                working_type=cmd.working_type, close_position=cmd.close_position, callback_bps=cmd.callback_bps,
+                activation_price=cmd.activation_price, ts=self.state.now,
             )
         )
 
@@ -347,26 +402,55 @@ class Venue:
         )
         self.execute(acct, ins, order, _LIMIT, events)
 
-    def _trigger_stops(self, ins: Instrument, events: list) -> None:
-        """Stops whose stop price the mark crossed become live orders, oldest first."""
+    def _trigger_stops(self, ins: Instrument, events: list, last: bool = False) -> None:
+        """Conditional orders whose trigger the mark (``last``: the last trade
+        price) reached become live orders, oldest first; the other half of an
+        attached pair is cancelled first (one cancels the other)."""
         eng = self.engines[ins.symbol]
         if not eng.stops:
             return
         mark = ins.mark
-        for st in eng.fired(mark):
+        price = eng.last_price if last else mark
+        if not price:
+            return
+        for st in eng.fired(price, last):
             if eng.take_stop(st.order_id) is None:
                 continue  # cancelled by an earlier one's fill (a reduce-only stop whose position closed)
             self.orders.forget_stop(st)
             acct = self.state.accounts[st.account]
             events.append(
                 OrderTriggered(account=acct.id, order_id=st.order_id, symbol=ins.symbol, mark=mark,
-                               client_order_id=st.client_order_id, ts=self.state.now)
+                               client_order_id=st.client_order_id, price=price, working_type=st.cmd.working_type,
+                               ts=self.state.now)
             )
+            if st.peer is not None or st.parent is not None:
+                self.protect.triggered(eng, st, events)
             try:
                 self._place(self.entry.triggered(st, acct, ins), events)
             except Reject as rej:
                 events.append(rejected(st.cmd, rej.reason, f"stop order {st.order_id} triggered but: {rej.message}"))
                 events[-1].order_id = st.order_id
+
+    # --- protective orders
+    def _attach(self, t: Ticket, order_id: int, accepted: OrderAccepted) -> None:
+        """An entry with attached take-profit / stop-loss was accepted: its
+        bracket waits for its fills (:mod:`exchange_sim.core.protect`)."""
+        cmd = t.cmd
+        accepted.take_profit, accepted.stop_loss = cmd.take_profit, cmd.stop_loss
+        self.protect.open(self.engines[t.ins.symbol], order_id, cmd, t.side)
+
+    def _run_due(self, events: list) -> None:
+        """Triggers of the instruments whose last trade price moved (or whose
+        attached orders grew) this command, on both prices, until none is
+        due: each round either fires an order, which leaves its engine, or
+        ends, so this terminates. (Margin levels: each triggered order's
+        execution checks the accounts it touched.)"""
+        due = self.due
+        while due:
+            sym = next(iter(due))
+            ins = due.pop(sym)
+            self._trigger_stops(ins, events)
+            self._trigger_stops(ins, events, last=True)
 
     # ------------------------------------------------------- wallet, prices
 
@@ -384,11 +468,11 @@ class Venue:
             self._trigger_stops(ins, events)
         self.watch.sweep_levels(events)
 
-    def _settle_funding(self, symbol: str | None, events: list) -> None:
+    def _settle_funding(self, symbol: str | None, events: list, rate_e8: int | None = None) -> None:
         """Funding (clearing), then each payer's and receiver's update and
         margin level (isolated: each position's own, so a drained one is
         liquidated alone)."""
-        touched = self.clearing.settle_funding(symbol, events)
+        touched = self.clearing.settle_funding(symbol, events, rate_e8)
         for acct in touched:
             events.append(self.views.account_update(acct))
         for acct in touched:

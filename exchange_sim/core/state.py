@@ -28,7 +28,7 @@ class State:
         "config", "assets", "settle", "settle_name", "instruments", "by_underlying", "engines", "margin",
         "risk", "default_mode", "accounts", "arrays", "max_open_orders", "client_id_memory", "seq", "now",
         "next_order_id", "next_trade_id", "next_funding", "deposits", "withdrawals", "fees_collected",
-        "fund_id",
+        "fund_id", "funding_residue", "liquidation_fees",
     )
 
     def __init__(self, config: Config | None = None):
@@ -64,6 +64,11 @@ class State:
         self.withdrawals: dict[str, int] = {}
         self.fees_collected: dict[str, int] = {}
         self.fund_id = config.liquidation.insurance_account
+        # --- leverage (the ledger an auditor queries: QueryLedger)
+        #: of ``fees_collected``, what funding rounding left over, per asset
+        self.funding_residue: dict[str, int] = {}
+        #: liquidation fees paid to the insurance fund, per asset
+        self.liquidation_fees: dict[str, int] = {}
 
     @property
     def insurance_seed(self) -> int:

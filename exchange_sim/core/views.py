@@ -14,6 +14,7 @@ from exchange_sim.core.matching import StopOrder
 from exchange_sim.core.reject import R, Reject
 from exchange_sim.core.state import State
 from exchange_sim.risk import explain as explain_mod
+from exchange_sim.risk import leverage as leverage_mod
 from protocol import messages as M
 from protocol.messages import (
     PROTOCOL_VERSION,
@@ -38,6 +39,7 @@ from protocol.messages import (
 _SIDE_ENUM = {BUY: Side.BUY, SELL: Side.SELL}
 #: the commands :meth:`Views.query` answers
 QUERIES = (QueryAccount, QueryOpenOrders, QueryBook, QueryInstruments, QueryExplain,
+           M.QueryLeverage, M.QueryLeverageTiers, M.QueryLedger,
            # --- history
            M.QueryTrades, M.QueryCandles, M.QueryTicker, M.QueryFundingHistory, M.QueryPremiumIndex,
            M.QueryOrderHistory, M.QueryMyTrades, M.QueryOrder)
@@ -72,6 +74,13 @@ class Views:
                 return [self.instrument_info()]
             case M.QueryExplain:
                 return [self.explain(reject.account(self.s, cmd.account))]
+            # --- leverage
+            case M.QueryLeverage:
+                return [self.leverage(cmd)]
+            case M.QueryLeverageTiers:
+                return [self.leverage_tiers(cmd)]
+            case M.QueryLedger:
+                return [self.ledger()]
             # --- history: the past, from the history stage (core/history.py)
             case (M.QueryTrades | M.QueryCandles | M.QueryTicker | M.QueryPremiumIndex | M.QueryFundingHistory
                   | M.QueryOrderHistory | M.QueryMyTrades | M.QueryOrder) if not self.s.config.history.enabled:
@@ -127,7 +136,9 @@ class Views:
             view = PositionView(
                 symbol=sym, qty=qty, entry_price=pos.entry_price(), mark=mark, notional=notional,
                 upnl=ins.upnl(qty, pos.cost),
-                im=ins.im_tiers.amount(notional / ins.settle_unit),
+                # the tiers unless the account set a leverage (a view per fill: keep it one call)
+                im=ins.im_tiers.amount(notional / ins.settle_unit) if not acct.leverage
+                else m.position_im(acct, ins, notional / ins.settle_unit),
                 mm=ins.mm_tiers.amount(notional / ins.settle_unit),
             )
             views[sym] = (qty, pos.cost, mark, view)
@@ -137,7 +148,8 @@ class Views:
         return AccountUpdate(
             account=acct.id, balances=dict(sorted(balances.items())) if len(balances) > 1 else balances.copy(),
             positions=positions, collateral=acct.collateral, equity=equity, im=acct.im_total,
-            mm=acct.mm, margin_ratio=ratio, margin_mode=acct.margin_mode,
+            mm=acct.mm, margin_ratio=ratio, margin_mode=acct.margin_mode, free=m.free(acct, equity),
+            allocated=sum(acct.isolated.values()) if acct.isolated else 0,
         )
 
     def open_orders(self, cmd: QueryOpenOrders) -> OpenOrders:
@@ -176,13 +188,61 @@ class Views:
         margin mode side by side (see :mod:`exchange_sim.risk.explain`)."""
         return explain_mod.build(self.s, acct)
 
+    # --- leverage
+
+    def _symbols(self, symbol) -> list:
+        if symbol is None:
+            return list(self.instruments.values())
+        return [reject.instrument(self.s, symbol)]
+
+    def leverage(self, cmd: M.QueryLeverage) -> M.Leverage:
+        """Per symbol: the leverage in use, the most the tier of the current
+        notional (position and open orders, worse side) allows, the brackets."""
+        acct = reject.account(self.s, cmd.account)
+        self.margin.fresh(acct)
+        out = []
+        for ins in self._symbols(cmd.symbol):
+            lev = acct.leverage.get(ins.symbol)
+            notional = abs(acct.hyp.get(ins.symbol, 0.0))
+            out.append(M.SymbolLeverage(
+                symbol=ins.symbol, leverage=leverage_mod.default_leverage(ins) if lev is None else lev,
+                set=lev is not None, max_leverage=self.max_leverage(acct, ins), notional=notional,
+                tiers=leverage_mod.tiers(ins).tiers,
+            ))
+        return M.Leverage(account=acct.id, symbols=out)
+
+    def max_leverage(self, acct: Account, ins) -> int:
+        """The most the tier of the account's notional on ``ins`` allows."""
+        self.margin.fresh(acct)
+        return leverage_mod.max_leverage(ins, abs(acct.hyp.get(ins.symbol, 0.0)))
+
+    def leverage_tiers(self, cmd: M.QueryLeverageTiers) -> M.LeverageTiers:
+        return M.LeverageTiers(symbols=[leverage_mod.tiers(ins) for ins in self._symbols(cmd.symbol)])
+
+    def ledger(self) -> M.Ledger:
+        """The venue's money ledger per asset (admin; the server checks)."""
+        s = self.s
+        fund = s.accounts.get(s.fund_id)
+        rows = []
+        for name in s.assets:
+            rows.append(M.LedgerAsset(
+                asset=name, deposits=s.deposits.get(name, 0), withdrawals=s.withdrawals.get(name, 0),
+                fees_collected=s.fees_collected.get(name, 0), funding_residue=s.funding_residue.get(name, 0),
+                liquidation_fees=s.liquidation_fees.get(name, 0),
+                insurance_fund=fund.balances.get(name, 0) if fund is not None else 0,
+            ))
+        return M.Ledger(insurance_account=s.fund_id, assets=rows)
+
 
 def order_view(o) -> OrderView:
     if type(o) is StopOrder:
         c = o.cmd
         return OrderView(
-            order_id=o.order_id, symbol=o.symbol, side=c.side, type=c.type, tif=c.tif, qty=c.qty, filled=0,
+            order_id=o.order_id, symbol=o.symbol, side=c.side, type=c.type, tif=c.tif, qty=c.qty or 0, filled=0,
             price=c.price, stop_price=c.stop_price, reduce_only=c.reduce_only, client_order_id=c.client_order_id,
+            # --- protective orders
+            working_type=c.working_type, close_position=c.close_position, callback_bps=c.callback_bps,
+            activation_price=c.activation_price, trail_best=o.best or None, parent_order_id=o.parent,
         )
     return OrderView(
         order_id=o.order_id, symbol=o.symbol, side=_SIDE_ENUM[o.side], type=OrderType.LIMIT, tif=o.tif,

@@ -6,7 +6,9 @@ units per (1 tick × 1 lot), fixed by the instrument's config
 
     notional(price, qty) = price × qty × value
     uPnL(qty, cost)      = (qty × mark − cost) × value      (cost: Σ price × lots, accounts.Position)
-    isolated IM          = IM tiers of |qty| × mark, in USD
+    isolated MM          = MM tiers of |qty| × mark, in USD
+    (initial margin is the margin models' alone: it depends on the account's
+    leverage, exchange_sim.risk.leverage)
 
 Funding is the perpetual's own cash flow (:mod:`exchange_sim.funding`); a
 dated future would have settlement at expiry instead and no funding.
@@ -42,11 +44,6 @@ class LinearPerpetual:
         """Fee in settlement minor units, rounded up (against the account)."""
         num, den = self.maker_fee if maker else self.taker_fee
         return -((-notional * num) // den)
-
-    def isolated_im(self, qty: int) -> float:
-        """USD initial margin a position of ``qty`` lots needs at mark alone
-        (the isolated allocation's floor)."""
-        return self.im_tiers.amount(self.usd(abs(qty) * self.mark))
 
     def isolated_mm(self, qty: int) -> float:
         """USD maintenance margin of a position of ``qty`` lots at mark alone."""

@@ -74,6 +74,7 @@ def build(venue: State, acct: Account) -> Explain:
                 mark=ins.mark, notional=notional, upnl=ins.upnl(pos.qty, pos.cost) / unit,
                 cross_im=ins.im_tiers.amount(gross), cross_mm=ins.mm_tiers.amount(gross), impact=impact,
                 isolated_margin=acct.isolated.get(ins.symbol, 0) / unit,
+                leverage=acct.leverage.get(ins.symbol), im=m.position_im(acct, ins, gross),
             )
         )
     pm = m.portfolio
@@ -128,6 +129,12 @@ def render(ex: Explain) -> str:
             lines.append(
                 f"  {p.symbol:<11}{p.notional:>14,.2f}{p.upnl:>11,.2f}{p.cross_im:>11,.2f}{p.cross_mm:>11,.2f}{p.impact:>10,.2f}"
             )
+        # --- leverage: only the symbols an account set (the default is the tiers, shown above)
+        levered = [p for p in ex.positions if p.leverage is not None]
+        if levered:
+            ignored = " (portfolio margin ignores it)" if ex.mode == MarginMode.PORTFOLIO else ""
+            lines.append("Leverage set" + ignored + ": " + ", ".join(
+                f"{p.symbol} {p.leverage}x (IM ${p.im:,.2f})" for p in levered))
         lines.append("")
     if ex.scenarios:
         lines.append(f"Portfolio stress scenarios (loss $; floor ${ex.floor:,.2f})")

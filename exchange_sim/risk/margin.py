@@ -34,6 +34,13 @@ underlying) and the settlement asset (:meth:`MarginEngine.touch`); other wallet 
 (``Account.credit`` sets ``cache_epoch = -1``) and any price move (the
 engine's ``epoch``) recompute the account in full at the next ``fresh()``.
 See docs/adr/0003-incremental-pretrade-margin.md.
+
+Leverage (docs/adr/0010-leverage.md): an additive model's IM term of a
+symbol the account set a leverage on is ``RiskModel.im_part_at`` (1/leverage,
+never below the tiers); the pre-trade check, isolated allocations
+(:meth:`MarginEngine.isolated_im`), ``isolated_need`` and the mode switch all
+read it from there. :meth:`MarginEngine.free` is the withdrawable settlement
+balance, by Withdraw's own test (:meth:`MarginEngine.withdraw_refusal`).
 """
 
 from __future__ import annotations
@@ -80,6 +87,10 @@ class MarginEngine:
         self.isolated = CrossMargin(config, instruments)  # per position
         self.models: dict[MarginMode, RiskModel] = {CROSS: self.cross, PORTFOLIO: self.portfolio}
         self.epoch = 0
+        # --- leverage: the settlement asset counts at its full value (no haircut
+        # anywhere on its brackets), so free() may take its closed-form path
+        self._settle_flat = max(settle.haircut.rates) == 0.0
+        self._settle_name = settle.name
         #: instruments of each underlying, for the netted models' per-underlying terms
         self.u_ins: dict[str, list[Instrument]] = {}
         for ins in instruments.values():
@@ -201,7 +212,8 @@ class MarginEngine:
         if x:
             h = acct.hyp[sym] = ins.usd(x)
             if model.additive:
-                acct.im_parts[sym] = model.im_part(ins, h)
+                lev = acct.leverage  # usually empty: one truth test on the hot path
+                acct.im_parts[sym] = model.im_part_at(ins, h, lev.get(sym)) if lev else model.im_part(ins, h)
         else:
             acct.hyp.pop(sym, None)
             if model.additive:
@@ -321,7 +333,8 @@ class MarginEngine:
         if model.additive:
             parts = acct.im_parts.copy()
             if x:
-                term = parts[sym] = model.im_part(ins, h)
+                lev = acct.leverage  # usually empty: one truth test on the hot path
+                term = parts[sym] = model.im_part_at(ins, h, lev.get(sym)) if lev else model.im_part(ins, h)
             else:
                 term = None
                 parts.pop(sym, None)
@@ -347,17 +360,21 @@ class MarginEngine:
             part = None
         return acct.im_total, after, (x, h, part, after)
 
-    def isolated_need(self, acct: Account, ins: Instrument | None = None, new_totals: list[int] | None = None) -> float:
+    def isolated_need(self, acct: Account, ins: Instrument | None = None, new_totals: list[int] | None = None,
+                      leverage: dict[str, int] | None = None) -> float:
         """USD the wallet must still provide for isolated IM with ``new_totals``
-        as the open orders of ``ins`` (no ``ins``: the open orders as they are):
+        as the open orders of ``ins`` (no ``ins``: the open orders as they are),
+        at the account's leverage (or ``leverage``, a hypothetical one):
         Σ over symbols of max(0, IM of the worst side − allocation)."""
         gaps = []
         alloc = acct.isolated
+        lev = acct.leverage if leverage is None else leverage
+        at = self.isolated.im_part_at
         for sym in (set(acct.hyp) | {ins.symbol}) if ins is not None else acct.hyp:
             i = self.instruments[sym]
             totals = new_totals if ins is not None and sym == ins.symbol else acct.open_totals.get(sym)
             x = worst_side(i, acct.position_qty(sym), totals)
-            im = i.im_tiers.amount(i.usd(abs(x)))  # the worse side's exposure, not the position's
+            im = at(i, i.usd(abs(x)), lev.get(sym))  # the worse side's exposure, not the position's
             gap = im - alloc.get(sym, 0) / self.unit
             if gap > 0:
                 gaps.append(gap)
@@ -370,5 +387,139 @@ class MarginEngine:
         inst = self.instruments
         exposures = self.exposures(acct)
         mm = model.mm(exposures) if exposures else 0.0
-        im = model.im([(inst[s], acct.hyp[s]) for s in sorted(acct.hyp)]) if acct.hyp else 0.0
+        if not acct.hyp:
+            im = 0.0
+        elif acct.leverage and model.additive:  # --- leverage: per-symbol terms at the account's leverage
+            lev = acct.leverage
+            im = fsum(model.im_part_at(inst[s], acct.hyp[s], lev.get(s)) for s in sorted(acct.hyp))
+        else:
+            im = model.im([(inst[s], acct.hyp[s]) for s in sorted(acct.hyp)])
         return im, mm
+
+    # --- leverage
+
+    def isolated_im(self, acct: Account, ins: Instrument, qty: int) -> float:
+        """USD initial margin a position of ``qty`` lots needs at mark alone, at
+        the account's leverage for it (the isolated allocation's floor)."""
+        return self.isolated.im_part_at(ins, ins.usd(abs(qty) * ins.mark), acct.leverage.get(ins.symbol))
+
+    def position_im(self, acct: Account, ins: Instrument, notional: float) -> float:
+        """USD IM of a position of ``notional`` (USD, ≥ 0) alone: the tiers at
+        the account's leverage for the symbol, which the portfolio model
+        ignores (docs/adr/0010-leverage.md)."""
+        lev = acct.leverage.get(ins.symbol) if acct.leverage and acct.margin_mode is not PORTFOLIO else None
+        return self.isolated.im_part_at(ins, notional, lev)
+
+    def im_at_leverage(self, acct: Account, ins: Instrument, leverage: int) -> float:
+        """The account's IM (USD, open orders included) if its leverage on
+        ``ins`` were ``leverage``; the IM now for a model that ignores leverage
+        (portfolio, custom non-additive ones). Call :meth:`fresh` first."""
+        model = self.model(acct)
+        if not model.additive:
+            return acct.im_total
+        parts = acct.im_parts.copy()
+        h = acct.hyp.get(ins.symbol)
+        if h is not None:
+            parts[ins.symbol] = model.im_part_at(ins, h, leverage)
+        return fsum(parts.values())
+
+    # --- leverage (free: what Withdraw accepts)
+
+    def _pooled_flat(self, acct: Account) -> bool:
+        """Cross or portfolio, no debt, and a settlement asset without haircut:
+        the case where Withdraw of the settlement asset is ``amount ≤ free``."""
+        if acct.margin_mode is ISOLATED or not self._settle_flat:
+            return False
+        balances = acct.balances
+        return len(balances) == 1 or min(balances.values()) >= 0
+
+    def withdraw_refusal(self, acct: Account, asset: Asset, bal: int, amount: int) -> str | None:
+        """Why withdrawing ``amount`` of ``asset`` (``bal`` held, ≥ amount)
+        would break margin, or None. Call :meth:`fresh` first.
+
+        Cross and portfolio: equity after it must still cover IM; with no IM,
+        a debt (negative balance) must stay backed too. For the settlement
+        asset with no debt that is, in integers, ``amount ≤`` :meth:`free`
+        (the same rule the AccountUpdate shows). Isolated: each position is
+        backed by its allocation, which its loss cannot exceed, so
+        allocations and isolated uPnL are left out and only the wallet
+        counts: the settlement balance left must cover the IM the open orders
+        need beyond the allocations (``isolated_need``, as the pre-trade
+        check), and a debt must stay backed by the wallet's counted collateral."""
+        if acct.margin_mode is not ISOLATED:
+            if asset is self.settle and self._pooled_flat(acct):
+                if amount > self.free(acct):
+                    eq_after = self.equity(acct) - asset.usd(amount)
+                    return f"withdrawal would leave equity {eq_after:.2f} below initial margin {acct.im_total:.2f}"
+                return None
+            if acct.im_total > 0.0 or any(b < 0 for b in acct.balances.values()):
+                _, counted_before = counted_value(asset, bal)
+                _, counted_after = counted_value(asset, bal - amount)
+                eq_after = self.equity(acct) - counted_before + counted_after
+                if acct.im_total > eq_after:
+                    return f"withdrawal would leave equity {eq_after:.2f} below initial margin {acct.im_total:.2f}"
+            return None
+        settle = self.settle
+        if asset is settle:
+            need = self.isolated_need(acct)
+            free = (bal - amount) / settle.unit
+            if need > free:
+                return (f"withdrawal would leave the free {asset.name} balance {free:.2f} below the isolated "
+                        f"margin its open orders need {need:.2f}")
+        if any(b < 0 for b in acct.balances.values()):
+            _, counted_before = counted_value(asset, bal)
+            _, counted_after = counted_value(asset, bal - amount)
+            wallet_after = acct.collateral - counted_before + counted_after
+            if wallet_after < 0.0:
+                return f"withdrawal would leave the wallet {wallet_after:.2f} {settle.name} short of its debt"
+        return None
+
+    def free(self, acct: Account, equity: float | None = None) -> int:
+        """The largest settlement-asset Withdraw the venue accepts now
+        (settlement minor units, ≥ 0), so withdrawing exactly ``free``
+        succeeds and one minor unit more is refused. Call :meth:`fresh` first.
+
+        The usual case (cross or portfolio, no debt, a settlement asset
+        without haircut; every AccountUpdate carries it, so it is a few
+        operations): ``min(balance, floor((equity − IM) × unit))``, and
+        Withdraw's rule there *is* ``amount ≤ free``. Otherwise (isolated, a
+        debt, a haircut settlement asset) Withdraw's float test
+        (:meth:`withdraw_refusal`) decides, by bisection on the amount (the
+        test is monotone in it), from an estimate. ``equity``: the account's
+        :meth:`equity` if the caller has it already (the AccountUpdate builder)."""
+        balances = acct.balances
+        bal = balances.get(self._settle_name, 0)
+        if bal <= 0:
+            return 0
+        isolated = acct.margin_mode is ISOLATED
+        if not isolated and self._settle_flat and (len(balances) == 1 or min(balances.values()) >= 0):
+            im = acct.im_total
+            if im <= 0.0:
+                return bal
+            room = int(((self.equity(acct) if equity is None else equity) - im) * self.unit)  # floor if positive
+            return 0 if room <= 0 else room if room < bal else bal
+        settle = self.settle
+        refused = self.withdraw_refusal
+        if refused(acct, settle, bal, bal) is None:
+            return bal
+        if isolated:
+            room = bal / self.unit - self.isolated_need(acct)
+        else:
+            room = self.equity(acct) - acct.im_total
+        # invariant: withdrawing lo passes (nothing withdrawn always does), hi is refused
+        lo, hi = 0, bal
+        guess = min(bal - 1, max(0, int(room * self.unit)))
+        if guess > 0:
+            if refused(acct, settle, bal, guess) is None:
+                lo = guess
+                if refused(acct, settle, bal, guess + 1) is not None:
+                    return guess  # the usual case: the estimate is exact
+            else:
+                hi = guess
+        while hi - lo > 1:  # bisection: O(log balance) exact tests at worst
+            mid = (lo + hi) // 2
+            if refused(acct, settle, bal, mid) is None:
+                lo = mid
+            else:
+                hi = mid
+        return lo

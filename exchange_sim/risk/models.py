@@ -99,6 +99,19 @@ class RiskModel:
         """One symbol's IM term (used only when ``additive``)."""
         return self.im([(ins, notional)])
 
+    # --- leverage
+    def im_part_at(self, ins: Instrument, notional: float, leverage: int | None) -> float:
+        """One symbol's IM term at an account's leverage for it (``additive``
+        models only): ``max(|notional| / leverage, im_part)``, so the initial
+        margin rate is 1/leverage but never below the notional tier's own
+        (Binance/Bybit: a tier bounds the leverage). ``None`` (never set)
+        is ``im_part`` itself, bit for bit: the default keeps today's figures."""
+        base = self.im_part(ins, notional)
+        if leverage is None:
+            return base
+        at = (notional if notional >= 0 else -notional) / leverage
+        return at if at > base else base
+
     #: True only if MM and IM come from per-underlying terms (``term(u,
     #: exposures of u)``, ``mm_from_terms``, ``im_from_terms``; see the
     #: module docstring)

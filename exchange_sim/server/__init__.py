@@ -66,8 +66,8 @@ def open_data_dir(directory: str | Path, config: Config, config_text: str, out: 
     if saved.exists():
         kept = config_mod.load(saved)
         if config_text and kept != config:
-            raise ValueError(f"{d} was created with another config ({saved}); start without --config, "
-                             "or use a new data dir")
+            raise ValueError(f"{d} was created with another config ({saved}); start it with the --config "
+                             "(and --liquidity / --replay) it was created with, or use a new data dir")
         config = kept
     else:
         saved.write_text(config_text, encoding="utf-8")
@@ -86,13 +86,20 @@ def open_data_dir(directory: str | Path, config: Config, config_text: str, out: 
 def run(config: Config, *, orders: str | None = None, market_data: str | None = None,
         feed: str | None = None, feed_csv: str | None = None, seed: int | None = None,
         speed: float | None = None, duration: float | None = None, out: TextIO = sys.stdout,
-        data_dir: str | None = None, config_text: str = "") -> int:
+        data_dir: str | None = None, config_text: str = "", liquidity: bool = False,
+        replay: str | None = None) -> int:
     """Build, bind, announce and serve; return an exit status.
 
     With ``data_dir`` every command is journaled before it is applied, replies
     leave only once their records are on disk, snapshots are written every
     ``journal.snapshot_every`` commands and at shutdown, and a restart
     recovers the state exactly (:mod:`exchange_sim.replay`).
+
+    With ``replay`` (a file or directory of recorded CSVs) the recorded index,
+    mark and book drive the venue at ``speed`` (:mod:`exchange_sim.replay_market`).
+    With ``liquidity`` the house agents of ``config.liquidity`` trade on the
+    venue (:mod:`exchange_sim.liquidity`; the config should come from
+    :func:`exchange_sim.liquidity.with_liquidity`, which sets the grace).
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
@@ -105,9 +112,22 @@ def run(config: Config, *, orders: str | None = None, market_data: str | None = 
         server.journal = journal
         server.data_dir = Path(data_dir)
         server.snapshot_every = config.journal.snapshot_every
+    if replay is not None:
+        from exchange_sim.replay_market import ReplayMarket, read
+
+        market = ReplayMarket(read(replay), server.venue, speed=1.0 if speed is None else speed)
+        server.house = market
+        server.clock = market.clock
+        speed = None  # the feed's own speed stays the config's
     server.feed = make_feed(config, server.venue, feed, feed_csv, seed, speed)
+    if liquidity:
+        from exchange_sim.liquidity import House
+
+        server.house = House(config.liquidity, server.venue)
     if fresh:
         server.start_up()
+    else:
+        server.start_house()
     orders_ep, md_ep = server.bind()
     p = config.server
     say = lambda text="": print(text, file=out)  # noqa: E731
@@ -117,6 +137,14 @@ def run(config: Config, *, orders: str | None = None, market_data: str | None = 
     say(f"curve:       {'on, server public key ' + p.curve_public_key if p.curve_public_key else 'off'}")
     feed_name = "none" if server.feed is None else type(server.feed).__name__
     say(f"feed:        {feed_name}")
+    if replay is not None:
+        say(f"replay:      {replay}: {len(market.records)} records of {', '.join(sorted(set(market.symbols.values())))}"
+            f" at {market.speed}x, account {market.account} mirrors the book")
+    if liquidity:
+        lp = config.liquidity
+        say(f"liquidity:   house maker {lp.maker_account}, arbitrageur {lp.arb_account}, noise "
+            f"{lp.noise_account} on {len(server.house.instruments)} symbols; liquidation grace "
+            f"{config.liquidation.grace_ms} ms")
     say(f"data dir:    {data_dir} (journal {config.journal.policy}, seq {server.venue.seq})" if data_dir
         else "data dir:    none (state is lost at exit; --data-dir DIR keeps it)")
     say(f"admin key:   {p.admin_key}")

@@ -59,6 +59,8 @@ import zmq
 
 from exchange_sim import config as config_mod
 from exchange_sim.config import Config
+from exchange_sim.liquidity.house import STEP_MS
+from exchange_sim.server.latency import DelayQueue, SessionLatency
 from exchange_sim.server.routing import (
     ADMIN_EV,
     PUBLIC,
@@ -131,7 +133,8 @@ class Server:
         #: hold replies and market data to the end of each drain turn (see ADR 0002)
         self.hold_replies = True
         self.keys = KeyRing(p.admin_key, {a.account: a.api_key for a in p.accounts})
-        self.idem = IdempotencyStore(p.idempotency_window)
+        # one idempotency window (ADR 0008): the venue's durable client-id memory
+        self.idem = IdempotencyStore(self.config.venue.client_id_memory)
         self.sessions: dict[bytes, Session] = {}
         #: admin sessions watching every account (Login.firehose)
         self.firehose: list[Session] = []
@@ -159,6 +162,16 @@ class Server:
         self.ctx = context or zmq.Context.instance()
         self.router: zmq.Socket | None = None
         self.pub: zmq.Socket | None = None
+        # --- house liquidity (exchange_sim/liquidity/, docs/adr/0013-house-liquidity.md)
+        #: ``serve --liquidity``: the house agents, stepped after index moves and on a timer
+        #: (``serve --replay``: the replay market, stepped the same way)
+        self.house = None
+        #: the venue clock execute stamps (ns); ``serve --replay``: the data's time
+        self.clock = time.time_ns
+        self._next_house = 0.0
+        # --- latency (exchange_sim/server/latency.py): frames waiting out a session's delay
+        self._delayed = DelayQueue()
+        self._lat_by_account = {a.account: a.latency for a in p.accounts if a.latency}
 
     # ---------------------------------------------------------------- sockets
 
@@ -198,12 +211,14 @@ class Server:
         """Stamp ``command`` with the venue clock and apply it: the only path
         into the core. Never raises: a crash inside the venue is logged and
         answered as ``Rejected(INTERNAL)`` (state may then be suspect: ``CheckInvariants``)."""
-        ts = time.time_ns()
+        ts = self.clock()
         if self.journal is not None:
             self.journal.append(self.venue.seq + 1, ts, command)
         self.commands += 1
         try:
             events = self.venue.apply(command, ts)
+            if self.house is not None:
+                self.house.observe(command, events)
             if self.snapshot_every and self.venue.seq % self.snapshot_every == 0:
                 self.take_snapshot()
             return events
@@ -232,8 +247,10 @@ class Server:
         return SnapshotTaken(seq=self.venue.seq, state_hash=digest, file=path.name)
 
     def start_up(self) -> None:
-        """Open the configured accounts and make their faucet deposits, through
-        :meth:`execute` like everything else."""
+        """Open the configured accounts and make their faucet deposits (and the
+        house agents' accounts, with ``--liquidity``), through :meth:`execute`
+        like everything else."""
+        self.start_house()
         for acct in self.params.accounts:
             if acct.account not in self.venue.accounts:
                 self.execute(OpenAccount(account=acct.account))
@@ -246,6 +263,15 @@ class Server:
                     ev = self.execute(Deposit(account=acct.account, asset=asset, amount=minor))
                     if ev and type(ev[0]) is Rejected:
                         raise ValueError(f"start-up deposit refused: {ev[0].message}")
+
+    def start_house(self) -> None:
+        """The house's (or replay's) start-up commands: its accounts on a fresh
+        venue; on a recovered one, whatever it needs to start again."""
+        if self.house is not None:
+            for cmd in self.house.start_up(self.venue):
+                ev = self.execute(cmd)
+                if ev and type(ev[0]) is Rejected:
+                    raise ValueError(f"{type(self.house).__name__} start-up refused: {ev[0].message}")
 
     # -------------------------------------------------------------- main loop
 
@@ -283,6 +309,7 @@ class Server:
         self._running = True
         drain = _DRAIN_JOURNAL if self.journal is not None else _DRAIN
         while self._running:
+            house = self.house  # read each turn: an application may start or stop it (the demo's warm-up)
             n = 0
             while n < drain:
                 try:
@@ -298,15 +325,26 @@ class Server:
                 except Exception as exc:  # a server bug must not take every session down
                     self._internal_error(ident, exc)
                 n += 1
+                if house is not None and house.moved:  # re-quote right after the command that moved the index
+                    self._house_turn(mono())
             now = mono()
             if now >= next_timer:
                 next_timer = self._timers(now)
+            if house is not None and (house.moved or now >= self._next_house):
+                self._house_turn(now)
+            if self._delayed:
+                self._release_delayed(now)
             if self._outbox:
                 self._flush_outbox()
             if deadline is not None and now >= deadline:
                 break
             if n < drain:
                 wait = next_timer - now
+                if house is not None:
+                    wait = min(wait, self._next_house - now)
+                nd = self._delayed.next_due()
+                if nd is not None:
+                    wait = min(wait, nd - now)
                 if deadline is not None:
                     wait = min(wait, deadline - now)
                 poller.poll(max(0, min(int(wait * 1000) + 1, 100)))
@@ -322,7 +360,7 @@ class Server:
                 if sess is None:
                     self.pub.send(payload)
                 else:
-                    self._send(sess, payload)
+                    self._send_now(sess, payload)  # its latency (if any) was applied when it was queued
         finally:
             self._outbox = []
 
@@ -404,6 +442,40 @@ class Server:
                 self._log_bad(None, f"timer command {type(command).__name__} rejected: {ev.message}")
         if pushes:
             self._flush(pushes)
+
+    # --- latency
+    def _release_delayed(self, now: float) -> None:
+        """Frames whose delay is over: inbound ones are handled (a session
+        that ended meanwhile is skipped), outbound ones sent."""
+        for inbound, sess, frame in self._delayed.pop_due(now):
+            if not inbound:
+                self._send_now(sess, frame)
+            elif self.sessions.get(sess.ident) is sess:
+                try:
+                    self._handle_frame(sess, frame, now)
+                except Exception as exc:  # as in the drain loop: a server bug must not stop the loop
+                    self._internal_error(sess.ident, exc)
+
+    def _latency_for(self, sess: Session, asked: str | None, account: int) -> SessionLatency | None:
+        """The latency of a session that logs in: the profile it asked for, else
+        its key's, else the server default; None if that is no delay."""
+        lp = self.params.latency
+        name = asked or self._lat_by_account.get(account) or lp.default
+        if not name:
+            return None
+        lat = SessionLatency(name, lp.profiles[name], lp.seed, sess.sid)
+        return lat if lat.entry_on or lat.md_on else None
+
+    # --- house liquidity
+    def _house_turn(self, now: float) -> None:
+        """Step the house agents: each command they make goes through the one
+        door (journaled, routed) before the next is decided."""
+        self._next_house = now + STEP_MS / 1000
+        house = self.house
+        if house is None:
+            return
+        for cmd in house.step(self.venue, time.time_ns()):
+            self._from_timer(cmd)
 
     def _fan_out(self, events: list, sess: Session | None, pushes: dict) -> list:
         """Route one command's events; return the requester's share.
@@ -490,6 +562,8 @@ class Server:
     def _new_session(self, ident: bytes) -> Session:
         sess = Session(ident, self._next_sid, time.monotonic(), self._burst)
         self._next_sid += 1
+        if self.params.latency.default:  # --- latency: before login, the default profile
+            sess.lat = self._latency_for(sess, None, -1)
         self.sessions[ident] = sess
         return sess
 
@@ -500,6 +574,13 @@ class Server:
         now = time.monotonic()
         sess.last_seen = now
         self.frames_in += 1
+        lat = sess.lat
+        if lat is not None and lat.entry_on:  # --- latency: the frame reaches the venue later
+            self._delayed.push(lat.entry_due(now), (True, sess, frame))
+            return
+        self._handle_frame(sess, frame, now)
+
+    def _handle_frame(self, sess: Session, frame: bytes, now: float) -> None:
         if len(frame) > self._max_frame:
             self._reject_frame(sess, R.MALFORMED, f"frame of {len(frame)} bytes exceeds the maximum {self._max_frame}")
             return
@@ -637,6 +718,12 @@ class Server:
         if msg.firehose and who != "admin":
             self._send(sess, encode(self._rej(sess, R.NOT_ALLOWED, "firehose is for admin sessions", "Login")))
             return
+        if msg.latency is not None and msg.latency not in self.params.latency.profiles:
+            names = ", ".join(sorted(self.params.latency.profiles)) or "none configured"
+            self._send(sess, encode(self._rej(sess, R.INVALID_FIELD,
+                                              f"unknown latency profile {msg.latency!r}; valid: {names}", "Login")))
+            return
+        sess.lat = self._latency_for(sess, msg.latency, msg.account)  # --- latency: LoginOk already delayed
         sess.logged_in = True
         sess.admin = who == "admin"
         sess.account = msg.account
@@ -651,6 +738,9 @@ class Server:
             account=msg.account, admin=sess.admin, session=sess.sid, protocol_version=m.PROTOCOL_VERSION,
             heartbeat_interval_ms=p.heartbeat_interval_ms, heartbeat_timeout_ms=p.heartbeat_timeout_ms,
             cancel_on_disconnect=sess.cod, rate_limit_per_s=p.rate_limit_per_s, max_batch=p.max_batch,
+            rate_limit_burst=p.rate_limit_burst, max_frame_bytes=p.max_frame_bytes,
+            idempotency_window=self.idem.window,
+            latency=sess.lat.name if sess.lat is not None else "",
         )))
 
     def _admin_query(self, sess: Session, msg) -> None:
@@ -684,6 +774,13 @@ class Server:
 
     def _send(self, sess: Session, payload: bytes) -> None:
         """Non-blocking send to one peer; a gone or full peer is counted."""
+        lat = sess.lat
+        if lat is not None and lat.md_on:  # --- latency: the session hears it later
+            self._delayed.push(lat.out_due(time.monotonic()), (False, sess, payload))
+            return
+        self._send_now(sess, payload)
+
+    def _send_now(self, sess: Session, payload: bytes) -> None:
         if self._outbox is not None:
             self._outbox.append((sess, payload))
             return

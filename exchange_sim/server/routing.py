@@ -8,7 +8,8 @@ PUBLIC      no ``account`` field: Trade, BookDelta, MarkPrice, SymbolStatus,
 PRIVATE     an ``account`` field: acks, fills, cancels, account updates,
             margin calls, funding payments... -> that account's sessions
             only (the requester's in its Reply, the others' in a Push)
-REPLY       answers that only the asker gets: BookSnapshot, Instruments
+REPLY       answers that only the asker gets: BookSnapshot, Instruments,
+            LeverageTiers, Ledger (the answers to queries without an account)
 ADMIN_EV    venue-wide events about accounts (CascadeBoundHit names who is
             still below MM): admin sessions only, never the PUB socket
 ==========  ===============================================================
@@ -45,17 +46,22 @@ from protocol.messages import (
     Command,
     FundingRate,
     Instruments,
+    Ledger,
+    LeverageTiers,
     LiquidationNotice,
     MarkPrice,
     RejectReason,
     SymbolStatus,
     Trade,
 )
+from protocol import messages as M
 from protocol.session import TOPIC_SEP, SessionMessage, topic
 
 PUBLIC, PRIVATE, REPLY, ADMIN_EV = 0, 1, 2, 3
 
-_REPLY_ONLY = (BookSnapshot, Instruments)
+_REPLY_ONLY = (BookSnapshot, Instruments, LeverageTiers, Ledger)
+# --- history: the market-history replies name no account, yet are answers, never publications
+_REPLY_ONLY += (M.Trades, M.Candles, M.Ticker, M.Tickers, M.FundingHistory, M.PremiumIndex, M.PremiumIndexes)
 _ADMIN_ONLY = (CascadeBoundHit,)
 #: the channel of each public event class (keyed by class, so a name that is
 #: no event cannot creep in); another public class: its lowercased name
@@ -103,7 +109,8 @@ def topic_prefix(event) -> bytes:
 
 _CLIENT_MESSAGES = {c.__name__: c for c in get_args(Command) + get_args(SessionMessage)}
 _UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(?P<field>[^`]*)`(?: - at `(?P<path>[^`]*)`)?")
-_FLOAT_FOR_INT = re.compile(r"Expected `int`, got `float`(?: - at `(?P<path>[^`]*)`)?")
+# ``int`` or an optional one (``int | null``): either way a float is refused, saying so
+_FLOAT_FOR_INT = re.compile(r"Expected `int(?: \| null)?`, got `float`(?: - at `(?P<path>[^`]*)`)?")
 _PATH_STEP = re.compile(r"\.([A-Za-z_]\w*)|\[(\d+)\]")
 
 

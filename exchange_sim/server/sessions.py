@@ -19,16 +19,16 @@ frame and bound to an account by ``Login``. The rules, as on real venues:
   ROUTER fair-queues its peers, so a flooding session only ever gets its own
   share of the loop and its excess is answered ``RATE_LIMITED`` cheaply,
   before decoding the command.
-- **Idempotency** (:class:`IdempotencyStore`): a new order's client order id
-  names one order among the account's last ``idempotency_window`` accepted
-  orders. A resend of the same order gets the stored original reply
-  (``Reply.duplicate``); the same id on a different order is
-  ``DUPLICATE_CLIENT_ORDER_ID``. Rejected orders are not stored: they changed
-  nothing, so evaluating a retry again cannot double anything. This store is
-  the fast path and lives in memory only; the durable guarantee is the
-  venue's own (``venue.client_id_memory``: recently used ids are refused,
-  and that memory is in snapshots and rebuilt by replay), so after a restart
-  a resend is refused with ``DUPLICATE_CLIENT_ORDER_ID``, never filled twice.
+- **Idempotency: one window** (ADR 0008), ``venue.client_id_memory``
+  (default 10,000) client order ids per account: those of the account's
+  last N accepted orders, plus those of its open orders. The venue's memory
+  of them is the durable one (in snapshots, rebuilt by journal replay): a
+  new order reusing one is refused ``DUPLICATE_CLIENT_ORDER_ID`` naming the
+  original order, in this run and after a restart. :class:`IdempotencyStore`
+  is the fast path over the same window, in memory: within one server run an
+  identical resend gets the stored original reply (``Reply.duplicate``).
+  Rejected orders are not stored: they changed nothing, so evaluating a
+  retry again cannot double anything. ``LoginOk.idempotency_window`` says N.
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ ADMIN_COMMANDS = frozenset({
     # carries an ``account``, so it would pass as the user's own: the server sends it
     "CancelOnDisconnect",
 })
-PUBLIC_COMMANDS = frozenset({"QueryBook", "QueryInstruments",
-                             # --- history: market history is public
-                             "QueryTrades", "QueryCandles", "QueryTicker", "QueryFundingHistory", "QueryPremiumIndex"})
+PUBLIC_COMMANDS = frozenset({"QueryBook", "QueryInstruments"})
+PUBLIC_COMMANDS |= {"QueryLeverageTiers"}  # --- leverage (QueryLedger, with no account, stays ADMIN)
+PUBLIC_COMMANDS |= {"QueryTrades", "QueryCandles", "QueryTicker", "QueryFundingHistory", "QueryPremiumIndex"}  # --- history
 
 _policy_cache: dict[type, int] = {}
 
@@ -75,6 +75,7 @@ class Session:
     __slots__ = (
         "ident", "sid", "account", "admin", "logged_in", "cod", "last_seen", "tokens", "stamp",
         "req",
+        "lat",  # --- latency: a SessionLatency, or None (no delay)
     )
 
     def __init__(self, ident: bytes, sid: int, now: float, burst: float):
@@ -88,6 +89,7 @@ class Session:
         self.tokens = float(burst)
         self.stamp = now
         self.req = False  # a REQ peer: replies need the empty delimiter frame
+        self.lat = None  # --- latency (exchange_sim/server/latency.py)
 
     def take(self, n: int, now: float, rate: float, burst: float) -> bool:
         """Token bucket: spend ``n`` tokens if there are that many. O(1)."""

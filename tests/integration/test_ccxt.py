@@ -262,8 +262,8 @@ def test_each_exception_from_the_live_venue(server, ctx):
     raises(ccxt.BadSymbol, ex.fetch_ticker, "DOGE/USDT:USDT")
     raises(ccxt.BadRequest, ex.cancel_order, "not-an-id")
     raises(ccxt.BadRequest, ex.set_margin_mode, "hedged")
-    raises(ccxt.NotSupported, ex.set_leverage, 10, BTC)
-    raises(ccxt.NotSupported, ex.create_order, BTC, "market", "sell", 0.01, None, {"takeProfitPrice": 70000})
+    raises(ccxt.BadRequest, ex.set_leverage, 500, BTC)  # above the 100x of BTC's first tier
+    raises(ccxt.NotSupported, ex.create_order, BTC, "market", "sell", 0.01, None, {"trailingAmount": 100})
     raises(ccxt.PermissionDenied, ex.add_margin, BTC, 100)  # isolated margin while in cross mode: not allowed
     first = ex.create_order(BTC, "limit", "buy", 0.01, 59000, {"clientOrderId": "dup-1"})
     again = ex.create_order(BTC, "limit", "buy", 0.01, 59000, {"clientOrderId": "dup-1"})  # a resend: same order
@@ -561,19 +561,19 @@ def test_async_rest_methods(server, ctx):
 
 
 def test_unknown_or_unsupported_params_are_refused_never_dropped(server, ctx):
-    """A bot that attaches ``stopLoss`` to its entry must hear that the
-    venue cannot do it, before anything is sent: the entry is not placed
-    without its protection. A misspelled param (``reduce_only`` for
+    """A bot that sends a trailing stop by amount (``trailingAmount``; the
+    venue trails by percent only) must hear that the venue cannot do it,
+    before anything is sent: the order is not placed without it. A misspelled param (``reduce_only`` for
     ccxt's ``reduceOnly``) is ``BadRequest`` naming it; a ccxt param the
     venue does not support is ``NotSupported`` with the reason. Read-only
     methods refuse params they do not read, too. Nothing reaches the book."""
     maker = quote(server, ctx)
     ex = ccxt.exchangesim(cfg(server))
     try:
-        with pytest.raises(ccxt.NotSupported, match=r"params\['stopLoss'\] is not supported"):
-            ex.create_order(BTC, "market", "buy", 0.01, None, {"stopLoss": {"triggerPrice": 55_000}})
-        with pytest.raises(ccxt.NotSupported, match=r"params\['trailingPercent'\]"):
-            ex.create_order(BTC, "limit", "buy", 0.01, 59_000, {"trailingPercent": 1})
+        with pytest.raises(ccxt.NotSupported, match=r"params\['trailingAmount'\] is not supported"):
+            ex.create_order(BTC, "market", "buy", 0.01, None, {"trailingAmount": 500})
+        with pytest.raises(ccxt.NotSupported, match=r"params\['triggerDirection'\]"):
+            ex.create_order(BTC, "limit", "buy", 0.01, 59_000, {"triggerDirection": "up", "triggerPrice": 61_000})
         with pytest.raises(ccxt.BadRequest, match=r"createOrder\(\) unknown params\['reduce_only'\].*reduceOnly"):
             ex.create_limit_buy_order(BTC, 0.01, 59_000, {"reduce_only": True})
         with pytest.raises(ccxt.BadRequest, match=r"cancelOrder\(\) unknown params\['orderId'\]"):

@@ -72,7 +72,8 @@ def test_each_kind_of_bad_input_gets_its_typed_reject(serve, ctx):
         ({**order, "qty": "10"}, R.MALFORMED),  # wrong type
         ({**order, "qty": 1.5}, R.MALFORMED),  # a float for an integer
         ({**order, "reduceOnly": True}, R.INVALID_FIELD),  # an unknown field is refused, not dropped
-        ({k: v for k, v in order.items() if k != "qty"}, R.MALFORMED),  # missing field
+        ({k: v for k, v in order.items() if k != "side"}, R.MALFORMED),  # missing field
+        ({k: v for k, v in order.items() if k != "qty"}, R.BAD_LOT),  # qty is left out only with close_position
         ({**order, "qty": -5}, R.INVALID_FIELD),  # negative
         ({**order, "qty": 2**63}, R.INVALID_FIELD),  # absurdly large
         ({**order, "price": 0}, R.INVALID_FIELD),
