@@ -166,6 +166,25 @@ class Core:
     def minor(self, asset: str, amount) -> int:
         return self._mk().minor(asset, amount)
 
+    # --- history: the venue's market and account history (docs/history.md);
+    # times are venue ns, prices and sizes human units
+
+    def candles_cmd(self, symbol: str, interval="1m", *, price="last", start: int | None = None,
+                    end: int | None = None, limit: int = 500) -> m.QueryCandles:
+        self._mk()[symbol]  # an unknown symbol is refused here, by name
+        return m.QueryCandles(symbol=symbol, interval=_enum(m.CandleInterval, interval, "interval"),
+                              source=_enum(m.PriceSource, price, "price"), start=start, end=end, limit=limit)
+
+    def order_cmd(self, order_id=None, client_order_id=None, account=None) -> m.QueryOrder:
+        if order_id is None and client_order_id is None:
+            raise InvalidOrder("give order_id or client_order_id", RejectReason.INVALID_FIELD)
+        return m.QueryOrder(account=self._acct(account), order_id=order_id, client_order_id=client_order_id)
+
+    def parse_history(self, events: list):
+        """The reply to a history query, in human units (clients.models.history)."""
+        raise_for(events)
+        return models.history(self._mk(), events[0])
+
 
 # --- protective orders
 #: working types by their venue names and the short ones ccxt uses ('mark' | 'last')

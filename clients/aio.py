@@ -293,6 +293,41 @@ class AsyncClient(Core):
     async def book(self, symbol: str, depth: int | None = None) -> models.Book:
         return self.parse_book((await self.request(m.QueryBook(symbol=symbol, depth=depth))).events)
 
+    # --- history: the venue's market and account history (docs/history.md),
+    # as the blocking client's methods of the same names
+
+    async def trades(self, symbol: str, limit: int = 500) -> list[models.Trade]:
+        return self.parse_history(await self.call(m.QueryTrades(symbol=symbol, limit=limit)))
+
+    async def candles(self, symbol: str, interval: str = "1m", *, price: str = "last", start: int | None = None,
+                      end: int | None = None, limit: int = 500) -> list[models.Candle]:
+        cmd = self.candles_cmd(symbol, interval, price=price, start=start, end=end, limit=limit)
+        return self.parse_history(await self.call(cmd))
+
+    async def ticker(self, symbol: str | None = None):
+        return self.parse_history(await self.call(m.QueryTicker(symbol=symbol)))
+
+    async def funding_history(self, symbol: str | None = None, *, start: int | None = None,
+                              end: int | None = None, limit: int = 100) -> list[models.FundingEntry]:
+        cmd = m.QueryFundingHistory(symbol=symbol, start=start, end=end, limit=limit)
+        return self.parse_history(await self.call(cmd))
+
+    async def premium_index(self, symbol: str | None = None):
+        return self.parse_history(await self.call(m.QueryPremiumIndex(symbol=symbol)))
+
+    async def order_history(self, symbol: str | None = None, *, start: int | None = None, end: int | None = None,
+                            limit: int = 500) -> list[models.OrderRecord]:
+        cmd = m.QueryOrderHistory(account=self._acct(None), symbol=symbol, start=start, end=end, limit=limit)
+        return self.parse_history(await self.call(cmd))
+
+    async def my_trades(self, symbol: str | None = None, *, start: int | None = None, end: int | None = None,
+                        limit: int = 500) -> list[models.Fill]:
+        cmd = m.QueryMyTrades(account=self._acct(None), symbol=symbol, start=start, end=end, limit=limit)
+        return self.parse_history(await self.call(cmd))
+
+    async def order(self, order_id: int | None = None, *, client_order_id: str | None = None) -> models.OrderRecord:
+        return self.parse_history(await self.call(self.order_cmd(order_id, client_order_id)))
+
     # -------------------------------------------------------------- admin
 
     async def deposit(self, account: int, asset: str, amount) -> models.BalanceUpdate:

@@ -331,6 +331,49 @@ class Client(Core):
     def book(self, symbol: str, depth: int | None = None) -> models.Book:
         return self.parse_book(self.request(m.QueryBook(symbol=symbol, depth=depth)).events)
 
+    # --- history: the venue's market and account history (docs/history.md).
+    # Times are venue ns (``start``/``end`` inclusive); rows oldest first.
+
+    def trades(self, symbol: str, limit: int = 500) -> list[models.Trade]:
+        """Recent public trades of ``symbol``, newest last."""
+        return self.parse_history(self.call(m.QueryTrades(symbol=symbol, limit=limit)))
+
+    def candles(self, symbol: str, interval: str = "1m", *, price: str = "last", start: int | None = None,
+                end: int | None = None, limit: int = 500) -> list[models.Candle]:
+        """OHLCV candles; ``interval`` 1m, 5m, 15m, 1h, 4h or 1d; ``price``
+        last (trades), mark or index."""
+        return self.parse_history(self.call(self.candles_cmd(symbol, interval, price=price, start=start, end=end,
+                                                              limit=limit)))
+
+    def ticker(self, symbol: str | None = None):
+        """Rolling 24-hour statistics of ``symbol`` (a ``Ticker``), or of every symbol (a list)."""
+        return self.parse_history(self.call(m.QueryTicker(symbol=symbol)))
+
+    def funding_history(self, symbol: str | None = None, *, start: int | None = None, end: int | None = None,
+                        limit: int = 100) -> list[models.FundingEntry]:
+        return self.parse_history(self.call(m.QueryFundingHistory(symbol=symbol, start=start, end=end, limit=limit)))
+
+    def premium_index(self, symbol: str | None = None):
+        """Mark, index, last and predicted funding rate, next funding time
+        (a ``PremiumIndex``, or a list for every perpetual)."""
+        return self.parse_history(self.call(m.QueryPremiumIndex(symbol=symbol)))
+
+    def order_history(self, symbol: str | None = None, *, start: int | None = None, end: int | None = None,
+                      limit: int = 500) -> list[models.OrderRecord]:
+        """The account's ended orders (filled, cancelled, expired, rejected), by end time."""
+        return self.parse_history(self.call(m.QueryOrderHistory(account=self._acct(None), symbol=symbol, start=start,
+                                                                end=end, limit=limit)))
+
+    def my_trades(self, symbol: str | None = None, *, start: int | None = None, end: int | None = None,
+                  limit: int = 500) -> list[models.Fill]:
+        """The account's own fills, with fee, realized PnL and liquidity."""
+        return self.parse_history(self.call(m.QueryMyTrades(account=self._acct(None), symbol=symbol, start=start,
+                                                            end=end, limit=limit)))
+
+    def order(self, order_id: int | None = None, *, client_order_id: str | None = None) -> models.OrderRecord:
+        """One order of the account, open or ended (OrderNotFound if unknown)."""
+        return self.parse_history(self.call(self.order_cmd(order_id, client_order_id)))
+
     # -------------------------------------------------------------- admin
 
     def deposit(self, account: int, asset: str, amount) -> models.BalanceUpdate:

@@ -166,6 +166,7 @@ class Fill:
     realized_pnl: Decimal
     position: Decimal
     liquidation: bool = False
+    ts: int = 0  # venue time of the fill (ns since the epoch; 0 = an untimed venue)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +186,7 @@ class OrderUpdate:
     # --- protective orders
     parent_order_id: int | None = None  # accepted: the entry an attached take-profit / stop-loss protects
     type: str | None = None  # accepted: the order type
+    ts: int = 0  # venue time of the event (ns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,24 +302,25 @@ def convert(mk: Markets, ev):
             order_id=ev.order_id, client_order_id=ev.client_order_id, symbol=ev.symbol, side=ev.side.value,
             price=ins.price(ev.price), qty=ins.qty(ev.qty), fee=mk.settle(ev.fee), liquidity=ev.liquidity.value,
             trade_id=ev.trade_id, remaining=ins.qty(ev.remaining), realized_pnl=mk.settle(ev.realized_pnl),
-            position=ins.qty(ev.position), liquidation=ev.liquidation,
+            position=ins.qty(ev.position), liquidation=ev.liquidation, ts=ev.ts,
         )
     if t is m.OrderAccepted:
         ins = mk[ev.symbol]
         return OrderUpdate("accepted", ev.order_id, ev.client_order_id, ev.symbol, side=ev.side.value,
                            price=ins.price(ev.price), qty=ins.qty(ev.qty), stop_price=ins.price(ev.stop_price),
-                           parent_order_id=ev.parent_order_id, type=ev.type.value)
+                           parent_order_id=ev.parent_order_id, type=ev.type.value, ts=ev.ts)
     if t is m.OrderCancelled:
         ins = mk[ev.symbol]
         return OrderUpdate("cancelled", ev.order_id, ev.client_order_id, ev.symbol, qty=ins.qty(ev.remaining),
-                           cause=ev.cause.value)
+                           cause=ev.cause.value, ts=ev.ts)
     if t is m.OrderAmended:
         ins = mk[ev.symbol]
         return OrderUpdate("amended", ev.order_id, ev.client_order_id, ev.symbol, price=ins.price(ev.price),
-                           qty=ins.qty(ev.qty), priority_kept=ev.priority_kept)
+                           qty=ins.qty(ev.qty), priority_kept=ev.priority_kept, ts=ev.ts)
     if t is m.OrderTriggered:
         ins = mk[ev.symbol]
-        return OrderUpdate("triggered", ev.order_id, ev.client_order_id, ev.symbol, price=ins.price(ev.price or ev.mark))
+        return OrderUpdate("triggered", ev.order_id, ev.client_order_id, ev.symbol, price=ins.price(ev.price or ev.mark),
+                           ts=ev.ts)
     if t is m.AccountUpdate:
         return account_state(mk, ev)
     if t is m.BalanceChanged:
@@ -482,4 +485,203 @@ def ledger(mk: Markets, ev: m.Ledger) -> Ledger:
             liquidation_fees=mk.amount(a, r.liquidation_fees), insurance_fund=mk.amount(a, r.insurance_fund),
         )
     return Ledger(insurance_account=ev.insurance_account, assets=lines)
+
+
 _NOT_CONDITIONAL = (m.OrderType.LIMIT, m.OrderType.MARKET)
+
+
+# --- history: the venue's market and account history in human units
+# (replies to the Query* commands of docs/history.md; times stay venue ns)
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """A public trade."""
+
+    symbol: str
+    trade_id: int
+    price: Decimal
+    qty: Decimal
+    taker_side: str
+    liquidation: bool
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    """One OHLCV candle; ``volume`` in the base asset, ``quote_volume`` in
+    the settlement asset (both 0 for mark and index candles)."""
+
+    open_time: int
+    close_time: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    quote_volume: Decimal
+    trades: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ticker:
+    """Rolling 24-hour statistics; prices None when nothing traded in the
+    window (``last``: None if nothing ever traded)."""
+
+    symbol: str
+    open: Decimal | None
+    high: Decimal | None
+    low: Decimal | None
+    last: Decimal | None
+    last_qty: Decimal
+    volume: Decimal
+    quote_volume: Decimal
+    change: Decimal | None
+    percentage: Decimal | None  # change / open × 100, to the basis point
+    vwap: Decimal | None
+    trades: int
+    open_time: int
+    close_time: int
+    mark: Decimal
+    index: Decimal | None
+    bid: Decimal | None
+    bid_qty: Decimal
+    ask: Decimal | None
+    ask_qty: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class FundingEntry:
+    """One settled funding rate (a fraction: 0.0001 = 0.01%)."""
+
+    symbol: str
+    rate: Decimal
+    mark: Decimal
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class PremiumIndex:
+    symbol: str
+    mark: Decimal
+    index: Decimal | None
+    last_funding_rate: Decimal
+    predicted_funding_rate: Decimal
+    interest_rate: Decimal
+    next_funding_time: int | None
+    interval_ns: int
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    """An order from the venue's history: open (status new or
+    partially_filled) or ended (filled, cancelled, expired, rejected)."""
+
+    order_id: int
+    client_order_id: str | None
+    symbol: str
+    side: str
+    type: str
+    tif: str
+    status: str
+    price: Decimal | None
+    stop_price: Decimal | None
+    qty: Decimal
+    filled: Decimal
+    avg_price: Decimal | None
+    reduce_only: bool
+    cause: str | None
+    reject_reason: str | None
+    triggered: bool
+    time: int
+    update_time: int
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.qty - self.filled if self.status in ("new", "partially_filled") else Decimal(0)
+
+
+_RATE = Decimal(10**8)
+
+
+def _rate_e8(e8: int) -> Decimal:
+    return Decimal(e8) / _RATE
+
+
+def _avg(ins: InstrumentMeta, quote: int, lots: int) -> Decimal | None:
+    """An average price in ticks, exact where it is whole, else to 4 digits below the tick."""
+    if not lots:
+        return None
+    return ins.price(quote // lots if quote % lots == 0 else quote / lots)
+
+
+def history(mk: Markets, ev):
+    """The reply to a history query in human units: a list of models, or
+    one model (``Ticker``, ``PremiumIndex``, ``OrderRecord``)."""
+    t = type(ev)
+    if t is m.Trades:
+        ins = mk[ev.symbol]
+        return [Trade(symbol=x.symbol, trade_id=x.trade_id, price=ins.price(x.price), qty=ins.qty(x.qty),
+                      taker_side=x.taker_side.value, liquidation=x.liquidation, ts=x.ts) for x in ev.trades]
+    if t is m.Candles:
+        ins = mk[ev.symbol]
+        price = Markets.index_usd if ev.source == m.PriceSource.INDEX else ins.price
+        return [Candle(open_time=c.open_time, close_time=c.close_time, open=price(c.open), high=price(c.high),
+                       low=price(c.low), close=price(c.close), volume=ins.qty(c.volume),
+                       quote_volume=mk.settle(c.quote_volume), trades=c.trades) for c in ev.candles]
+    if t is m.Ticker:
+        return _ticker(mk, ev)
+    if t is m.Tickers:
+        return [_ticker(mk, x) for x in ev.tickers]
+    if t is m.FundingHistory:
+        return [FundingEntry(symbol=r.symbol, rate=_rate_e8(r.rate_e8), mark=mk[r.symbol].price(r.mark), ts=r.ts)
+                for r in ev.rates]
+    if t is m.PremiumIndex:
+        return _premium(mk, ev)
+    if t is m.PremiumIndexes:
+        return [_premium(mk, x) for x in ev.items]
+    if t is m.OrderRecord:
+        return order_record(mk, ev)
+    if t is m.OrderHistory:
+        return [order_record(mk, o) for o in ev.orders]
+    if t is m.MyTrades:
+        return [convert(mk, f) for f in ev.trades]
+    return ev
+
+
+def _ticker(mk: Markets, t: m.Ticker) -> Ticker:
+    ins = mk[t.symbol]
+    traded = t.trades > 0
+    return Ticker(
+        symbol=t.symbol, open=ins.price(t.open) if traded else None, high=ins.price(t.high) if traded else None,
+        low=ins.price(t.low) if traded else None, last=ins.price(t.last) if t.last else None,
+        last_qty=ins.qty(t.last_qty), volume=ins.qty(t.volume), quote_volume=mk.settle(t.quote_volume),
+        change=ins.price(t.change) if traded else None,
+        percentage=Decimal(t.change_bps) / 100 if traded else None,
+        vwap=ins.price(t.vwap) if t.volume else None,
+        trades=t.trades, open_time=t.open_time, close_time=t.close_time, mark=ins.price(t.mark),
+        index=Markets.index_usd(t.index) if t.index else None, bid=ins.price(t.best_bid),
+        bid_qty=ins.qty(t.best_bid_qty), ask=ins.price(t.best_ask), ask_qty=ins.qty(t.best_ask_qty),
+    )
+
+
+def _premium(mk: Markets, p: m.PremiumIndex) -> PremiumIndex:
+    return PremiumIndex(
+        symbol=p.symbol, mark=mk[p.symbol].price(p.mark), index=Markets.index_usd(p.index) if p.index else None,
+        last_funding_rate=_rate_e8(p.last_funding_rate_e8), predicted_funding_rate=_rate_e8(p.predicted_funding_rate_e8),
+        interest_rate=_rate_e8(p.interest_rate_e8), next_funding_time=p.next_funding_time, interval_ns=p.interval_ns,
+        ts=p.ts,
+    )
+
+
+def order_record(mk: Markets, o: m.OrderRecord) -> OrderRecord:
+    ins = mk[o.symbol]
+    return OrderRecord(
+        order_id=o.order_id, client_order_id=o.client_order_id, symbol=o.symbol, side=o.side.value,
+        type=o.type.value, tif=o.tif.value, status=o.status.value, price=ins.price(o.price),
+        stop_price=ins.price(o.stop_price), qty=ins.qty(o.qty), filled=ins.qty(o.filled),
+        avg_price=_avg(ins, o.filled_quote, o.filled), reduce_only=o.reduce_only,
+        cause=None if o.cause is None else o.cause.value, reject_reason=o.reject_reason, triggered=o.triggered,
+        time=o.time, update_time=o.update_time,
+    )

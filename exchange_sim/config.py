@@ -452,6 +452,29 @@ class LiquidityParams(_Frozen, kw_only=True):
             raise ValueError("liquidity: maker_account, arb_account and noise_account must differ")
 
 
+# --- history (issue 14)
+class HistoryParams(_Frozen, kw_only=True):
+    """What the history stage keeps (exchange_sim/core/history.py): bounded,
+    oldest dropped first, in snapshots, rebuilt by journal replay. Sizes are
+    rows; memory is about 370 bytes per trade or fill, 410 per order and
+    330 per candle (docs/history.md, "Limits")."""
+
+    #: public trades kept per symbol (QueryTrades)
+    trades_per_symbol: Annotated[int, Meta(gt=0)] = 1000
+    #: finished candles kept per symbol, source and interval (QueryCandles);
+    #: at least 1440, so the 24-hour ticker has every minute of its window
+    candles_per_interval: Annotated[int, Meta(ge=1440)] = 1500
+    #: settled funding rates kept per symbol (QueryFundingHistory)
+    funding_per_symbol: Annotated[int, Meta(gt=0)] = 1000
+    #: ended orders kept per account (QueryOrderHistory, QueryOrder)
+    orders_per_account: Annotated[int, Meta(gt=0)] = 1000
+    #: own fills kept per account (QueryMyTrades)
+    trades_per_account: Annotated[int, Meta(gt=0)] = 1000
+    #: false: keep nothing and refuse the history queries (a load test that
+    #: wants the last few percent of ``Venue.apply``; benchmarks/RESULTS.md)
+    enabled: bool = True
+
+
 class Config(_Frozen, kw_only=True):
     venue: VenueParams = VenueParams()
     risk: RiskParams = RiskParams()
@@ -459,6 +482,7 @@ class Config(_Frozen, kw_only=True):
     funding: FundingParams = FundingParams()
     server: ServerParams = ServerParams()
     journal: JournalParams = JournalParams()
+    history: HistoryParams = HistoryParams()  # --- history (issue 14)
     assets: list[AssetConfig]
     instruments: list[InstrumentConfig]
     # --- house liquidity

@@ -3,7 +3,8 @@
 A snapshot holds everything ``Venue.apply`` reads: prices, books (orders in
 priority order), untriggered stops, accounts (wallets, positions, isolated
 allocations, margin mode, leverage per symbol, margin-call level, recently used client order
-ids), the money ledgers, id counters, the clock and pending liquidations.
+ids), the money ledgers, id counters, the clock, pending liquidations and
+the history (trades, candles, funding, ended orders, own fills).
 Caches (margin figures, the sweep's numpy arrays) are not stored: they are
 recomputed from this state, and every margin float is computed in an order
 that does not depend on a dict's history, so a restored venue produces the
@@ -23,6 +24,8 @@ import msgspec
 from exchange_sim.accounts import Account
 from exchange_sim.book import BUY, SELL, Order
 from exchange_sim.config import Config
+from exchange_sim.core import history
+from exchange_sim.core.history import HistoryState
 from protocol.messages import AttachedOrder, MarginMode, NewOrder, TimeInForce
 
 SNAPSHOT_VERSION = 1
@@ -151,6 +154,10 @@ class VenueState(msgspec.Struct, omit_defaults=True):
     # --- dated futures (issue 16): added with a default, so older snapshots load and hash the same
     futures: list[FutureState] = []
     fut_t: int = 0
+    # --- history: trades, candles, funding, order and fill history
+    # (core/history.py). Added later with a default: an older snapshot loads
+    # with an empty history
+    history: HistoryState | None = None
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -229,6 +236,7 @@ def capture(venue) -> VenueState:
         futures=[FutureState(f.symbol, f.state, f.basis, f.twap_acc >> 62, f.twap_acc & _LO62, f.twap_ns,
                              f.settlement_price) for f in venue.state.futures],
         fut_t=venue.state.fut_t,
+        history=venue.history.capture(),  # --- history
     )
 
 
@@ -325,4 +333,8 @@ def restore(config: Config, state: VenueState):
         ins.state, ins.basis, ins.twap_acc, ins.twap_ns, ins.settlement_price = (
             f.state, f.basis, (f.twap_hi << 62) | f.twap_lo, f.twap_ns, f.settlement_price)
         ins.paused = f.state != "trading" or ins.paused
+    if state.history is not None:  # --- history
+        v.history.restore(state.history)
+    else:  # a snapshot older than history: its open orders get their rows
+        history.adopt_open_orders(v.history, (v.accounts[a.id] for a in state.accounts))
     return v

@@ -47,6 +47,9 @@ MAX_PRICE = 10**15
 MAX_AMOUNT = 10**18
 
 Qty = Annotated[int, Meta(gt=0, le=MAX_QTY)]
+# --- history: the time an event happened at (issue 14)
+VenueTime = Annotated[int, Meta(description="venue time the event happened at (ns since the Unix epoch; "
+                                            "0 = before any timed command)")]
 Price = Annotated[int, Meta(gt=0, le=MAX_PRICE)]
 Amount = Annotated[int, Meta(gt=0, le=MAX_AMOUNT)]
 AccountId = Annotated[int, Meta(ge=0, le=2**53)]
@@ -222,7 +225,13 @@ class WorkingType(enum.StrEnum):
 class _Msg(msgspec.Struct, tag_field="msg", tag=True, kw_only=True, omit_defaults=True):
     """Base of every message: tagged by class name in the ``msg`` field.
     A field equal to its default is omitted from the frame (``omit_defaults``):
-    a decoder reads an absent field as its default."""
+    a decoder reads an absent field as its default.
+
+    Events the venue's history keeps by the thousand (``OrderAccepted``,
+    ``Fill``, ``Trade``, ``FundingRate``) are declared ``gc=False``: they hold
+    only scalars (and small structs of scalars), so they can never be in a
+    reference cycle, and untracked they cost the garbage collector nothing
+    (msgspec's "disabling garbage collection" notes)."""
 
 
 class _Command(_Msg, forbid_unknown_fields=True):
@@ -465,6 +474,126 @@ class QueryInstruments(_Command):
     """Instrument and asset metadata a client needs to convert units."""
 
 
+# --- history (issue 14): market and account history, read from the venue's
+# history stage (exchange_sim/core/history.py) by the views, unsequenced.
+# Shapes follow Binance USD-M futures (docs/adr/0009-history.md).
+
+
+class CandleInterval(enum.StrEnum):
+    """Candle widths (Binance kline intervals); candles open at multiples of
+    the width in venue time (UTC days for ``1d``)."""
+
+    M1 = "1m"
+    M5 = "5m"
+    M15 = "15m"
+    H1 = "1h"
+    H4 = "4h"
+    D1 = "1d"
+
+
+class PriceSource(enum.StrEnum):
+    """What a candle is made of: trades (``last``, Binance klines), the mark
+    price (markPriceKlines) or the index price (indexPriceKlines)."""
+
+    LAST = "last"
+    MARK = "mark"
+    INDEX = "index"
+
+
+class OrderStatus(enum.StrEnum):
+    """An order's state in the history (Binance order status)."""
+
+    NEW = "new"  # open, nothing filled (an untriggered stop too)
+    PARTIALLY_FILLED = "partially_filled"  # open, some filled
+    FILLED = "filled"
+    CANCELLED = "cancelled"  # by its owner, cancel-all, disconnect, liquidation, reduce-only upkeep, admin
+    EXPIRED = "expired"  # the rest of an IOC/FOK/market order, the band, self-trade prevention
+    REJECTED = "rejected"  # refused after it was accepted (a stop that triggered and failed the checks)
+
+
+Ns = Annotated[int, Meta(ge=0, le=2**63 - 1, description="venue time (ns since the Unix epoch)")]
+HistoryLimit = Annotated[int, Meta(gt=0, le=1000, description="at most this number of rows (1..1000)")]
+
+
+class QueryTrades(_Command):
+    """Recent public trades of a symbol, oldest first (Binance GET /fapi/v1/trades). Reply: ``Trades``."""
+
+    symbol: SymbolField
+    limit: HistoryLimit = 500
+
+
+class QueryCandles(_Command):
+    """OHLCV candles of a symbol, oldest first (Binance GET /fapi/v1/klines,
+    markPriceKlines, indexPriceKlines). With ``start``, the first ``limit``
+    candles opening at or after it; else the last ``limit`` opening at or
+    before ``end`` (or now). An interval with no trade (no price) has no
+    candle. Reply: ``Candles``."""
+
+    symbol: SymbolField
+    interval: Annotated[CandleInterval, Meta(description="candle width")] = CandleInterval.M1
+    source: Annotated[PriceSource, Meta(description="trades, mark price or index price")] = PriceSource.LAST
+    start: Annotated[Ns | None, Meta(description="earliest candle open time (ns), inclusive")] = None
+    end: Annotated[Ns | None, Meta(description="latest candle open time (ns), inclusive")] = None
+    limit: Annotated[int, Meta(gt=0, le=1500, description="at most this number of candles (1..1500)")] = 500
+
+
+class QueryTicker(_Command):
+    """Rolling 24-hour statistics (Binance GET /fapi/v1/ticker/24hr). Reply:
+    ``Ticker`` for one symbol, ``Tickers`` for all (``symbol`` omitted)."""
+
+    symbol: Annotated[Symbol | None, Meta(description="one symbol; none = every symbol")] = None
+
+
+class QueryFundingHistory(_Command):
+    """Settled funding rates, oldest first (Binance GET /fapi/v1/fundingRate).
+    Reply: ``FundingHistory``."""
+
+    symbol: Annotated[Symbol | None, Meta(description="one symbol; none = every symbol")] = None
+    start: Annotated[Ns | None, Meta(description="earliest settlement time (ns), inclusive")] = None
+    end: Annotated[Ns | None, Meta(description="latest settlement time (ns), inclusive")] = None
+    limit: HistoryLimit = 100
+
+
+class QueryPremiumIndex(_Command):
+    """Mark, index, last and predicted funding rate and the next funding time
+    (Binance GET /fapi/v1/premiumIndex). Reply: ``PremiumIndex`` for one
+    symbol, ``PremiumIndexes`` for all funded ones (``symbol`` omitted)."""
+
+    symbol: Annotated[Symbol | None, Meta(description="one symbol; none = every symbol")] = None
+
+
+class QueryOrderHistory(_Command):
+    """The account's ended orders (filled, cancelled, expired, rejected after
+    acceptance), oldest first, by the time they ended (Binance GET
+    /fapi/v1/allOrders). Reply: ``OrderHistory``."""
+
+    account: AccountField
+    symbol: Annotated[Symbol | None, Meta(description="one symbol; none = every symbol")] = None
+    start: Annotated[Ns | None, Meta(description="earliest end time (ns), inclusive")] = None
+    end: Annotated[Ns | None, Meta(description="latest end time (ns), inclusive")] = None
+    limit: HistoryLimit = 500
+
+
+class QueryMyTrades(_Command):
+    """The account's own fills, oldest first, with fee, realized PnL and
+    liquidity (Binance GET /fapi/v1/userTrades). Reply: ``MyTrades``."""
+
+    account: AccountField
+    symbol: Annotated[Symbol | None, Meta(description="one symbol; none = every symbol")] = None
+    start: Annotated[Ns | None, Meta(description="earliest fill time (ns), inclusive")] = None
+    end: Annotated[Ns | None, Meta(description="latest fill time (ns), inclusive")] = None
+    limit: HistoryLimit = 500
+
+
+class QueryOrder(_Command):
+    """One order of the account, open or ended, by ``order_id`` or
+    ``client_order_id`` (Binance GET /fapi/v1/order). Reply: ``OrderRecord``."""
+
+    account: AccountField
+    order_id: Annotated[OrderId | None, Meta(description="the venue's order id (or give client_order_id)")] = None
+    client_order_id: Annotated[ClientOrderId | None, Meta(description="the client order id it was placed with")] = None
+
+
 # --- leverage
 LeverageX = Annotated[int, Meta(ge=1, le=1_000, description="leverage, a whole number (1 = 1x, 20 = 20x)")]
 
@@ -536,6 +665,15 @@ Command = Union[
     QueryBook,
     QueryInstruments,
     QueryExplain,
+    # --- history
+    QueryTrades,
+    QueryCandles,
+    QueryTicker,
+    QueryFundingHistory,
+    QueryPremiumIndex,
+    QueryOrderHistory,
+    QueryMyTrades,
+    QueryOrder,
     # --- leverage
     SetLeverage,
     QueryLeverage,
@@ -560,7 +698,7 @@ class Rejected(_Msg):
     client_order_id: Annotated[str | None, Meta(description="the client order id concerned, when there is one")] = None
 
 
-class OrderAccepted(_Msg):
+class OrderAccepted(_Msg, gc=False):
     """A new order was accepted (resting, working or about to fill)."""
 
     account: EvAccount
@@ -584,6 +722,7 @@ class OrderAccepted(_Msg):
         description="the order id of the entry an attached take-profit / stop-loss protects")] = None
     take_profit: Annotated[AttachedOrder | None, Meta(description="take-profit attached to this entry")] = None
     stop_loss: Annotated[AttachedOrder | None, Meta(description="stop-loss attached to this entry")] = None
+    ts: VenueTime = 0
 
 
 class OrderTriggered(_Msg):
@@ -599,9 +738,10 @@ class OrderTriggered(_Msg):
     price: Annotated[int, Meta(
         description="the price that triggered it (ticks): the mark, or the last trade for contract_price")] = 0
     working_type: Annotated[WorkingType, Meta(description="price it triggered on")] = WorkingType.MARK_PRICE
+    ts: VenueTime = 0
 
 
-class Fill(_Msg):
+class Fill(_Msg, gc=False):
     """One side of one trade, sent privately to the account that traded."""
 
     account: EvAccount
@@ -619,6 +759,7 @@ class Fill(_Msg):
     position: Annotated[int, Meta(description="the account's net position after this fill (lots, + long / - short)")] = 0
     client_order_id: EvClientId = None
     liquidation: Annotated[bool, Meta(description="the fill closed part of a liquidated position")] = False
+    ts: VenueTime = 0
 
 
 class OrderCancelled(_Msg):
@@ -630,6 +771,7 @@ class OrderCancelled(_Msg):
     remaining: Annotated[int, Meta(description="unfilled quantity that left the book (lots)")]
     cause: Annotated[CancelCause, Meta(description="why it was cancelled (see Cancel causes)")]
     client_order_id: EvClientId = None
+    ts: VenueTime = 0
 
 
 class OrderAmended(_Msg):
@@ -642,9 +784,10 @@ class OrderAmended(_Msg):
     qty: Annotated[int, Meta(description="remaining quantity now (lots)")]
     priority_kept: Annotated[bool, Meta(description="true: kept its place in the queue; false: sent to the back")]
     client_order_id: EvClientId = None
+    ts: VenueTime = 0
 
 
-class Trade(_Msg):
+class Trade(_Msg, gc=False):
     """Public trade print."""
 
     symbol: EvSymbol
@@ -653,6 +796,7 @@ class Trade(_Msg):
     qty: Annotated[int, Meta(description="traded quantity (lots)")]
     taker_side: Annotated[Side, Meta(description="the taker's side")]
     liquidation: Annotated[bool, Meta(description="the taker was a liquidation order")] = False
+    ts: VenueTime = 0
 
 
 class BookDelta(_Msg):
@@ -873,13 +1017,14 @@ class IsolatedMarginChanged(_Msg):
     allocated: Annotated[int, Meta(description="now allocated to the position (settlement minor units)")]
 
 
-class FundingRate(_Msg):
+class FundingRate(_Msg, gc=False):
     """Public: the funding rate applied at this settlement (1e-8 units)."""
 
     symbol: EvSymbol
     rate_e8: Annotated[int, Meta(description="funding rate (1e-8 units: 10_000 = 0.01%); + longs pay shorts")]
     mark: Annotated[int, Meta(description="mark price at settlement (ticks)")]
     premium: Annotated[float, Meta(description="premium index (a fraction of mark, float)")]
+    ts: VenueTime = 0
 
 
 class FundingPayment(_Msg):
@@ -890,6 +1035,7 @@ class FundingPayment(_Msg):
     position: Annotated[int, Meta(description="the position funded (lots, + long / - short)")]
     rate_e8: Annotated[int, Meta(description="funding rate applied (1e-8 units)")]
     amount: Annotated[int, Meta(description="received (> 0) or paid (< 0) (settlement minor units)")]
+    ts: VenueTime = 0
 
 
 class HaircutSlice(_Msg):
@@ -1157,6 +1303,138 @@ class FutureSettled(_Msg):
     positions: Annotated[int, Meta(description="accounts whose position was settled (count)")] = 0
     rounding: Annotated[int, Meta(description="what rounding each payout down left over, booked to the fee "
                                                "ledger (settlement minor units)")] = 0
+# --- history (issue 14): the replies to the history queries
+
+
+class Trades(_Msg):
+    """Reply to ``QueryTrades``: public trades, oldest first."""
+
+    symbol: EvSymbol
+    trades: Annotated[list[Trade], Meta(description="the trades, oldest first")]
+
+
+class Candle(_Msg):
+    """One OHLCV candle (a Binance kline row). Prices are ticks of the
+    instrument for sources ``last`` and ``mark``, ``PRICE_SCALE`` units
+    (1e-8 USD) for ``index``."""
+
+    open_time: Annotated[int, Meta(description="the candle opens at this venue time (ns), inclusive")]
+    close_time: Annotated[int, Meta(description="and closes before this one (ns), exclusive")]
+    open: Annotated[int, Meta(description="first price (ticks; index: PRICE_SCALE units)")]
+    high: Annotated[int, Meta(description="highest price (ticks; index: PRICE_SCALE units)")]
+    low: Annotated[int, Meta(description="lowest price (ticks; index: PRICE_SCALE units)")]
+    close: Annotated[int, Meta(description="last price (ticks; index: PRICE_SCALE units)")]
+    volume: Annotated[int, Meta(description="traded quantity (lots); 0 for mark and index")] = 0
+    quote_volume: Annotated[int, Meta(description="traded notional (settlement minor units); 0 for mark and index")] = 0
+    trades: Annotated[int, Meta(description="number of trades; 0 for mark and index")] = 0
+
+
+class Candles(_Msg):
+    """Reply to ``QueryCandles``: candles oldest first."""
+
+    symbol: EvSymbol
+    interval: Annotated[CandleInterval, Meta(description="candle width")]
+    source: Annotated[PriceSource, Meta(description="trades, mark or index")]
+    candles: Annotated[list[Candle], Meta(description="the candles, oldest first")]
+
+
+class Ticker(_Msg):
+    """Rolling 24-hour statistics of one symbol (Binance ticker/24hr),
+    from the 1-minute candles of the window: ``open`` is the first trade
+    price of the oldest minute in it. Price fields are 0 when nothing traded
+    in the window (``last`` then keeps the last trade ever, if any)."""
+
+    symbol: EvSymbol
+    open: Annotated[int, Meta(description="first trade price in the window (ticks)")] = 0
+    high: Annotated[int, Meta(description="highest trade price in the window (ticks)")] = 0
+    low: Annotated[int, Meta(description="lowest trade price in the window (ticks)")] = 0
+    last: Annotated[int, Meta(description="last trade price (ticks); not the mark")] = 0
+    last_qty: Annotated[int, Meta(description="quantity of the last trade (lots)")] = 0
+    volume: Annotated[int, Meta(description="traded quantity in the window (lots)")] = 0
+    quote_volume: Annotated[int, Meta(description="traded notional in the window (settlement minor units)")] = 0
+    change: Annotated[int, Meta(description="last - open (ticks)")] = 0
+    change_bps: Annotated[int, Meta(description="(last - open) / open in basis points, rounded toward zero")] = 0
+    vwap: Annotated[float, Meta(description="quote_volume / volume as a price (fractional ticks); 0 if no volume")] = 0.0
+    trades: Annotated[int, Meta(description="number of trades in the window")] = 0
+    open_time: Annotated[int, Meta(description="start of the window (ns)")] = 0
+    close_time: Annotated[int, Meta(description="end of the window: the venue time now (ns)")] = 0
+    mark: Annotated[int, Meta(description="mark price now (ticks)")] = 0
+    index: Annotated[int, Meta(description="index price of the underlying now (1e-8 USD: PRICE_SCALE units)")] = 0
+    best_bid: Annotated[int | None, Meta(description="best bid (ticks); None if the side is empty")] = None
+    best_bid_qty: Annotated[int, Meta(description="lots at the best bid")] = 0
+    best_ask: Annotated[int | None, Meta(description="best ask (ticks); None if the side is empty")] = None
+    best_ask_qty: Annotated[int, Meta(description="lots at the best ask")] = 0
+
+
+class Tickers(_Msg):
+    """Reply to ``QueryTicker`` without a symbol: every instrument's ticker."""
+
+    tickers: Annotated[list[Ticker], Meta(description="one per instrument")]
+
+
+class FundingHistory(_Msg):
+    """Reply to ``QueryFundingHistory``: settled rates, oldest first."""
+
+    rates: Annotated[list[FundingRate], Meta(description="settled rates, oldest first")]
+
+
+class PremiumIndex(_Msg):
+    """Mark, index and funding of one perpetual (Binance premiumIndex)."""
+
+    symbol: EvSymbol
+    mark: Annotated[int, Meta(description="mark price (ticks)")]
+    index: Annotated[int, Meta(description="index price of the underlying (1e-8 USD: PRICE_SCALE units)")]
+    last_funding_rate_e8: Annotated[int, Meta(description="rate of the last settlement (1e-8 units); 0 before the first")] = 0
+    predicted_funding_rate_e8: Annotated[int, Meta(description="rate the next settlement would apply at the book and mark now (1e-8 units)")] = 0
+    next_funding_time: Annotated[int | None, Meta(description="venue time of the next settlement (ns); None before the first timed command")] = None
+    interest_rate_e8: Annotated[int, Meta(description="the interest rate per interval (1e-8 units)")] = 0
+    interval_ns: Annotated[int, Meta(description="time between two settlements (ns)")] = 0
+    ts: Annotated[int, Meta(description="venue time now (ns)")] = 0
+
+
+class PremiumIndexes(_Msg):
+    """Reply to ``QueryPremiumIndex`` without a symbol: every funded perpetual."""
+
+    items: Annotated[list[PremiumIndex], Meta(description="one per funded perpetual")]
+
+
+class OrderRecord(_Msg):
+    """An order with its final (or, open, current) state (Binance order)."""
+
+    account: EvAccount
+    order_id: EvOrderId
+    symbol: EvSymbol
+    side: EvSide
+    type: EvOrderType
+    tif: EvTif
+    status: Annotated[OrderStatus, Meta(description="open (new, partially_filled) or how it ended")]
+    qty: Annotated[int, Meta(description="ordered quantity (lots), after amends")]
+    filled: Annotated[int, Meta(description="filled quantity (lots)")] = 0
+    filled_quote: Annotated[int, Meta(description="sum of fill price x lots (ticks x lots): avg price = filled_quote / filled")] = 0
+    avg_price: Annotated[float, Meta(description="average fill price (fractional ticks); 0 if nothing filled")] = 0.0
+    price: Annotated[int | None, Meta(description="limit price (ticks)")] = None
+    stop_price: Annotated[int | None, Meta(description="stop price (ticks)")] = None
+    reduce_only: EvReduceOnly = False
+    client_order_id: EvClientId = None
+    cause: Annotated[CancelCause | None, Meta(description="why it was cancelled or expired")] = None
+    reject_reason: Annotated[str | None, Meta(description="why it was rejected after acceptance (readable)")] = None
+    triggered: Annotated[bool, Meta(description="a stop whose stop price was crossed")] = False
+    time: Annotated[int, Meta(description="venue time it was accepted (ns)")] = 0
+    update_time: Annotated[int, Meta(description="venue time of its last change: the end for an ended order (ns)")] = 0
+
+
+class OrderHistory(_Msg):
+    """Reply to ``QueryOrderHistory``: ended orders, oldest end first."""
+
+    account: EvAccount
+    orders: Annotated[list[OrderRecord], Meta(description="ended orders, oldest end first")]
+
+
+class MyTrades(_Msg):
+    """Reply to ``QueryMyTrades``: the account's fills, oldest first."""
+
+    account: EvAccount
+    trades: Annotated[list[Fill], Meta(description="the account's fills, oldest first")]
 
 
 Event = Union[
@@ -1192,6 +1470,17 @@ Event = Union[
     FundingRate,
     FundingPayment,
     Explain,
+    # --- history
+    Trades,
+    Candles,
+    Ticker,
+    Tickers,
+    FundingHistory,
+    PremiumIndex,
+    PremiumIndexes,
+    OrderRecord,
+    OrderHistory,
+    MyTrades,
     # --- leverage
     LeverageChanged,
     LeverageTiers,

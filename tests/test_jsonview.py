@@ -165,6 +165,7 @@ NUMBERS = {
     "LiquidationFinished": {"margin_ratio"}, "FundingRate": {"premium"}, "HaircutSlice": {"rate"},
     "ExplainPosition": {"entry_price"}, "ExplainScenario": {"moves"}, "ModeRequirement": {"margin_ratio"}, "Explain": {"margin_ratio"},
     "LeverageTier": {"im_rate", "mm_rate"},
+    "OrderRecord": {"avg_price"}, "Ticker": {"vwap"},  # --- history: averages in ticks
 }
 
 

@@ -194,10 +194,11 @@ class exchangesim(ExchangeBase):  # noqa: N801  (CCXT's class naming: the exchan
     # ------------------------------------------------------- market data
 
     def fetch_ticker(self, symbol: str, params=None) -> dict:
-        """Best bid/ask from the book, ``markPrice``/``indexPrice`` from the
-        index, ``last`` = the last public trade seen since this object loaded
-        its markets (else the mark; ``info["lastSource"]`` says which).
-        high/low/volumes: None (the venue keeps no 24 h statistics)."""
+        """The venue's rolling 24-hour statistics (Binance ticker/24hr):
+        open/high/low, ``baseVolume``/``quoteVolume``, ``change``,
+        ``percentage``, ``vwap``; ``last`` = the last trade on the venue
+        (the mark if nothing ever traded; ``info["lastSource"]`` says
+        which); best bid/ask; ``markPrice``/``indexPrice``."""
         return self._run(self._g_fetch_ticker(symbol, params))
 
     def fetch_tickers(self, symbols=None, params=None) -> dict:
@@ -209,8 +210,8 @@ class exchangesim(ExchangeBase):  # noqa: N801  (CCXT's class naming: the exchan
         return self._run(self._g_fetch_order_book(symbol, limit, params))
 
     def fetch_trades(self, symbol: str, since: int | None = None, limit: int | None = None, params=None) -> list:
-        """Public trades seen since this object loaded its markets (the venue
-        keeps no trade history to query)."""
+        """Recent public trades from the venue (its last ``[history]
+        trades_per_symbol``), oldest first."""
         return self._run(self._g_fetch_trades(symbol, since, limit, params))
 
     # ------------------------------------------------------------ account
@@ -283,16 +284,17 @@ class exchangesim(ExchangeBase):  # noqa: N801  (CCXT's class naming: the exchan
         return self._run(self._g_cancel_all_orders(symbol, params))
 
     def fetch_order(self, id, symbol: str | None = None, params=None) -> dict:
-        """An open order (asked of the venue) or any order this object has
-        seen (placed here, or reported by the venue since login). The venue
-        has no query for finished orders of the past."""
+        """An order of the account, open or ended, from the venue's history
+        (``params["clientOrderId"]`` instead of ``id`` works too), with its
+        fills as ``trades``. OrderNotFound past the venue's
+        ``[history] orders_per_account``."""
         return self._run(self._g_fetch_order(id, symbol, params))
 
     def fetch_open_orders(self, symbol: str | None = None, since=None, limit=None, params=None) -> list[dict]:
         return self._run(self._g_fetch_open_orders(symbol, since, limit, params))
 
     def fetch_orders(self, symbol: str | None = None, since=None, limit=None, params=None) -> list[dict]:
-        """Emulated: open orders plus the orders this object has seen."""
+        """Open orders plus the account's ended orders from the venue's history."""
         return self._run(self._g_fetch_orders(symbol, since, limit, params))
 
     def fetch_closed_orders(self, symbol: str | None = None, since=None, limit=None, params=None) -> list[dict]:
@@ -302,9 +304,9 @@ class exchangesim(ExchangeBase):  # noqa: N801  (CCXT's class naming: the exchan
         return self._run(self._g_fetch_canceled_orders(symbol, since, limit, params))
 
     def fetch_my_trades(self, symbol: str | None = None, since=None, limit=None, params=None) -> list[dict]:
-        """Emulated: the account's fills this object has seen since it logged
-        in (its own orders' fills, and fills pushed by the venue for the
-        account's other orders), oldest first."""
+        """The account's fills from the venue's history (Binance userTrades),
+        oldest first: fee, ``takerOrMaker``, the order id; realized PnL in
+        ``info["realized_pnl"]`` (settlement minor units)."""
         return self._run(self._g_fetch_my_trades(symbol, since, limit, params))
 
     # --- ccxt facade: base helpers, batch orders, status (issue 14)
@@ -356,6 +358,36 @@ class exchangesim(ExchangeBase):  # noqa: N801  (CCXT's class naming: the exchan
         """Close the whole position in ``symbol`` now: a reduce-only market
         order of its size (ccxt ``closePosition``)."""
         return self._run(self._g_close_position(symbol, side, params))
+
+    # --- history: candles and funding from the venue
+
+    def fetch_ohlcv(self, symbol: str, timeframe: str = "1m", since: int | None = None, limit: int | None = None,
+                    params=None) -> list[list]:
+        """``[[timestamp ms, open, high, low, close, volume]]`` oldest first
+        (Binance klines): ``timeframe`` one of ``timeframes``; ``since`` (ms)
+        the first candle's earliest open; ``params``: ``price`` mark or index
+        (mark/index price candles), ``until`` (ms)."""
+        return self._run(self._g_fetch_ohlcv(symbol, timeframe, since, limit, params))
+
+    def fetch_mark_ohlcv(self, symbol: str, timeframe: str = "1m", since=None, limit=None, params=None) -> list:
+        return self._run(self._g_fetch_mark_ohlcv(symbol, timeframe, since, limit, params))
+
+    def fetch_index_ohlcv(self, symbol: str, timeframe: str = "1m", since=None, limit=None, params=None) -> list:
+        return self._run(self._g_fetch_index_ohlcv(symbol, timeframe, since, limit, params))
+
+    def fetch_funding_rate(self, symbol: str, params=None) -> dict:
+        """Mark, index, the rate the next settlement would apply now
+        (``fundingRate``), the last applied one (``previousFundingRate``) and
+        the next settlement time (Binance premiumIndex)."""
+        return self._run(self._g_fetch_funding_rate(symbol, params))
+
+    def fetch_funding_rates(self, symbols=None, params=None) -> dict:
+        return self._run(self._g_fetch_funding_rates(symbols, params))
+
+    def fetch_funding_rate_history(self, symbol: str | None = None, since=None, limit=None, params=None) -> list:
+        """Settled rates, oldest first (Binance fundingRate)."""
+        return self._run(self._g_fetch_funding_rate_history(symbol, since, limit, params))
+
 
 __all__ = ["exchangesim", "exchanges", "Exchange", "errors", "version", "__version__", "METHODS",
            "TRUNCATE", "ROUND", "DECIMAL_PLACES", "SIGNIFICANT_DIGITS", "TICK_SIZE", "NO_PADDING",

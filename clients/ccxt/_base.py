@@ -942,30 +942,6 @@ class ExchangeBase:
         rec.status = "open"
         return rec
 
-    def _ticker(self, symbol: str, book: m.BookSnapshot, info: m.Instruments) -> dict:
-        ins = self._meta[symbol]
-        bid = book.bids[0] if book.bids else None
-        ask = book.asks[0] if book.asks else None
-        index_e8 = next((a.index_price for a in info.assets if a.name == ins.underlying), None)
-        index = models.Markets.index_usd(index_e8)
-        mark = None
-        if index is not None:  # the venue's rule: mark = index rounded to the nearest tick, half up, >= 1 tick
-            mark = max(ins.tick_size, (index / ins.tick_size).to_integral_value(ROUND_HALF_UP) * ins.tick_size)
-        last = self._last.get(symbol)
-        ts = now_ms()
-        last_price, source = (last[1], "trade") if last is not None else (mark, "mark")
-        return {
-            "symbol": self._sym(symbol), "timestamp": ts, "datetime": iso8601(ts), "high": None, "low": None,
-            "bid": fl(ins.price(bid[0])) if bid else None, "bidVolume": fl(ins.qty(bid[1])) if bid else None,
-            "ask": fl(ins.price(ask[0])) if ask else None, "askVolume": fl(ins.qty(ask[1])) if ask else None,
-            "vwap": None, "open": None, "close": fl(last_price), "last": fl(last_price), "previousClose": None,
-            "change": None, "percentage": None, "average": None, "baseVolume": None, "quoteVolume": None,
-            "markPrice": fl(mark), "indexPrice": fl(index),
-            "info": {"symbol": symbol, "mark": None if mark is None else str(mark),
-                     "index": None if index is None else str(index), "lastSource": source,
-                     "lastTradeId": None if last is None else last[0], "bookSeq": book.seq},
-        }
-
     def _order_book(self, symbol: str, bids, asks, nonce: int) -> dict:
         ts = now_ms()
         return {"symbol": self._sym(symbol), "bids": [[float(p), float(q)] for p, q in bids],
@@ -1090,30 +1066,6 @@ class ExchangeBase:
         return now_ms()
 
     @params_read()
-    def _g_fetch_ticker(self, symbol: str, params=None):
-        yield from self._g_load_markets()
-        mid = self.market(symbol)["id"]
-        book_rep, ins_rep = yield Req((m.QueryBook(symbol=mid, depth=1), m.QueryInstruments()), auth=False)
-        (book,) = raise_for(book_rep.events)
-        (info,) = raise_for(ins_rep.events)
-        self._drain_trade_feed()
-        return self._ticker(mid, book, info)
-
-    @params_read()
-    def _g_fetch_tickers(self, symbols=None, params=None):
-        yield from self._g_load_markets()
-        ids = [self.market(s)["id"] for s in symbols] if symbols else list(self.ids)
-        reps = yield Req(tuple(m.QueryBook(symbol=i, depth=1) for i in ids) + (m.QueryInstruments(),), auth=False)
-        (info,) = raise_for(reps[-1].events)
-        self._drain_trade_feed()
-        out = {}
-        for i, rep in zip(ids, reps):
-            (book,) = raise_for(rep.events)
-            t = self._ticker(i, book, info)
-            out[t["symbol"]] = t
-        return out
-
-    @params_read()
     def _g_fetch_order_book(self, symbol: str, limit: int | None = None, params=None):
         yield from self._g_load_markets()
         mid = self.market(symbol)["id"]
@@ -1122,13 +1074,6 @@ class ExchangeBase:
         ins = self._meta[mid]
         return self._order_book(mid, [(ins.price(p), ins.qty(q)) for p, q in snap.bids],
                                 [(ins.price(p), ins.qty(q)) for p, q in snap.asks], snap.seq)
-
-    @params_read()
-    def _g_fetch_trades(self, symbol: str, since: int | None = None, limit: int | None = None, params=None):
-        yield from self._g_load_markets()
-        mid = self.market(symbol)["id"]
-        self._drain_trade_feed()
-        return _since_limit(list(self._public_trades.get(mid, ())), since, limit)
 
     @params_read()
     def _g_fetch_balance(self, params=None):
@@ -1309,51 +1254,6 @@ class ExchangeBase:
         recs = yield from self._g_open_views(mid)
         return _since_limit([self._order_dict(r) for r in recs], since, limit)
 
-    @params_read('clientOrderId')
-    def _g_fetch_order(self, id, symbol: str | None = None, params=None):
-        yield from self._g_load_markets()
-        params = dict(params or {})
-        cid = params.pop("clientOrderId", None)
-        oid = None if id is None else _order_id(id)
-        if oid is None and cid is None:
-            raise E.ArgumentsRequired(f"{self.id} fetchOrder() requires an id or params['clientOrderId']")
-        yield from self._g_open_views(None)
-        rec = self._orders.get(oid) if oid is not None else None
-        if rec is None and cid is not None:
-            rec = next((r for r in reversed(self._orders.values()) if r.client_id == cid), None)
-        if rec is None:
-            raise E.OrderNotFound(f"{self.id} order {id if id is not None else cid} not found (fetchOrder knows the "
-                                  "account's open orders and every order this exchange object has seen)")
-        return self._order_dict(rec)
-
-    def _g_cached_orders(self, symbol, since, limit, statuses):
-        yield from self._g_load_markets()
-        mid = None if symbol is None else self.market(symbol)["id"]
-        yield from self._g_open_views(mid)
-        recs = [r for r in self._orders.values() if (mid is None or r.symbol == mid) and r.status in statuses]
-        recs.sort(key=lambda r: (r.timestamp or 0, r.id))
-        return _since_limit([self._order_dict(r) for r in recs], since, limit)
-
-    @params_read()
-    def _g_fetch_orders(self, symbol=None, since=None, limit=None, params=None):
-        return (yield from self._g_cached_orders(symbol, since, limit, ("open", "closed", "canceled")))
-
-    @params_read()
-    def _g_fetch_closed_orders(self, symbol=None, since=None, limit=None, params=None):
-        return (yield from self._g_cached_orders(symbol, since, limit, ("closed", "canceled")))
-
-    @params_read()
-    def _g_fetch_canceled_orders(self, symbol=None, since=None, limit=None, params=None):
-        return (yield from self._g_cached_orders(symbol, since, limit, ("canceled",)))
-
-    @params_read()
-    def _g_fetch_my_trades(self, symbol=None, since=None, limit=None, params=None):
-        yield from self._g_load_markets()
-        mid = None if symbol is None else self.market(symbol)["id"]
-        yield from self._g_open_views(None)
-        trades = [t for t in self._trades if mid is None or t["info"]["symbol"] == mid]
-        return _since_limit(trades, since, limit)
-
     def _g_account_and_explain(self):
         acct = self._account()
         rep, ex_rep = yield Req((m.QueryAccount(account=acct), m.QueryExplain(account=acct)))
@@ -1421,6 +1321,241 @@ class ExchangeBase:
                 "amount": float(self._mk.settle(abs(ev.delta))), "total": float(self._mk.settle(ev.allocated)),
                 "code": settle, "status": "ok", "timestamp": ts, "datetime": iso8601(ts)}
 
+    # --- history: market and account history asked of the venue
+    # (docs/history.md), never a per-object cache: a restart of the bot or of
+    # the venue changes nothing. Shapes: ccxt's, from Binance USD-M's klines,
+    # ticker/24hr, premiumIndex, fundingRate, allOrders and userTrades.
+
+    timeframes = {tf: tf for tf in ("1m", "5m", "15m", "1h", "4h", "1d")}  # the venue's candle intervals
+    # ``has`` as above, with what the venue's history answers (a copy, so the
+    # table above stays the one place for everything else)
+    has = {**has, "fetchOHLCV": True, "fetchMarkOHLCV": True, "fetchIndexOHLCV": True, "fetchTrades": True,
+           "fetchMyTrades": True, "fetchOrder": True, "fetchOrders": True, "fetchClosedOrders": True,
+           "fetchCanceledOrders": True, "fetchTicker": True, "fetchTickers": True, "fetchFundingRate": True,
+           "fetchFundingRates": True, "fetchFundingRateHistory": True}
+
+    @params_read()
+    def _g_fetch_ticker(self, symbol: str, params=None):
+        yield from self._g_load_markets()
+        (rep,) = yield Req((m.QueryTicker(symbol=self.market(symbol)["id"]),), auth=False)
+        (t,) = raise_for(rep.events)
+        return self._ticker_dict(t)
+
+    @params_read()
+    def _g_fetch_tickers(self, symbols=None, params=None):
+        yield from self._g_load_markets()
+        ids = {self.market(s)["id"] for s in symbols} if symbols else set(self.ids)
+        (rep,) = yield Req((m.QueryTicker(),), auth=False)
+        (all_,) = raise_for(rep.events)
+        return {d["symbol"]: d for d in (self._ticker_dict(t) for t in all_.tickers if t.symbol in ids)}
+
+    @params_read()
+    def _g_fetch_trades(self, symbol: str, since: int | None = None, limit: int | None = None, params=None):
+        yield from self._g_load_markets()
+        mid = self.market(symbol)["id"]
+        (rep,) = yield Req((m.QueryTrades(symbol=mid, limit=1000),), auth=False)
+        (got,) = raise_for(rep.events)
+        ins = self._meta[mid]
+        trades = [self._public_trade_dict(ev, ins.price(ev.price), ins.qty(ev.qty), _ms(ev.ts)) for ev in got.trades]
+        return _since_first(trades, since, limit)
+
+    @params_read("price", "until")
+    def _g_fetch_ohlcv(self, symbol: str, timeframe: str = "1m", since: int | None = None, limit: int | None = None,
+                       params=None):
+        """``[[open time ms, open, high, low, close, volume]]``; ``params``:
+        ``price`` mark or index (Binance's markPriceKlines /
+        indexPriceKlines), ``until`` (ms, inclusive)."""
+        yield from self._g_load_markets()
+        params = params or {}
+        if timeframe not in self.timeframes:
+            raise E.BadRequest(f"{self.id} fetchOHLCV() timeframe {timeframe!r} is not one of "
+                               f"{', '.join(self.timeframes)}")
+        price = params.get("price", "last")
+        if price not in ("last", "mark", "index"):
+            raise E.BadRequest(f"{self.id} fetchOHLCV() params['price'] must be 'mark' or 'index', not {price!r}")
+        mid = self.market(symbol)["id"]
+        until = params.get("until")
+        cmd = m.QueryCandles(symbol=mid, interval=m.CandleInterval(timeframe), source=m.PriceSource(price),
+                             start=None if since is None else int(since) * 1_000_000,
+                             end=None if until is None else int(until) * 1_000_000 + 999_999,
+                             limit=_cap(limit, 1500, 500))
+        (rep,) = yield Req((cmd,), auth=False)
+        return [[c.open_time // 1_000_000, fl(c.open), fl(c.high), fl(c.low), fl(c.close), fl(c.volume)]
+                for c in self._mk_history(raise_for(rep.events))]
+
+    def _g_fetch_mark_ohlcv(self, symbol, timeframe="1m", since=None, limit=None, params=None):
+        return (yield from self._g_fetch_ohlcv(symbol, timeframe, since, limit, {**(params or {}), "price": "mark"}))
+
+    def _g_fetch_index_ohlcv(self, symbol, timeframe="1m", since=None, limit=None, params=None):
+        return (yield from self._g_fetch_ohlcv(symbol, timeframe, since, limit, {**(params or {}), "price": "index"}))
+
+    @params_read()
+    def _g_fetch_funding_rate(self, symbol: str, params=None):
+        yield from self._g_load_markets()
+        (rep,) = yield Req((m.QueryPremiumIndex(symbol=self.market(symbol)["id"]),), auth=False)
+        (p,) = raise_for(rep.events)
+        return self._funding_rate_dict(p)
+
+    @params_read()
+    def _g_fetch_funding_rates(self, symbols=None, params=None):
+        yield from self._g_load_markets()
+        ids = {self.market(s)["id"] for s in symbols} if symbols else set(self.ids)
+        (rep,) = yield Req((m.QueryPremiumIndex(),), auth=False)
+        (all_,) = raise_for(rep.events)
+        return {d["symbol"]: d for d in (self._funding_rate_dict(p) for p in all_.items if p.symbol in ids)}
+
+    @params_read("until")
+    def _g_fetch_funding_rate_history(self, symbol: str | None = None, since: int | None = None,
+                                      limit: int | None = None, params=None):
+        yield from self._g_load_markets()
+        until = (params or {}).get("until")
+        cmd = m.QueryFundingHistory(symbol=None if symbol is None else self.market(symbol)["id"],
+                                    start=None if since is None else int(since) * 1_000_000,
+                                    end=None if until is None else int(until) * 1_000_000 + 999_999,
+                                    limit=_cap(limit, 1000, 100))
+        (rep,) = yield Req((cmd,), auth=False)
+        (got,) = raise_for(rep.events)
+        return [{"info": builtins(r), "symbol": self._sym(r.symbol), "fundingRate": float(r.rate_e8) / 1e8,
+                 "timestamp": _ms(r.ts), "datetime": iso8601(_ms(r.ts))} for r in got.rates]
+
+    @params_read()
+    def _g_fetch_my_trades(self, symbol=None, since=None, limit=None, params=None):
+        yield from self._g_load_markets()
+        cmd = m.QueryMyTrades(account=self._account(), symbol=None if symbol is None else self.market(symbol)["id"],
+                              start=None if since is None else int(since) * 1_000_000, limit=_cap(limit, 1000, 500))
+        (rep,) = yield Req((cmd,))
+        (got,) = raise_for(rep.events)
+        return [self._fill_dict(f) for f in got.trades]
+
+    @params_read("clientOrderId")
+    def _g_fetch_order(self, id, symbol: str | None = None, params=None):
+        """The order, open or ended, from the venue; ``trades`` and ``fee``
+        from the account's fills the venue still holds for it."""
+        yield from self._g_load_markets()
+        cid = (params or {}).get("clientOrderId")
+        oid = None if id is None else _order_id(id)
+        if oid is None and cid is None:
+            raise E.ArgumentsRequired(f"{self.id} fetchOrder() requires an id or params['clientOrderId']")
+        acct = self._account()
+        (rep,) = yield Req((m.QueryOrder(account=acct, order_id=oid, client_order_id=None if oid is not None else cid),))
+        (o,) = raise_for(rep.events)
+        fills = []
+        if o.filled:
+            (rep,) = yield Req((m.QueryMyTrades(account=acct, symbol=o.symbol, start=o.time, limit=1000),))
+            (got,) = raise_for(rep.events)
+            fills = [f for f in got.trades if f.order_id == o.order_id]
+        return self._record_dict(o, fills)
+
+    def _g_history_orders(self, symbol, since, limit, statuses, with_open: bool):
+        yield from self._g_load_markets()
+        mid = None if symbol is None else self.market(symbol)["id"]
+        out = []
+        if with_open:
+            out = [self._order_dict(r) for r in (yield from self._g_open_views(mid))]
+        cmd = m.QueryOrderHistory(account=self._account(), symbol=mid,
+                                  start=None if since is None else int(since) * 1_000_000,
+                                  limit=_cap(limit, 1000, 500))
+        (rep,) = yield Req((cmd,))
+        (got,) = raise_for(rep.events)
+        out += [d for d in (self._record_dict(o) for o in got.orders) if d["status"] in statuses]
+        out.sort(key=lambda d: (d["timestamp"] or 0, int(d["id"])))
+        return _since_first(out, since, limit)
+
+    @params_read()
+    def _g_fetch_orders(self, symbol=None, since=None, limit=None, params=None):
+        """Open orders and the ended ones the venue holds (its ``[history]`` limit)."""
+        return (yield from self._g_history_orders(symbol, since, limit, _ENDED, True))
+
+    @params_read()
+    def _g_fetch_closed_orders(self, symbol=None, since=None, limit=None, params=None):
+        """Every ended order (filled, cancelled, expired, rejected), as this facade always listed them."""
+        return (yield from self._g_history_orders(symbol, since, limit, _ENDED, False))
+
+    @params_read()
+    def _g_fetch_canceled_orders(self, symbol=None, since=None, limit=None, params=None):
+        return (yield from self._g_history_orders(symbol, since, limit, ("canceled",), False))
+
+    def _mk_history(self, events):
+        (ev,) = events
+        return models.history(self._mk, ev)
+
+    def _ticker_dict(self, t: m.Ticker) -> dict:
+        """A ccxt ticker from the venue's rolling 24 hours; ``last`` is the
+        last trade (the mark if nothing ever traded: ``info["lastSource"]``)."""
+        h = models.history(self._mk, t)
+        last, source = (h.last, "trade") if h.last is not None else (h.mark, "mark")
+        ts = now_ms()
+        return {
+            "symbol": self._sym(t.symbol), "timestamp": ts, "datetime": iso8601(ts), "high": fl(h.high),
+            "low": fl(h.low), "bid": fl(h.bid), "bidVolume": fl(h.bid_qty) if h.bid is not None else None,
+            "ask": fl(h.ask), "askVolume": fl(h.ask_qty) if h.ask is not None else None, "vwap": fl(h.vwap),
+            "open": fl(h.open), "close": fl(last), "last": fl(last), "previousClose": None, "change": fl(h.change),
+            "percentage": fl(h.percentage), "average": fl((h.open + last) / 2) if h.open is not None else None,
+            "baseVolume": float(h.volume), "quoteVolume": float(h.quote_volume), "markPrice": fl(h.mark),
+            "indexPrice": fl(h.index),
+            "info": {**builtins(t), "lastSource": source},
+        }
+
+    def _funding_rate_dict(self, p: m.PremiumIndex) -> dict:
+        """ccxt's funding-rate structure from Binance's premiumIndex fields:
+        ``fundingRate`` is the rate the next settlement would apply now,
+        ``previousFundingRate`` the last one applied."""
+        h = models.history(self._mk, p)
+        nxt = None if h.next_funding_time is None else _ms(h.next_funding_time)
+        ts = _ms(h.ts)
+        hours = h.interval_ns // 3_600_000_000_000 or 8
+        return {
+            "info": builtins(p), "symbol": self._sym(p.symbol), "markPrice": fl(h.mark), "indexPrice": fl(h.index),
+            "interestRate": float(h.interest_rate), "estimatedSettlePrice": None, "timestamp": ts,
+            "datetime": iso8601(ts), "fundingRate": float(h.predicted_funding_rate), "fundingTimestamp": nxt,
+            "fundingDatetime": iso8601(nxt), "nextFundingRate": None, "nextFundingTimestamp": None,
+            "nextFundingDatetime": None, "previousFundingRate": float(h.last_funding_rate),
+            "previousFundingTimestamp": None if nxt is None else nxt - hours * 3_600_000,
+            "previousFundingDatetime": None if nxt is None else iso8601(nxt - hours * 3_600_000),
+            "interval": f"{hours}h",
+        }
+
+    def _fill_dict(self, ev: m.Fill) -> dict:
+        """A ccxt trade from one of the account's fills in the venue's history."""
+        ins = self._meta[ev.symbol]
+        price, qty, fee = ins.price(ev.price), ins.qty(ev.qty), self._mk.settle(ev.fee)
+        rate = ins.maker_fee if ev.liquidity.value == "maker" else ins.taker_fee
+        fee_d = {"cost": float(fee), "currency": ins.settlement, "rate": float(rate)}
+        ts = _ms(ev.ts)
+        return {
+            "info": builtins(ev), "id": str(ev.trade_id), "order": str(ev.order_id), "timestamp": ts,
+            "datetime": iso8601(ts), "symbol": self._sym(ev.symbol), "type": None, "side": ev.side.value,
+            "takerOrMaker": ev.liquidity.value, "price": float(price), "amount": float(qty),
+            "cost": float(price * qty), "fee": fee_d, "fees": [dict(fee_d)],
+        }
+
+    def _record_dict(self, o: m.OrderRecord, fills=()) -> dict:
+        """A ccxt order from the venue's record of it. Cancelled and expired
+        are both ccxt's ``canceled`` (``info["status"]`` tells them apart)."""
+        r = models.order_record(self._mk, o)
+        ins = self._meta[o.symbol]
+        status = _CCXT_STATUS[r.status]
+        cost = o.filled_quote * ins.tick_size * ins.lot_size
+        trades = [self._fill_dict(f) for f in fills]
+        fee = None
+        if trades:
+            fee = {"cost": float(sum(self._mk.settle(f.fee) for f in fills)), "currency": ins.settlement}
+        last_trade = trades[-1]["timestamp"] if trades else None
+        stop = fl(r.stop_price)
+        tif = _TIF_OUT.get(r.tif)
+        return {
+            "id": str(o.order_id), "clientOrderId": r.client_order_id, "timestamp": _ms(o.time),
+            "datetime": iso8601(_ms(o.time)), "lastTradeTimestamp": last_trade,
+            "lastUpdateTimestamp": _ms(o.update_time), "symbol": self._sym(o.symbol), "type": _ccxt_type(r.type),
+            "timeInForce": tif, "postOnly": r.tif == "post_only", "reduceOnly": r.reduce_only, "side": r.side,
+            "price": fl(r.price), "triggerPrice": stop, "stopPrice": stop, "stopLossPrice": None,
+            "takeProfitPrice": None, "amount": float(r.qty), "cost": float(cost), "average": fl(r.avg_price),
+            "filled": float(r.filled), "remaining": float(r.remaining), "status": status, "fee": fee,
+            "fees": [dict(fee)] if fee else [], "trades": trades,
+            "info": {"order_id": o.order_id, "symbol": o.symbol, "type": r.type, "tif": r.tif, "status": r.status,
+                     "stop_price": None if r.stop_price is None else str(r.stop_price), "triggered": r.triggered,
+                     "cancel_cause": r.cause, "reject_reason": r.reject_reason},
+        }
     # --- ccxt facade: base helpers, batch orders, status (issue 14)
 
     @params_read()
@@ -1741,6 +1876,34 @@ def _since_limit(items: list[dict], since: int | None, limit: int | None) -> lis
     return items
 
 
+# --- history
+_CCXT_STATUS = {"new": "open", "partially_filled": "open", "filled": "closed", "cancelled": "canceled",
+                "expired": "canceled", "rejected": "rejected"}
+_ENDED = ("closed", "canceled", "rejected")
+
+
+def _ms(ns: int) -> int:
+    """Venue time (ns) -> ccxt's milliseconds."""
+    return ns // 1_000_000
+
+
+def _cap(limit, hi: int, default: int) -> int:
+    """ccxt's ``limit`` as a venue row count: 1..``hi``."""
+    if limit is None:
+        return default
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
+        raise E.BadRequest(f"limit must be a positive integer, not {limit!r}")
+    return min(limit, hi)
+
+
+def _since_first(items: list[dict], since: int | None, limit: int | None) -> list[dict]:
+    """ccxt's since/limit: from ``since`` the first ``limit`` items, else the last ``limit``."""
+    if since is not None:
+        items = [x for x in items if (x.get("timestamp") or 0) >= since]
+        return items[:limit] if limit is not None else items
+    return items[-limit:] if limit is not None and limit > 0 else ([] if limit is not None else items)
+
+
 #: the unified methods each subclass wraps: public name -> generator name
 METHODS = (
     "load_markets", "fetch_markets", "fetch_currencies", "fetch_time", "fetch_ticker", "fetch_tickers",
@@ -1760,3 +1923,7 @@ METHODS += ("fetch_l2_order_book", "fetch_status", "create_orders")
 for _fn in helpers.STATIC:
     setattr(ExchangeBase, _fn.__name__, staticmethod(_fn))
 del _fn
+
+# --- history
+METHODS += ("fetch_ohlcv", "fetch_mark_ohlcv", "fetch_index_ohlcv", "fetch_funding_rate", "fetch_funding_rates",
+            "fetch_funding_rate_history")

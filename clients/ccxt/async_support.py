@@ -588,5 +588,28 @@ class exchangesim(ExchangeBase):  # noqa: N801
     async def close_position(self, symbol: str, side: str | None = None, params=None) -> dict:
         return await self._run(self._g_close_position(symbol, side, params))
 
+    # --- history: candles and funding from the venue (see the blocking class)
+
+    async def fetch_ohlcv(self, symbol: str, timeframe: str = "1m", since=None, limit=None, params=None) -> list:
+        return await self._run(self._g_fetch_ohlcv(symbol, timeframe, since, limit, params))
+
+    async def fetch_mark_ohlcv(self, symbol: str, timeframe: str = "1m", since=None, limit=None, params=None) -> list:
+        return await self._run(self._g_fetch_mark_ohlcv(symbol, timeframe, since, limit, params))
+
+    async def fetch_index_ohlcv(self, symbol: str, timeframe: str = "1m", since=None, limit=None,
+                                params=None) -> list:
+        return await self._run(self._g_fetch_index_ohlcv(symbol, timeframe, since, limit, params))
+
+    async def fetch_funding_rate(self, symbol: str, params=None) -> dict:
+        return await self._run(self._g_fetch_funding_rate(symbol, params))
+
+    async def fetch_funding_rates(self, symbols=None, params=None) -> dict:
+        return await self._run(self._g_fetch_funding_rates(symbols, params))
+
+    async def fetch_funding_rate_history(self, symbol: str | None = None, since=None, limit=None,
+                                         params=None) -> list:
+        return await self._run(self._g_fetch_funding_rate_history(symbol, since, limit, params))
+
+
 __all__ = ["exchangesim", "exchanges", "Exchange", "errors", "version", "__version__", "METHODS",
            *errors.__all__]

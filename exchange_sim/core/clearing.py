@@ -120,6 +120,7 @@ class Clearing:
         liq = bool(order.flags & FLAG_LIQUIDATION)
         remaining = ex.qty
         fee = ins.fee
+        now = s.now
         for maker, qty, price in ex.fills:
             trade_id = s.next_trade_id
             s.next_trade_id = trade_id + 1
@@ -143,7 +144,7 @@ class Clearing:
                 Fill(
                     account=mk.id, order_id=maker.order_id, symbol=sym, side=maker_enum, price=price,
                     qty=qty, fee=mk_fee, liquidity=_MAKER, trade_id=trade_id, remaining=maker.qty,
-                    realized_pnl=mk_pnl, position=mk_pos.qty, client_order_id=maker.client_order_id,
+                    realized_pnl=mk_pnl, position=mk_pos.qty, client_order_id=maker.client_order_id, ts=now,
                 )
             )
             # taker side; a liquidation pays the liquidation fee instead
@@ -161,10 +162,11 @@ class Clearing:
                     account=acct.id, order_id=order.order_id, symbol=sym, side=taker_enum, price=price,
                     qty=qty, fee=tk_fee, liquidity=_TAKER, trade_id=trade_id, remaining=remaining,
                     realized_pnl=tk_pnl, position=taker_pos.qty, client_order_id=order.client_order_id,
-                    liquidation=liq,
+                    liquidation=liq, ts=now,
                 )
             )
-            events.append(Trade(symbol=sym, trade_id=trade_id, price=price, qty=qty, taker_side=taker_enum, liquidation=liq))
+            events.append(Trade(symbol=sym, trade_id=trade_id, price=price, qty=qty, taker_side=taker_enum, liquidation=liq,
+                                ts=now))
         bal = acct.balances
         bal[settle] = bal.get(settle, 0) + taker_pnl_total - taker_fee_total
         # Each account's settlement balance, position and open orders in this
@@ -276,7 +278,7 @@ class Clearing:
                 continue
             premium = self.funding.premium(ins)
             rate = self.funding.rate_e8(premium) if rate_e8 is None else rate_e8  # a recorded rate (replay)
-            events.append(FundingRate(symbol=ins.symbol, rate_e8=rate, mark=ins.mark, premium=premium))
+            events.append(FundingRate(symbol=ins.symbol, rate_e8=rate, mark=ins.mark, premium=premium, ts=s.now))
             if rate == 0:
                 continue
             dust = 0
@@ -288,7 +290,8 @@ class Clearing:
                 dust -= amount
                 touched[acct.id] = acct
                 events.append(
-                    FundingPayment(account=acct.id, symbol=ins.symbol, position=qty, rate_e8=rate, amount=amount)
+                    FundingPayment(account=acct.id, symbol=ins.symbol, position=qty, rate_e8=rate, amount=amount,
+                                   ts=s.now)
                 )
                 if acct.margin_mode is ISOLATED and amount:
                     rest = self._fund_isolated(acct, ins.symbol, amount, events)

@@ -11,6 +11,8 @@
   matches its column of the sweep's arrays;
 - orders: every account's open-order index, client-id index and totals
   match its resting orders;
+- history: it holds a row for exactly the open orders (no order ends
+  without the history seeing it end);
 - margin caches: every valid cache, kept up to date incrementally, holds the
   same bits as a refresh from scratch.
 """
@@ -36,6 +38,7 @@ def check(venue) -> None:
     check_clearing(s, venue.clearing.dirty)
     check_orders(s)
     check_margin_caches(s)
+    check_history(s, venue.history)  # --- history
 
 
 def check_matching(s) -> None:
@@ -113,3 +116,13 @@ def check_margin_caches(s) -> None:
             cached = _margin_cache(acct)
             m.refresh(acct)
             assert cached == _margin_cache(acct), f"account {acct.id}: stale margin cache"
+
+
+# --- history
+def check_history(s, history) -> None:
+    if not s.config.history.enabled:
+        assert not history.live, "history is off but holds order rows"
+        return
+    open_ids = {oid for acct in s.accounts.values() for oid in acct.orders}
+    live = set(history.live)
+    assert live == open_ids, f"history rows {sorted(live - open_ids)} not open, open {sorted(open_ids - live)} not in history"

@@ -146,7 +146,7 @@ class OrderIndex:
         events.append(
             OrderCancelled(
                 account=order.account, order_id=order.order_id, symbol=order.symbol, remaining=order.qty,
-                cause=cause, client_order_id=order.client_order_id,
+                cause=cause, client_order_id=order.client_order_id, ts=self.s.now,
             )
         )
 
@@ -172,6 +172,7 @@ class OrderIndex:
                 OrderCancelled(
                     account=maker.account, order_id=maker.order_id, symbol=symbol,
                     remaining=maker.qty, cause=CancelCause.SELF_TRADE, client_order_id=maker.client_order_id,
+                    ts=self.s.now,
                 )
             )
 
@@ -205,7 +206,7 @@ class OrderIndex:
                 events.append(
                     OrderAmended(
                         account=acct.id, order_id=o.order_id, symbol=ins.symbol, price=o.price, qty=allowed,
-                        priority_kept=True, client_order_id=o.client_order_id,
+                        priority_kept=True, client_order_id=o.client_order_id, ts=self.s.now,
                     )
                 )
             else:

@@ -113,7 +113,7 @@ class Protect:
             st.cmd = msgspec.structs.replace(st.cmd, qty=st.qty)
             events.append(
                 OrderAmended(account=st.account, order_id=st.order_id, symbol=st.symbol, price=st.cmd.price,
-                             qty=st.qty, priority_kept=True, client_order_id=None)
+                             qty=st.qty, priority_kept=True, client_order_id=None, ts=self.s.now)
             )
             return st
         if take_profit:
@@ -133,7 +133,7 @@ class Protect:
             OrderAccepted(
                 account=b.account, order_id=st.order_id, symbol=ins.symbol, side=side, type=otype,
                 tif=TimeInForce.GTC, qty=lots, price=spec.price, stop_price=spec.trigger_price, reduce_only=True,
-                working_type=spec.working_type, parent_order_id=b.entry_id,
+                working_type=spec.working_type, parent_order_id=b.entry_id, ts=self.s.now,
             )
         )
         return st

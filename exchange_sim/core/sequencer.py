@@ -14,6 +14,8 @@ Contract (the LMAX / exchange-core idea; the stages are docs/adr/0007-pipeline.m
   unless the cascade bound was hit and said so, or the account waits out
   the liquidation grace (``[liquidation] grace_ms`` of venue time after its
   flag, so the book can re-form after a jump: docs/adr/0013-house-liquidity.md);
+  last, the **history** (:mod:`.history`) reads the command's events (it
+  changes no event);
 - a rejected command leaves the state exactly as it was and returns one
   :class:`~protocol.messages.Rejected` event;
 - ``query(command)`` answers a read (``Query*``) from :mod:`.views` without
@@ -35,6 +37,7 @@ from exchange_sim.config import Config
 from exchange_sim.core import invariants
 from exchange_sim.core.clearing import Clearing
 from exchange_sim.core.entry import Entry, StopTicket, Ticket
+from exchange_sim.core.history import History
 from exchange_sim.core.liquidation import LiquidationEngine
 from exchange_sim.core.matching import Execution, StopOrder
 from exchange_sim.core.orders import OrderIndex
@@ -94,6 +97,9 @@ class Venue:
         #: symbol -> its engine's untriggered stops (order id -> StopOrder)
         self.stops = {sym: eng.stops for sym, eng in s.engines.items()}
         self.funding = self.clearing.funding
+        # --- history: fed the events of every apply (core/history.py), read by the views
+        self.history = self.views.history = History(s)
+        self._record = self.history.record if s.config.history.enabled else None
         # --- protective orders
         self.protect = Protect(s, self.orders)
         #: symbol -> instrument whose last trade price moved, or whose
@@ -215,6 +221,9 @@ class Venue:
                     # --- dated futures (issue 16)
                     case M.ShockBasis:
                         self._shock_basis(command, events)
+                    case (M.QueryTrades | M.QueryCandles | M.QueryTicker | M.QueryFundingHistory | M.QueryPremiumIndex
+                          | M.QueryOrderHistory | M.QueryMyTrades | M.QueryOrder):  # --- history
+                        events.extend(self.views.query(command))
                     case _:
                         return [rejected(command, R.UNKNOWN_MESSAGE, f"unknown command {type(command).__name__}")]
         except Reject as rej:
@@ -232,13 +241,16 @@ class Venue:
                 self._run_due(events)
                 if self.liq.pending:
                     self.liq.run(events)
+        if self._record is not None:  # --- history
+            self._record(events)
         return events
 
     def query(self, command) -> list:
         """Answer a read (``QueryAccount``, ``QueryOpenOrders``, ``QueryBook``,
-        ``QueryInstruments``, ``QueryExplain``): the same events ``apply``
-        gives, with no sequence number, no clock and no state change, so a
-        server answers it without a journal record."""
+        ``QueryInstruments``, ``QueryExplain``, and the history's
+        ``QueryTrades`` ... ``QueryOrder``: docs/history.md): the same events
+        ``apply`` gives, with no sequence number, no clock and no state
+        change, so a server answers it without a journal record."""
         try:
             return self.views.query(command)
         except Reject as rej:
@@ -292,7 +304,7 @@ class Venue:
             events.append(
                 OrderAccepted(
                     account=acct.id, order_id=order_id, symbol=ins.symbol, side=cmd.side, type=t.otype,
-                    tif=t.tif, qty=t.qty, price=t.price, reduce_only=t.reduce_only, client_order_id=cid,
+                    tif=t.tif, qty=t.qty, price=t.price, reduce_only=t.reduce_only, client_order_id=cid, ts=s.now,
                 )
             )
             if cmd.take_profit is not None or cmd.stop_loss is not None:
@@ -336,6 +348,7 @@ class Venue:
                     OrderCancelled(
                         account=acct.id, order_id=order.order_id, symbol=ins.symbol,
                         remaining=order.qty, cause=cause, client_order_id=order.client_order_id,
+                        ts=self.state.now,
                     )
                 )
         if touched:
@@ -370,7 +383,7 @@ class Venue:
                 tif=cmd.tif, qty=cmd.qty or 0, price=cmd.price, stop_price=t.stop_price,
                 reduce_only=cmd.reduce_only, client_order_id=cmd.client_order_id,
                 working_type=cmd.working_type, close_position=cmd.close_position, callback_bps=cmd.callback_bps,
-                activation_price=cmd.activation_price,
+                activation_price=cmd.activation_price, ts=self.state.now,
             )
         )
 
@@ -380,7 +393,7 @@ class Venue:
             events.append(
                 OrderAmended(
                     account=acct.id, order_id=order.order_id, symbol=ins.symbol, price=new_price, qty=new_qty,
-                    priority_kept=True, client_order_id=order.client_order_id,
+                    priority_kept=True, client_order_id=order.client_order_id, ts=self.state.now,
                 )
             )
             self.engines[ins.symbol].delta(events)
@@ -394,7 +407,7 @@ class Venue:
         events.append(
             OrderAmended(
                 account=acct.id, order_id=order.order_id, symbol=ins.symbol, price=new_price, qty=new_qty,
-                priority_kept=False, client_order_id=order.client_order_id,
+                priority_kept=False, client_order_id=order.client_order_id, ts=self.state.now,
             )
         )
         self.execute(acct, ins, order, _LIMIT, events)
@@ -417,7 +430,8 @@ class Venue:
             acct = self.state.accounts[st.account]
             events.append(
                 OrderTriggered(account=acct.id, order_id=st.order_id, symbol=ins.symbol, mark=mark,
-                               client_order_id=st.client_order_id, price=price, working_type=st.cmd.working_type)
+                               client_order_id=st.client_order_id, price=price, working_type=st.cmd.working_type,
+                               ts=self.state.now)
             )
             if st.peer is not None or st.parent is not None:
                 self.protect.triggered(eng, st, events)

@@ -1,7 +1,8 @@
 """Views: reads of the state that change nothing and need no sequence
 number, so the server answers them without journaling them
 (``Venue.query``; docs/adr/0007-pipeline.md), and the AccountUpdate builder
-the other stages use for their account events.
+the other stages use for their account events. The history queries are
+answered from the history stage (:mod:`.history`, docs/history.md).
 """
 
 from __future__ import annotations
@@ -38,18 +39,23 @@ from protocol.messages import (
 _SIDE_ENUM = {BUY: Side.BUY, SELL: Side.SELL}
 #: the commands :meth:`Views.query` answers
 QUERIES = (QueryAccount, QueryOpenOrders, QueryBook, QueryInstruments, QueryExplain,
-           M.QueryLeverage, M.QueryLeverageTiers, M.QueryLedger)
+           M.QueryLeverage, M.QueryLeverageTiers, M.QueryLedger,
+           # --- history
+           M.QueryTrades, M.QueryCandles, M.QueryTicker, M.QueryFundingHistory, M.QueryPremiumIndex,
+           M.QueryOrderHistory, M.QueryMyTrades, M.QueryOrder)
 
 
 class Views:
     """Read-only answers; see the module docstring."""
 
-    __slots__ = ("s", "margin", "instruments")
+    __slots__ = ("s", "margin", "instruments", "history")
 
     def __init__(self, state: State):
         self.s = state
         self.margin = state.margin
         self.instruments = state.instruments
+        #: the history stage (core/history.py), set by the sequencer that feeds it
+        self.history = None
 
     def query(self, cmd) -> list:
         """The answer to one Query* command (raises :class:`Reject`)."""
@@ -75,6 +81,33 @@ class Views:
                 return [self.leverage_tiers(cmd)]
             case M.QueryLedger:
                 return [self.ledger()]
+            # --- history: the past, from the history stage (core/history.py)
+            case (M.QueryTrades | M.QueryCandles | M.QueryTicker | M.QueryPremiumIndex | M.QueryFundingHistory
+                  | M.QueryOrderHistory | M.QueryMyTrades | M.QueryOrder) if not self.s.config.history.enabled:
+                raise Reject(R.NOT_ALLOWED, f"{type(cmd).__name__}: this venue keeps no history "
+                                            "([history] enabled = false in its config)")
+            case M.QueryTrades:
+                return [self.history.trades_of(cmd)]
+            case M.QueryCandles:
+                return [self.history.candles(cmd)]
+            case M.QueryTicker:
+                if cmd.symbol is not None:
+                    return [self.history.ticker(reject.instrument(self.s, cmd.symbol).symbol)]
+                return [M.Tickers(tickers=[self.history.ticker(sym) for sym in self.instruments])]
+            case M.QueryPremiumIndex:
+                if cmd.symbol is not None:
+                    return [self.history.premium_index(reject.instrument(self.s, cmd.symbol).symbol)]
+                return [M.PremiumIndexes(
+                    items=[self.history.premium_index(sym) for sym, ins in self.instruments.items() if ins.funded]
+                )]
+            case M.QueryFundingHistory:
+                return [self.history.funding_history(cmd)]
+            case M.QueryOrderHistory:
+                return [self.history.order_history(cmd)]
+            case M.QueryMyTrades:
+                return [self.history.my_trades_of(cmd)]
+            case M.QueryOrder:
+                return [self.history.order(cmd)]
         raise Reject(R.UNKNOWN_MESSAGE, f"{type(cmd).__name__} is not a query")
 
     def account_update(self, acct: Account) -> AccountUpdate:

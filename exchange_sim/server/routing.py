@@ -56,11 +56,14 @@ from protocol.messages import (
     SymbolStatus,
     Trade,
 )
+from protocol import messages as M
 from protocol.session import TOPIC_SEP, SessionMessage, topic
 
 PUBLIC, PRIVATE, REPLY, ADMIN_EV = 0, 1, 2, 3
 
 _REPLY_ONLY = (BookSnapshot, Instruments, LeverageTiers, Ledger)
+# --- history: the market-history replies name no account, yet are answers, never publications
+_REPLY_ONLY += (M.Trades, M.Candles, M.Ticker, M.Tickers, M.FundingHistory, M.PremiumIndex, M.PremiumIndexes)
 _ADMIN_ONLY = (CascadeBoundHit,)
 #: the channel of each public event class (keyed by class, so a name that is
 #: no event cannot creep in); another public class: its lowercased name

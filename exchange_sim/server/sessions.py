@@ -46,6 +46,7 @@ ADMIN_COMMANDS = frozenset({
 })
 PUBLIC_COMMANDS = frozenset({"QueryBook", "QueryInstruments"})
 PUBLIC_COMMANDS |= {"QueryLeverageTiers"}  # --- leverage (QueryLedger, with no account, stays ADMIN)
+PUBLIC_COMMANDS |= {"QueryTrades", "QueryCandles", "QueryTicker", "QueryFundingHistory", "QueryPremiumIndex"}  # --- history
 
 _policy_cache: dict[type, int] = {}
 

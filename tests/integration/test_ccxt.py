@@ -126,10 +126,10 @@ def test_module_surface_matches_ccxt():
     assert ex.fetchTicker == ex.fetch_ticker and ex.createOrder == ex.create_order  # ccxt's camelCase too
     assert ex.amountToPrecision == ex.amount_to_precision and ex.loadMarkets == ex.load_markets
     assert asyncio.iscoroutinefunction(accxt.exchangesim({}).watchOrderBook)
-    with pytest.raises(ccxt.NotSupported, match="fetchOHLCV"):  # a unified method the venue lacks
-        ex.fetchOHLCV(BTC, "1m")
+    with pytest.raises(ccxt.NotSupported, match="fetchLedger"):  # a unified method the venue lacks
+        ex.fetchLedger()
     with pytest.raises(ccxt.NotSupported):
-        ex.fetch_funding_rate(BTC)
+        ex.fetch_deposits()
     with pytest.raises(AttributeError):
         ex.no_such_thing
 

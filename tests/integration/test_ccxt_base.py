@@ -32,7 +32,7 @@ from clients.ccxt import errors as facade_errors
 from clients.ccxt import helpers
 from clients.ccxt._base import CCXT_HAS_KEYS, METHODS
 from exchange_sim import Venue
-from integration_helpers import KEYS, wait_for
+from integration_helpers import ADMIN_KEY, KEYS, wait_for
 from protocol import messages as m
 
 BTC = "BTC/USDT:USDT"
@@ -150,6 +150,19 @@ def _order(o: dict, status: str = "open") -> dict:
     return o
 
 
+def _moved_index(c) -> bool:
+    """The admin moves BTC's index to 60,100 (a mark and an index candle)."""
+    with Client(c.server.orders, 0, ADMIN_KEY) as admin:
+        admin.set_index_price("BTC", "60100")
+    return True
+
+
+def _settled_funding(c) -> bool:
+    with Client(c.server.orders, 0, ADMIN_KEY) as admin:
+        admin.call(m.SettleFunding(symbol="BTC-PERP"))
+    return True
+
+
 def _all_canceled(lst: list) -> bool:
     return bool(lst) and all(o["status"] == "canceled" for o in lst)
 
@@ -209,6 +222,13 @@ CHECKS: list[tuple[str, object]] = [
     ("fetchClosedOrders", lambda c: len(c.ex.fetch_closed_orders(BTC)) == 15),
     ("fetchOrders", lambda c: len(c.ex.fetch_orders(BTC)) == 15),
     ("fetchTrades", lambda c: wait_for(lambda: len(c.ex.fetch_trades(BTC)) == 4, 5, "the public trades")),
+    # --- history: candles of the four trades (0.05 + 0.05 + 0.02 ... lots), mark/index after an index move, funding
+    ("fetchOHLCV", lambda c: sum(r[5] for r in c.ex.fetch_ohlcv(BTC, "1d")) > 0),
+    ("fetchMarkOHLCV", lambda c: _moved_index(c) and c.ex.fetch_mark_ohlcv(BTC, "1m")[-1][4] == 60_100.0),
+    ("fetchIndexOHLCV", lambda c: c.ex.fetch_index_ohlcv(BTC, "1m")[-1][4] == 60_100.0),
+    ("fetchFundingRate", lambda c: c.ex.fetch_funding_rate(BTC)["markPrice"] == 60_100.0),
+    ("fetchFundingRates", lambda c: c.ex.fetch_funding_rates([BTC])[BTC]["interval"] == "8h"),
+    ("fetchFundingRateHistory", lambda c: _settled_funding(c) and len(c.ex.fetch_funding_rate_history(BTC)) == 1),
     # --- protective orders: an entry with its take-profit and stop-loss, then one of each kind on the position
     ("createOrderWithTakeProfitAndStopLoss", lambda c: _order(c.ex.create_order_with_take_profit_and_stop_loss(
         BTC, "market", "buy", 0.02, None, 70_000, 50_000), "closed")),
