@@ -7,7 +7,8 @@
 // login (limits from LoginOk) -> book sync (snapshot + deltas; one delta
 // dropped on purpose to show gap detection and re-sync) -> the maker rests an
 // ask -> the taker rests a bid and cancels it -> the taker crosses the ask and
-// gets a Fill, the maker its Fill as a Push -> open orders and account.
+// gets a Fill, the maker its Fill as a Push -> open orders and account ->
+// history (own fills, ended orders, candles).
 
 import { BookMirror, Session, field, int } from "./client.mjs";
 
@@ -97,6 +98,19 @@ async function main() {
     say("account", { account: acct.account, usdt: int(acct.balances.USDT),
       positions: acct.positions.map((p) => ({ symbol: p.symbol, qty: p.qty, entry_price: p.entry_price })),
       margin_mode: field(acct, "margin_mode", "cross"), equity_is_float: typeof acct.equity === "number" });
+
+    // history: the taker's own fills, its ended orders, and the 1-minute candle the fill made
+    const [mine] = await taker.call({ msg: "QueryMyTrades", account: Number(takerId), symbol: SYMBOL });
+    const [ended] = await taker.call({ msg: "QueryOrderHistory", account: Number(takerId), symbol: SYMBOL });
+    const [candles] = await taker.call({ msg: "QueryCandles", symbol: SYMBOL, interval: "1m" });
+    const c = candles.candles[candles.candles.length - 1];
+    say("history", {
+      my_trades: mine.trades.map((t) => ({ order_id: t.order_id, price: t.price, qty: t.qty, fee: t.fee,
+        ts_type: typeof t.ts })),
+      ended: ended.orders.map((o) => ({ order_id: o.order_id, status: o.status, filled: field(o, "filled", 0),
+        client_order_id: field(o, "client_order_id", null) })),
+      candle: { open: c.open, close: c.close, volume: field(c, "volume", 0), trades: field(c, "trades", 0) },
+    });
 
     const hbDeadline2 = Date.now() + 5000;
     while (taker.heartbeats.length === 0 && Date.now() < hbDeadline2) await new Promise((r) => setTimeout(r, 10));

@@ -1,7 +1,7 @@
 """The Node.js reference client (clients/node, written from docs/protocol.md
 alone) against a real server: login and limits, book sync with a gap,
 place, cancel, a fill against another account's resting order, open orders,
-account, 64-bit timestamps. Skipped only where ``node`` is not installed;
+account, history (its own fills, ended orders, candles), 64-bit timestamps. Skipped only where ``node`` is not installed;
 its npm dependencies must be there (``npm ci --prefix clients/node``, which
 .ci/run does), else the test fails saying so."""
 
@@ -35,7 +35,7 @@ def test_the_node_reference_client_trades_and_syncs_a_book(server):
         rec = json.loads(line)
         steps[rec.pop("step")] = rec
     assert list(steps) == ["login", "instruments", "synced", "maker_ask", "resend", "cancel", "gap", "fill",
-                           "open_orders", "account", "heartbeat", "done"]
+                           "open_orders", "account", "history", "heartbeat", "done"]
     # the limits it read from LoginOk are the server's defaults
     assert steps["login"] == {"account": 3, "protocol_version": 1, "max_batch": 1000, "max_frame_bytes": 1_048_576,
                               "rate_limit_per_s": 100_000, "rate_limit_burst": 200_000, "idempotency_window": 10_000}
@@ -61,6 +61,13 @@ def test_the_node_reference_client_trades_and_syncs_a_book(server):
     acct = steps["account"]
     assert acct["positions"] == [{"symbol": "BTC-PERP", "qty": 20, "entry_price": 600_100}]
     assert acct["usdt"] == 100_000 * 10**6 - 600_100 and acct["margin_mode"] == "cross" and acct["equity_is_float"]
+    hist = steps["history"]  # read back from the venue's history, not from what the client saw
+    assert hist["my_trades"] == [{"order_id": hist["my_trades"][0]["order_id"], "price": 600_100, "qty": 20,
+                                  "fee": 600_100, "ts_type": "bigint"}]
+    assert hist["ended"] == [
+        {"order_id": steps["cancel"]["order_id"], "status": "cancelled", "filled": 0, "client_order_id": "node-bid-1"},
+        {"order_id": hist["my_trades"][0]["order_id"], "status": "filled", "filled": 20, "client_order_id": None}]
+    assert hist["candle"] == {"open": 600_100, "close": 600_100, "volume": 20, "trades": 1}
     hb = steps["heartbeat"]
     assert hb["ts_type"] == "bigint" and int(hb["ts"]) > 2**53  # decoded exactly, not rounded to a double
 
