@@ -130,3 +130,22 @@ def wait_for(pred, timeout: float, what: str, every: float = 0.05):
             return got
         time.sleep(every)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+# --- ccxt facade tests: one exchange config and one two-sided BTC quote
+
+
+def cfg(server, account: int = 2, **extra) -> dict:
+    """The facade's config for ``account`` on a test server."""
+    return {"apiKey": f"{account}:{KEYS[account]}",
+            "urls": {"api": {"orders": server.orders, "marketData": server.market_data}}, **extra}
+
+
+def quote(server, ctx=None, bid: str = "59990.0", ask: str = "60010.0", size: str = "5"):
+    """Account 1 rests ``size`` BTC on each side; returns its client (close it)."""
+    from clients import Client
+
+    maker = Client(server.orders, 1, KEYS[1], context=ctx)
+    maker.buy("BTC-PERP", size, bid)
+    maker.sell("BTC-PERP", size, ask)
+    return maker

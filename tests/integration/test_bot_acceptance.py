@@ -15,7 +15,7 @@ at 60,000; the bot is account 2.
 
 from __future__ import annotations
 
-from integration_helpers import ADMIN_KEY, KEYS, start_server, wait_for
+from integration_helpers import ADMIN_KEY, KEYS, cfg, start_server, wait_for
 
 from clients import Client
 from clients import ccxt
@@ -54,10 +54,6 @@ def reconcile(ccxt, exchange_id: str, config: dict, entry_id: str) -> dict:
         exchange.close()
 
 
-def _config(sp) -> dict:
-    return {"apiKey": f"2:{KEYS[2]}", "urls": {"api": {"orders": sp.orders, "marketData": sp.market_data}}}
-
-
 def _quote(sp) -> None:
     maker, other = Client(sp.orders, 1, KEYS[1], timeout=5.0), Client(sp.orders, 3, KEYS[3], timeout=5.0)
     try:
@@ -75,7 +71,7 @@ def test_a_ccxt_bot_sets_leverage_reads_candles_enters_with_a_stop_loss_and_reco
     sp = start_server(tmp_path, args=("--data-dir", str(data)), sections=JOURNAL)
     try:
         _quote(sp)
-        run = swing_bot(ccxt, "exchangesim", _config(sp))
+        run = swing_bot(ccxt, "exchangesim", cfg(sp))
     finally:
         sp.proc.kill()  # kill -9: no shutdown snapshot, only the journal
         sp.proc.wait(10)
@@ -91,7 +87,7 @@ def test_a_ccxt_bot_sets_leverage_reads_candles_enters_with_a_stop_loss_and_reco
     sp = start_server(tmp_path, args=("--data-dir", str(data)), sections=JOURNAL)
     admin = Client(sp.orders, 0, ADMIN_KEY, timeout=5.0)
     try:
-        after = reconcile(ccxt, "exchangesim", _config(sp), order["id"])
+        after = reconcile(ccxt, "exchangesim", cfg(sp), order["id"])
         assert (after["entry"]["status"], after["entry"]["filled"]) == ("closed", 0.016)
         assert [(t["order"], t["side"], t["amount"], t["price"]) for t in after["trades"]] == [
             (t["order"], t["side"], t["amount"], t["price"]) for t in run["trades"]] == [
@@ -102,7 +98,7 @@ def test_a_ccxt_bot_sets_leverage_reads_candles_enters_with_a_stop_loss_and_reco
 
         # the price falls through the stop: it fires and closes the position
         admin.set_index_price("BTC", "56000")
-        ex = ccxt.exchangesim(_config(sp))
+        ex = ccxt.exchangesim(cfg(sp))
         try:
             wait_for(lambda: not ex.fetch_positions([SYMBOL]), 5, "the stop-loss to close the position")
             sides = [t["side"] for t in ex.fetch_my_trades(SYMBOL)]

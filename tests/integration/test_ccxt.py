@@ -25,23 +25,13 @@ from clients import errors as client_errors
 from clients.ccxt import async_support as accxt
 from clients.ccxt._base import METHODS, liquidation_price
 from exchange_sim import Venue
-from integration_helpers import ADMIN_KEY, KEYS
+from integration_helpers import ADMIN_KEY, KEYS, cfg, quote
 from protocol import messages as m
 from protocol.messages import RejectReason
 
 BTC = "BTC/USDT:USDT"
 
 
-def cfg(server, account: int = 2, **extra) -> dict:
-    return {"apiKey": f"{account}:{KEYS[account]}",
-            "urls": {"api": {"orders": server.orders, "marketData": server.market_data}}, **extra}
-
-
-def quote(server, ctx, bid: str = "59990.0", ask: str = "60010.0", size: str = "5") -> Client:
-    maker = Client(server.orders, 1, KEYS[1], context=ctx)
-    maker.buy("BTC-PERP", size, bid)
-    maker.sell("BTC-PERP", size, ask)
-    return maker
 
 
 def offline() -> ccxt.exchangesim:

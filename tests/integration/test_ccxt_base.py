@@ -29,26 +29,15 @@ from clients import ccxt
 from clients.ccxt import _base
 from clients.ccxt import async_support as accxt
 from clients.ccxt import errors as facade_errors
-from clients.ccxt import helpers
-from clients.ccxt._base import CCXT_HAS_KEYS, METHODS
+from clients.ccxt._base import CCXT_HAS_KEYS
 from exchange_sim import Venue
-from integration_helpers import ADMIN_KEY, KEYS, wait_for
+from integration_helpers import ADMIN_KEY, cfg, quote, wait_for
 from protocol import messages as m
 
 BTC = "BTC/USDT:USDT"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def cfg(server, account: int = 2) -> dict:
-    return {"apiKey": f"{account}:{KEYS[account]}",
-            "urls": {"api": {"orders": server.orders, "marketData": server.market_data}}}
-
-
-def quote(server, ctx) -> Client:
-    maker = Client(server.orders, 1, KEYS[1], context=ctx)
-    maker.buy("BTC-PERP", "5", "59990.0")
-    maker.sell("BTC-PERP", "5", "60010.0")
-    return maker
 
 
 # ---------------------------------------------------------------- errors

@@ -19,21 +19,11 @@ from clients import errors as client_errors
 from clients import ccxt
 from clients.ccxt import async_support as accxt
 from clients.ccxt._base import PROTECTIVE_PARAMS, protective_params
-from integration_helpers import ADMIN_KEY, KEYS
+from integration_helpers import ADMIN_KEY, KEYS, cfg, quote
 
 BTC = "BTC/USDT:USDT"
 
 
-def cfg(server, account: int = 2) -> dict:
-    return {"apiKey": f"{account}:{KEYS[account]}",
-            "urls": {"api": {"orders": server.orders, "marketData": server.market_data}}}
-
-
-def quote(server, ctx) -> Client:
-    maker = Client(server.orders, 1, KEYS[1], context=ctx)
-    maker.buy("BTC-PERP", "5", "59990.0")
-    maker.sell("BTC-PERP", "5", "60010.0")
-    return maker
 
 
 def test_entry_with_attached_stop_loss_fires_on_a_shock_and_closes_the_position(server, ctx):

@@ -14,7 +14,7 @@ import asyncio
 from decimal import Decimal
 
 import pytest
-from integration_helpers import ADMIN_KEY, KEYS, start_server
+from integration_helpers import ADMIN_KEY, KEYS, cfg, start_server
 
 from clients import AsyncClient, Client
 from clients import ccxt
@@ -23,10 +23,6 @@ from protocol import messages as m
 
 BTC = "BTC/USDT:USDT"
 JOURNAL = {"journal": {"snapshot_every": 0}}
-
-
-def _cfg(sp, account: int) -> dict:
-    return {"apiKey": f"{account}:{KEYS[account]}", "urls": {"api": {"orders": sp.orders, "marketData": sp.market_data}}}
 
 
 def _trade(maker: Client, taker: Client, qty: str, price: str, cid: str):
@@ -95,7 +91,7 @@ def test_history_through_the_clients_survives_a_restart(tmp_path):
     # the venue restarts from its data dir; a new bot process reconciles
     sp = start_server(tmp_path, args=("--data-dir", str(data)), sections=JOURNAL)
     taker = Client(sp.orders, 2, KEYS[2], timeout=5.0)
-    ex = ccxt.exchangesim(_cfg(sp, 2))
+    ex = ccxt.exchangesim(cfg(sp, 2))
     try:
         after = (taker.trades("BTC-PERP"), taker.candles("BTC-PERP", "1d")[0], taker.my_trades("BTC-PERP"),
                  taker.order_history(), taker.order(first.order_id))

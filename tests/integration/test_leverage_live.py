@@ -12,14 +12,10 @@ from clients import Client
 from clients import ccxt
 from clients import errors as client_errors
 from clients.ccxt import async_support as accxt
-from integration_helpers import ADMIN_KEY, KEYS
+from integration_helpers import ADMIN_KEY, KEYS, cfg
 
 BTC = "BTC/USDT:USDT"
 
-
-def cfg(server, account: int = 2) -> dict:
-    return {"apiKey": f"{account}:{KEYS[account]}",
-            "urls": {"api": {"orders": server.orders, "marketData": server.market_data}}}
 
 
 def test_client_leverage_free_and_ledger(server, ctx):
