@@ -48,11 +48,21 @@ incoming order on a real book would; a transiently crossed record (a bid
 update before the ask it crosses is removed) expires the replay's own older
 order (self-trade prevention ``expire_maker``).
 
-**Time.** Records are released in timestamp order at ``speed`` times real
-time; the venue clock follows the data (a command is stamped with the data
-time of its moment), so funding boundaries and the journal are in data time.
-:func:`replay_offline` applies a whole file with no server and no wall
-clock: two runs give the same commands, stamps and events.
+**Time.** The venue time of everything the replay sends is its data:
+a record's commands are stamped with the record's timestamp, and with
+``tick_ns`` (the server passes ``[server] tick_interval_ms``) a ``Tick`` is
+sent at every multiple of it that falls between two records (none on a
+record's own time, none after the last record), which is what moves the
+clock through a quiet stretch of the data; the server's own wall-clock
+``Tick`` is off. The wall clock only paces *when* records are sent
+(``speed`` times real time, :meth:`ReplayMarket.step`), so two live runs of
+the same data with the same seeds journal the same commands with the same
+stamps, byte for byte, whatever the machine's load. A user's command is
+stamped with the data clock at its entry (:meth:`ReplayMarket.clock`: the
+data time the wall clock has reached, never past the next record not yet
+sent, so journal time never runs backwards). :func:`replay_offline` applies
+the same records and ticks with no server and no wall clock: the same
+commands and stamps as a live run's replay commands.
 """
 
 from __future__ import annotations
@@ -81,6 +91,7 @@ from protocol.messages import (
     SettleFunding,
     Side,
     StpMode,
+    Tick,
     TimeInForce,
 )
 
@@ -248,11 +259,13 @@ class ReplayMarket:
     (``observe``, ``step``, ``start_up``; see the module docstring)."""
 
     def __init__(self, records: list[Record], venue, account: int = 903, speed: float = 1.0,
-                 deposit: int = 10**10):
+                 deposit: int = 10**10, tick_ns: int = 0):
         self.records = records
         self.account = account
         self.speed = speed
         self.deposit = deposit
+        #: a data-time ``Tick`` at every multiple of this (ns) between records; 0 = none
+        self.tick_ns = tick_ns
         self.i = 0  # next record
         self.moved: set[str] = set()  # the server's "step me now" flag: replay runs on its timer
         self.commands = 0
@@ -278,14 +291,34 @@ class ReplayMarket:
         self._t0_wall: int | None = None
         self._t0_data = records[0][0] if records else 0
         self.data_now = self._t0_data
+        # the next data-time Tick (the first multiple of tick_ns after the data's start)
+        self._tick_at = (self._t0_data // tick_ns + 1) * tick_ns if tick_ns else None
+        #: while :meth:`step` hands out a record's commands: that record's time (what ``clock`` says)
+        self._stamp: int | None = None
 
     # ------------------------------------------------------------ the clock
 
     def clock(self) -> int:
-        """Venue time now (ns): the data's time at this moment of the replay."""
+        """Venue time now (ns), the server's ``Server.clock``. For the replay's
+        own commands, their record's time (or their Tick's); for anyone else's,
+        the data time the wall clock has reached at ``speed``, but never past
+        the next record not yet sent (its commands come next, and journal time
+        never runs backwards); after the last record, data time goes on at
+        ``speed``."""
+        if self._stamp is not None:
+            return self._stamp
         if self._t0_wall is None:
             return self._t0_data
-        return max(self.data_now, self._t0_data + int((time.time_ns() - self._t0_wall) * self.speed))
+        now = max(self.data_now, self._t0_data + int((time.time_ns() - self._t0_wall) * self.speed))
+        nxt = self._next_at()
+        return now if nxt is None else min(now, nxt)
+
+    def _next_at(self) -> int | None:
+        """The data time of the next thing the replay sends (a record or a Tick), None at the end."""
+        if self.i >= len(self.records):
+            return None
+        ts = self.records[self.i][0]
+        return ts if self._tick_at is None else min(ts, self._tick_at)
 
     @property
     def done(self) -> bool:
@@ -327,17 +360,40 @@ class ReplayMarket:
         self._pending_key = None
 
     def step(self, venue, now: int) -> Iterator:
-        """The commands of every record due by wall time ``now`` (ns) at ``speed``."""
+        """The commands of every record (and Tick) due by wall time ``now`` (ns)
+        at ``speed``; while the server applies each, :meth:`clock` is its data time."""
         if self._t0_wall is None:
             self._t0_wall = now
         due = self._t0_data + int((now - self._t0_wall) * self.speed)
-        while self.i < len(self.records) and self.records[self.i][0] <= due:
-            rec = self.records[self.i]
-            self.i += 1
-            self.data_now = rec[0]
-            for cmd in self.commands_for(rec, venue):
+        try:
+            for ts, cmd in self.due(venue, due):
+                self._stamp = ts
                 self.commands += 1
                 yield cmd
+        finally:
+            self._stamp = None
+
+    def due(self, venue, until: int | None = None) -> Iterator[tuple[int, object]]:
+        """``(data time, command)`` of every record and Tick up to data time
+        ``until`` (None: to the end), in order: the one sequence both the live
+        :meth:`step` and :func:`replay_offline` send."""
+        records, tick = self.records, self.tick_ns
+        while self.i < len(records):
+            ts = records[self.i][0]
+            if tick:  # the quiet stretch before this record: a Tick at each multiple of tick_ns in it
+                while self._tick_at < ts and (until is None or self._tick_at <= until):
+                    self.data_now = self._tick_at
+                    self._tick_at += tick
+                    yield self.data_now, Tick()
+            if until is not None and ts > until:
+                return
+            if tick and self._tick_at == ts:  # a record on a tick's time stands for that tick
+                self._tick_at += tick
+            rec = records[self.i]
+            self.i += 1
+            self.data_now = ts
+            for cmd in self.commands_for(rec, venue):
+                yield ts, cmd
 
     # ------------------------------------------------------------ records -> commands
 
@@ -399,22 +455,17 @@ class ReplayMarket:
 
 
 def replay_offline(venue, market: ReplayMarket, until_ns: int | None = None) -> list[tuple[int, object, list]]:
-    """Apply ``market``'s records to ``venue`` with no server and no wall clock,
-    each command stamped with its record's time. Returns ``[(ts, command,
-    events)]``: the same for the same data, every time."""
+    """Apply ``market``'s records (and Ticks) to ``venue`` with no server and
+    no wall clock, each command stamped with its record's time. Returns
+    ``[(ts, command, events)]``: the same for the same data, every time, and
+    the same commands and stamps a live ``serve --replay`` journals for the replay."""
     out = []
     for cmd in market.start_up(venue):
         ev = venue.apply(cmd, market._t0_data)
         market.observe(cmd, ev)
         out.append((market._t0_data, cmd, ev))
-    while not market.done:
-        rec = market.records[market.i]
-        if until_ns is not None and rec[0] > until_ns:
-            break
-        market.i += 1
-        market.data_now = rec[0]
-        for cmd in market.commands_for(rec, venue):
-            ev = venue.apply(cmd, rec[0])
-            market.observe(cmd, ev)
-            out.append((rec[0], cmd, ev))
+    for ts, cmd in market.due(venue, until_ns):
+        ev = venue.apply(cmd, ts)
+        market.observe(cmd, ev)
+        out.append((ts, cmd, ev))
     return out

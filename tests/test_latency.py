@@ -4,6 +4,7 @@ No wall clock here: the delays are drawn and compared as numbers."""
 
 from __future__ import annotations
 
+import random
 import statistics
 
 import pytest
@@ -68,3 +69,16 @@ def test_unknown_profiles_are_refused_by_name(tmp_path):
         LatencyDist(kind="uniform", ms=10.0, high_ms=5.0)
     with pytest.raises(ValueError, match="gaussian"):
         LatencyDist(kind="gaussian")
+
+
+def test_the_venue_profiles_draw_the_figures_docs_live_market_md_states():
+    """The table in docs/live-market.md: binance-like ~10 ms median round trip,
+    entry p99 ~51 ms; deribit-like ~1.5 ms, entry p99 ~3.2 ms."""
+    profiles = config_mod.default().server.latency.profiles
+    rng = random.Random(7)
+    for name, rt, p99 in (("binance-like", 10.0, 51.0), ("deribit-like", 1.5, 3.2)):
+        prof = profiles[name]
+        entry = sorted(sample_ms(prof.entry, rng) for _ in range(N))
+        trips = [e + sample_ms(prof.market_data, rng) for e in entry]
+        assert statistics.median(trips) == pytest.approx(rt, rel=0.1), name
+        assert entry[int(0.99 * N)] == pytest.approx(p99, rel=0.1), name

@@ -200,3 +200,52 @@ def test_a_funding_rate_beyond_10pct_is_refused_and_changes_nothing():
     assert type(ev) is Rejected and "10,000,000" in ev.message
     venue.seq -= 1  # the refused command took a sequence number; the rest of the state is untouched
     assert snapshot.state_hash(venue) == before
+
+
+# --- replay in data time (issue 19: live journals are reproducible)
+
+def _sparse(tmp_path):
+    """Index at 0.2 s, a bid at 3.0 s, index again at 3.5 s: two quiet seconds in between."""
+    f = tmp_path / "sparse.csv"
+    f.write_text("time,symbol,kind,side,price,amount\n1700000000.2,BTC-PERP,index,,42000.0,\n"
+                 "1700000003.0,BTC-PERP,level,bid,41999.0,0.5\n1700000003.5,BTC-PERP,index,,42010.0,\n")
+    return rm.read(f)
+
+
+def test_ticks_fill_the_quiet_stretches_of_the_data_in_data_time(tmp_path):
+    """With tick_ns = 1 s the replay sends a Tick at 1 s and 2 s (the venue
+    clock moves through the quiet data), none at 3 s (a record is there) and
+    none after the last record; without tick_ns, none at all."""
+    from protocol.messages import Tick
+
+    venue = Venue()
+    out = rm.replay_offline(venue, rm.ReplayMarket(_sparse(tmp_path), venue, tick_ns=S))
+    base = 1_700_000_000 * S
+    assert [ts - base for ts, cmd, _ in out if type(cmd) is Tick] == [1 * S, 2 * S]
+    assert [ts - base for ts, cmd, _ in out if type(cmd) is not Tick][-1] == 3 * S + S // 2
+    assert venue.now == base + 3 * S + S // 2
+    venue = Venue()
+    assert not [c for _, c, _ in rm.replay_offline(venue, rm.ReplayMarket(_sparse(tmp_path), venue)) if type(c) is Tick]
+
+
+def test_live_stepping_stamps_each_command_with_its_data_time(tmp_path):
+    """What the server's clock says while it applies the replay's commands is
+    their record's (or Tick's) time, whatever the wall clock; between steps a
+    user's command gets the data clock, never past the next record not yet
+    sent; after the data, it goes on."""
+    venue = Venue()
+    market = rm.ReplayMarket(_sparse(tmp_path), venue, speed=1e9, tick_ns=S)  # 1e9 x: the wall is far ahead
+    base = 1_700_000_000 * S
+    assert market.clock() == base + S // 5  # before the first step: the data's start
+    wall = 10**18
+    stamps = []
+    for cmd in market.step(venue, wall):  # only what is due 0 ns of wall time after the start: the first record
+        stamps.append(market.clock())
+        venue.apply(cmd, market.clock())
+    assert stamps == [base + S // 5]
+    assert market.clock() == base + 1 * S  # the wall clock is far past it: capped at the next Tick not yet sent
+    for cmd in market.step(venue, wall + 10):  # 10 ns of wall time at 1e9 x: 10 s of data, all of it
+        stamps.append(market.clock())
+        venue.apply(cmd, market.clock())
+    assert stamps == [base + S // 5, base + S, base + 2 * S, base + 3 * S, base + 3 * S + S // 2]
+    assert market.done and market.clock() > base + 4 * S  # after the data: the data clock goes on

@@ -115,9 +115,12 @@ def run(config: Config, *, orders: str | None = None, market_data: str | None = 
     if replay is not None:
         from exchange_sim.replay_market import ReplayMarket, read
 
-        market = ReplayMarket(read(replay), server.venue, speed=1.0 if speed is None else speed)
+        # the replay's commands and Ticks carry the data's time; the wall clock only paces them
+        market = ReplayMarket(read(replay), server.venue, speed=1.0 if speed is None else speed,
+                              tick_ns=config.server.tick_interval_ms * 10**6)
         server.house = market
         server.clock = market.clock
+        server.wall_ticks = False
         speed = None  # the feed's own speed stays the config's
     server.feed = make_feed(config, server.venue, feed, feed_csv, seed, speed)
     if liquidity:

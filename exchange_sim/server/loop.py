@@ -168,6 +168,9 @@ class Server:
         self.house = None
         #: the venue clock execute stamps (ns); ``serve --replay``: the data's time
         self.clock = time.time_ns
+        #: the server's own ``Tick`` every ``tick_interval_ms`` of wall time; ``serve --replay``
+        #: turns it off (the replay sends its Ticks in data time, so the journal does not depend on the wall clock)
+        self.wall_ticks = True
         self._next_house = 0.0
         # --- latency (exchange_sim/server/latency.py): frames waiting out a session's delay
         self._delayed = DelayQueue()
@@ -301,7 +304,7 @@ class Server:
         deadline = None if duration is None else now + duration
         self._next_hb = now + self._hb_s
         self._next_md_hb = now + self._md_hb_s
-        self._next_tick = now + self._tick_s if self._tick_s else None
+        self._next_tick = now + self._tick_s if self._tick_s and self.wall_ticks else None
         if self.feed is not None:
             self.feed.start(now)
         next_timer = now

@@ -94,3 +94,55 @@ def test_the_asyncio_client_chooses_a_profile_too(serve):
 
     name, took = asyncio.run(main())
     assert name == "reply-300" and took >= 0.3
+
+
+# --- the measured ack distribution matches the configured profile (issue 19)
+
+N_ORDERS = 40
+#: what the machine may add on top of the configured delays (a loaded 2-core CI box: the
+#: server, the client and the other tests share it). Generous on purpose: only the upper
+#: check uses it; the lower checks are exact, because no load can make a delay shorter.
+SLACK_MS = 150.0
+ACK_PROFILES = {
+    "const-40": {"entry": {"kind": "constant", "ms": 25.0}, "market_data": {"kind": "constant", "ms": 15.0}},
+    "uniform-20-60": {"entry": {"kind": "uniform", "ms": 20.0, "high_ms": 60.0}},
+}
+
+
+def _acks_ms(orders: str, account: int, profile: str) -> list[float]:
+    """Client-side ack times (ms) of N_ORDERS resting limit orders sent one
+    after the other on a session that logged in with ``profile``."""
+    with Client(orders, account=account, api_key=KEYS[account], latency=profile) as c:
+        assert c.session.latency == profile
+        out = []
+        for i in range(N_ORDERS):
+            t0 = time.monotonic()
+            got = c.buy("BTC-PERP", "0.001", price=f"{50_000 - i}.0", timeout=10)
+            out.append((time.monotonic() - t0) * 1000)
+            assert got.status == "new"
+    return out
+
+
+@pytest.mark.deadline(120)
+def test_the_measured_ack_distribution_matches_the_profile(serve):
+    """A real server with two profiles; 40 orders each, acks timed by the client.
+
+    - constant 25 ms entry + 15 ms market data: every ack >= 40 ms, the
+      median in [40, 40 + SLACK_MS];
+    - uniform 20-60 ms entry: every ack >= 20 ms, the median in
+      [30, 60 + SLACK_MS] — 30 is the configured median 40 less three
+      standard errors of a 40-draw median of that uniform (3 x 40/(2 sqrt 40)
+      = 9.5 ms); it tells a uniform from a delay stuck at its minimum.
+
+    The lower bounds are the behaviour (the delay is applied: no ack can come
+    sooner); the upper ones only check that nothing far larger is added, with
+    a slack no loaded machine should reach. Not a speed assert."""
+    import statistics
+
+    sp = serve(latency={"seed": 1, "default": "", "profiles": ACK_PROFILES})
+    const = _acks_ms(sp.orders, 2, "const-40")
+    uni = _acks_ms(sp.orders, 3, "uniform-20-60")
+    assert min(const) >= 40.0, sorted(const)[:5]
+    assert 40.0 <= statistics.median(const) <= 40.0 + SLACK_MS, statistics.median(const)
+    assert min(uni) >= 20.0, sorted(uni)[:5]
+    assert 30.0 <= statistics.median(uni) <= 60.0 + SLACK_MS, statistics.median(uni)
