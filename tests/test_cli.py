@@ -157,3 +157,16 @@ def test_an_unknown_flag_without_a_command_shows_the_top_level_usage(capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: exchange-sim [-h]") and "unrecognized arguments: --bogus" in err
+
+
+def test_serve_refuses_an_index_feed_beside_a_replay(capsys):
+    """A wall-clock index feed would write wall-clock moves into a replay's
+    data-time journal: refused before anything binds, naming both."""
+    from pathlib import Path
+
+    import exchange_sim
+
+    sample = Path(exchange_sim.__file__).parent / "replay_data" / "sample"
+    assert main(["serve", "--replay", str(sample), "--feed", "random-walk", "--duration", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("exchange-sim: ") and "--replay and an index feed (random_walk" in err

@@ -101,6 +101,11 @@ def run(config: Config, *, orders: str | None = None, market_data: str | None = 
     venue (:mod:`exchange_sim.liquidity`; the config should come from
     :func:`exchange_sim.liquidity.with_liquidity`, which sets the grace).
     """
+    kind = (feed or ("csv" if feed_csv else None) or config.server.feed.kind).replace("-", "_")
+    if replay is not None and kind != "none":
+        # a wall-clock feed would put wall-clock index moves into a journal in data time
+        raise ValueError(f"--replay and an index feed ({kind}, from --feed or server.feed.kind): choose one; "
+                         "the recorded data is the index of a replay")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     venue = journal = None
