@@ -126,6 +126,17 @@ def test_settlement_price_is_the_30_minute_twap_of_the_index():
     v._check()
 
 
+def test_futures_expire_when_the_venue_settles_no_funding_of_its_own():
+    """A replay turns the venue's own funding off (``funding.automatic``):
+    its dated futures still settle at expiry."""
+    cfg = futures_config()
+    v = Venue(replace(cfg, funding=replace(cfg.funding, automatic=False)))
+    v.apply(Tick(), ts=E_DEC - 60 * MIN)
+    ev = v.apply(Tick(), ts=E_DEC + NS)
+    assert one(ev, FutureSettled, symbol=DEC).expiry == E_DEC
+    assert not of(ev, FundingRate)
+
+
 def test_expiry_three_accounts_zero_sum_to_the_unit():
     """A buys 20 lots from B and 10 from C at $60,000.0 (cost 30 × 600,000
     ticks); the index is $60,000 until 07:50 and $60,000.01 after, so the

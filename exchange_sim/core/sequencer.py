@@ -44,7 +44,7 @@ from exchange_sim.core.orders import OrderIndex
 from exchange_sim.core.protect import Protect
 from exchange_sim.core.reject import R, Reject, rejected
 from exchange_sim.core.state import State
-from exchange_sim.core.views import Views
+from exchange_sim.core.views import QUERIES, Views
 from exchange_sim.core.watch import Watch
 from exchange_sim.instruments import Instrument
 from protocol import messages as M
@@ -74,6 +74,8 @@ __all__ = ["Venue", "StopOrder"]
 _LIMIT = OrderType.LIMIT
 _NEW_ORDER, _CANCEL_ORDER = M.NewOrder, M.CancelOrder
 _USER = CancelCause.USER
+#: every read; ``query`` answers them unsequenced (views.QUERIES)
+_QUERIES = frozenset(QUERIES)
 _SETTLE_PASSES = 8  # --- protective orders: trigger / liquidation passes after one command
 
 
@@ -204,7 +206,8 @@ class Venue:
                         self._settle_funding(command.symbol, events, rate)
                     case M.Tick:
                         pass  # time only: the clock above ran what the new time made due
-                    case M.QueryAccount | M.QueryOpenOrders | M.QueryBook | M.QueryInstruments | M.QueryExplain:
+                    case _ if tc in _QUERIES:
+                        # a journal written before reads left the sequence holds queries: answer as views does
                         events.extend(self.views.query(command))
                     # --- leverage
                     case M.SetLeverage:
@@ -216,14 +219,9 @@ class Venue:
                         ))
                         events.append(self.views.account_update(acct))
                         self.watch.check(acct, events)
-                    case M.QueryLeverage | M.QueryLeverageTiers | M.QueryLedger:
-                        events.extend(self.views.query(command))
                     # --- dated futures (issue 16)
                     case M.ShockBasis:
                         self._shock_basis(command, events)
-                    case (M.QueryTrades | M.QueryCandles | M.QueryTicker | M.QueryFundingHistory | M.QueryPremiumIndex
-                          | M.QueryOrderHistory | M.QueryMyTrades | M.QueryOrder):  # --- history
-                        events.extend(self.views.query(command))
                     case _:
                         return [rejected(command, R.UNKNOWN_MESSAGE, f"unknown command {type(command).__name__}")]
         except Reject as rej:
@@ -260,16 +258,15 @@ class Venue:
         """Time-driven work due at ``now``: funding at each interval
         boundary of venue time (00:00, 08:00, 16:00 UTC with the default 8 h)."""
         s = self.state
-        if not s.config.funding.automatic:  # --- replay: recorded funding settles instead
-            return
-        interval = self.funding.interval_ns
-        if s.next_funding is None:
-            s.next_funding = (s.now // interval + 1) * interval
-        elif s.now >= s.next_funding:
-            # one settlement even if several boundaries passed with no command
-            s.next_funding = (s.now // interval + 1) * interval
-            self._settle_funding(None, events)
-        if s.futures:  # dated futures (issue 16)
+        if s.config.funding.automatic:  # off in a replay: the recorded funding settles instead
+            interval = self.funding.interval_ns
+            if s.next_funding is None:
+                s.next_funding = (s.now // interval + 1) * interval
+            elif s.now >= s.next_funding:
+                # one settlement even if several boundaries passed with no command
+                s.next_funding = (s.now // interval + 1) * interval
+                self._settle_funding(None, events)
+        if s.futures:  # dated futures (issue 16): they expire whatever funding does
             self._futures_clock(events)
 
     def _account(self, account_id) -> Account:
