@@ -1,0 +1,87 @@
+"""Raw HTTP against `exchange-sim gateway`: Binance's auth checks and error
+bodies (HTTP status + {"code", "msg"}), and the order types ccxt routes elsewhere."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+pytest.importorskip("aiohttp")
+
+from gateway_helpers import SECRETS, start_gateway  # noqa: E402
+from integration_helpers import KEYS, quote  # noqa: E402
+
+
+@pytest.fixture
+def gw(tmp_path, server):
+    g = start_gateway(tmp_path, server)
+    yield g
+    g.stop()
+
+
+def call(gw, method: str, path: str, params: dict | None = None, *, account: int | None = 2,
+         secret: str | None = None, ts_ms: int | None = None, sign: bool = True):
+    q = dict(params or {})
+    if account is not None:
+        q["timestamp"] = ts_ms if ts_ms is not None else int(time.time() * 1000)
+    qs = urllib.parse.urlencode(q)
+    if account is not None and sign:
+        key = (secret or SECRETS[account]).encode()
+        qs += "&signature=" + hmac.new(key, qs.encode(), hashlib.sha256).hexdigest()
+    req = urllib.request.Request(f"{gw.url}{path}?{qs}", method=method)
+    if account is not None:
+        req.add_header("X-MBX-APIKEY", KEYS[account])
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_auth_failures_are_binance_codes(server, gw):
+    assert call(gw, "GET", "/fapi/v2/balance", secret="wrong-secret") == (
+        400, {"code": -1022, "msg": "Signature for this request is not valid."})
+    stale = int(time.time() * 1000) - 60_000
+    assert call(gw, "GET", "/fapi/v2/balance", ts_ms=stale)[1]["code"] == -1021
+    status, body = call(gw, "GET", "/fapi/v2/balance", sign=False)
+    assert (status, body["code"]) == (400, -1102) and "signature" in body["msg"]
+    status, body = call(gw, "GET", "/fapi/v2/balance", {"foo": "1"})
+    assert (status, body["code"]) == (400, -1104) and "foo" in body["msg"]
+    ok = call(gw, "GET", "/fapi/v2/balance")
+    assert ok[0] == 200 and {b["asset"]: b["balance"] for b in ok[1]}["USDT"] == "1000000.000000"
+
+
+def test_error_codes_and_order_types(server, gw):
+    maker = quote(server)
+    try:
+        assert call(gw, "GET", "/fapi/v1/depth", {"symbol": "NOPE"}, account=None) == (
+            400, {"code": -1121, "msg": "Invalid symbol."})
+        assert call(gw, "GET", "/fapi/v1/order", {"symbol": "BTCUSDT", "orderId": 999999})[1]["code"] == -2013
+        assert call(gw, "DELETE", "/fapi/v1/order", {"symbol": "BTCUSDT", "orderId": 999999})[1]["code"] == -2011
+        gtx = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTX", "quantity": "0.1",
+               "price": "60010.0"}
+        assert call(gw, "POST", "/fapi/v1/order", gtx)[1]["code"] == -5022
+        off_tick = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.001",
+                    "price": "59000.05"}
+        assert call(gw, "POST", "/fapi/v1/order", off_tick)[1] == {"code": -4014, "msg": "Price not increased by tick size."}
+        assert call(gw, "POST", "/fapi/v1/positionSide/dual", {"dualSidePosition": "true"})[1]["code"] == -1130
+        assert call(gw, "GET", "/fapi/v1/positionSide/dual") == (200, {"dualSidePosition": False})
+        stop = {"symbol": "BTCUSDT", "side": "SELL", "type": "STOP_MARKET", "quantity": "0.1",
+                "stopPrice": "55000.0", "workingType": "MARK_PRICE", "newClientOrderId": "my-stop-1"}
+        status, o = call(gw, "POST", "/fapi/v1/order", stop)
+        assert status == 200, o
+        assert (o["type"], o["status"], o["stopPrice"], o["clientOrderId"], o["workingType"]) == (
+            "STOP_MARKET", "NEW", "55000.0", "my-stop-1", "MARK_PRICE")
+        opens = call(gw, "GET", "/fapi/v1/openOrders", {"symbol": "BTCUSDT"})[1]
+        assert [(x["orderId"], x["workingType"]) for x in opens] == [(o["orderId"], "MARK_PRICE")]
+        assert call(gw, "DELETE", "/fapi/v1/allOpenOrders", {"symbol": "BTCUSDT"})[1]["code"] == 200
+        assert call(gw, "GET", "/fapi/v1/openOrders")[1] == []
+    finally:
+        maker.close()
