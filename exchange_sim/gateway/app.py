@@ -19,7 +19,7 @@ from aiohttp import web
 
 from clients.aio import AsyncClient
 from clients.errors import Disconnected, ExchangeError, RequestTimeout
-from exchange_sim.gateway import auth, shapes
+from exchange_sim.gateway import auth, shapes, ws
 from exchange_sim.gateway.errors import BinanceError, for_reason, invalid, mandatory, not_read, unknown_order
 from protocol import messages as m
 from protocol.messages import RejectReason
@@ -84,8 +84,9 @@ def _ns(ms_value: int | None) -> int | None:
 
 class Gateway:
     def __init__(self, orders: str, keys: dict[str, auth.Key], server_key: str | None = None,
-                 timeout: float = 5.0):
+                 timeout: float = 5.0, market_data: str | None = None):
         self.orders = orders
+        self.market_data = market_data
         self.keys = keys
         self.server_key = server_key
         self.timeout = timeout
@@ -510,6 +511,8 @@ def make_app(gw: Gateway) -> web.Application:
     for method, path, fn, signed in ROUTES:
         app.router.add_route(method, path, _handler(gw, fn, signed))
         paths.add(path)
+    app.router.add_get("/ws/{streams:.+}", lambda r: ws.handle(gw, r, r.match_info["streams"].split("/"), False))
+    app.router.add_get("/stream", lambda r: ws.handle(gw, r, r.query.get("streams", "").split("/"), True))
     app.router.add_route("*", "/{tail:.*}", _not_found)
 
     async def _startup(_app):
@@ -524,11 +527,11 @@ def make_app(gw: Gateway) -> web.Application:
 
 
 def run(orders: str, host: str, port: int, keys: dict[str, auth.Key], server_key: str | None = None,
-        duration: float | None = None) -> int:
+        duration: float | None = None, market_data: str | None = None) -> int:
     """Serve until SIGINT/SIGTERM (or ``duration`` s); prints ``http: URL`` and ``ready``."""
 
     async def main() -> None:
-        gw = Gateway(orders, keys, server_key)
+        gw = Gateway(orders, keys, server_key, market_data=market_data)
         runner = web.AppRunner(make_app(gw))
         await runner.setup()
         site = web.TCPSite(runner, host, port)

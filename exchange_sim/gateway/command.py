@@ -15,8 +15,8 @@ import argparse
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML config of the venue: endpoints and the accounts' api_key/secret")
     p.add_argument("--orders", help="the venue's ROUTER endpoint (default: from the config)")
-    p.add_argument("--market-data", help="the venue's PUB endpoint (default: from the config; for the "
-                                         "WebSocket streams of a later phase)")
+    p.add_argument("--market-data", help="the venue's PUB endpoint, for the WebSocket streams "
+                                         "(default: from the config)")
     p.add_argument("--http", default="127.0.0.1:8081", help="HOST:PORT to serve HTTP on (port 0: any free port)")
     p.add_argument("--server-key", help="the server's CURVE public key, if it uses CURVE")
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: until SIGINT/SIGTERM)")
@@ -36,4 +36,4 @@ def run_from_args(args: argparse.Namespace) -> int:
     if not host or not port.isdigit():
         raise ValueError(f"--http must be HOST:PORT, not {args.http!r}")
     return app.run(args.orders or cfg.server.orders_endpoint, host, int(port), keys_from_config(cfg),
-                   args.server_key, args.duration)
+                   args.server_key, args.duration, args.market_data or cfg.server.market_data_endpoint)
