@@ -279,6 +279,71 @@ class Gateway:
         return shapes.order(rec, self.syms, working_type=a.get("working_type", "mark_price"),
                             close_position=a.get("close_position", False))
 
+    # --- algo orders: Binance serves conditional orders on /fapi/v1/algoOrder (ccxt sends
+    # STOP/TAKE_PROFIT/TRAILING there); to the venue they are ordinary conditional orders
+
+    _ALGO_NAMES = {"triggerPrice": "stopPrice", "activatePrice": "activationPrice", "clientAlgoId": "newClientOrderId"}
+
+    def _algo_params(self, p: Params) -> Params:
+        if p.req("algoType").upper() != "CONDITIONAL":
+            raise invalid("algoType")
+        q = Params([(self._ALGO_NAMES.get(k, k), v) for k, v in p.raw.items()])
+        q.read.add("algoType")
+        p.read.update(p.raw)  # every name is judged on q
+        return q
+
+    async def new_algo_order(self, p: Params, c: AsyncClient):
+        q = self._algo_params(p)
+        a = self._order_params(q)
+        if a["type"] in ("limit", "market"):
+            raise BinanceError(-1116, "Invalid orderType.")
+        q.done()
+        sym, side, qty, price = a.pop("symbol"), a.pop("side"), a.pop("qty"), a.pop("price")
+        res = await c.place(sym, side, qty, price, **a)
+        return shapes.algo_order(await c.order(res.order_id), self.syms,
+                                 working_type=a.get("working_type", "mark_price"),
+                                 close_position=a.get("close_position", False))
+
+    def _algo_ref(self, p: Params) -> tuple[int | None, str | None]:
+        self.venue_symbol(p, required=False)  # ccxt sends it; the id alone names the order
+        oid, cid = p.int("algoId"), p.get("clientAlgoId")
+        if oid is None and cid is None:
+            raise BinanceError(-1102, "Param 'clientAlgoId' or 'algoId' must be sent, but both were empty/null!")
+        return oid, cid
+
+    async def get_algo_order(self, p: Params, c: AsyncClient):
+        oid, cid = self._algo_ref(p)
+        p.done()
+        try:
+            rec = await c.order(oid, client_order_id=cid)
+        except ExchangeError as e:
+            if e.reason == RejectReason.UNKNOWN_ORDER:
+                raise unknown_order() from None
+            raise
+        return shapes.algo_order(rec, self.syms)
+
+    async def cancel_algo_order(self, p: Params, c: AsyncClient):
+        oid, cid = self._algo_ref(p)
+        p.done()
+        try:
+            rec = await c.order(oid, client_order_id=cid)
+        except ExchangeError as e:
+            if e.reason == RejectReason.UNKNOWN_ORDER:
+                raise BinanceError(-2011, "Unknown order sent.") from None
+            raise
+        if rec.status not in ("new", "partially_filled"):
+            raise BinanceError(-2011, "Unknown order sent.")
+        await c.cancel(rec.order_id)
+        return {"algoId": rec.order_id, "clientAlgoId": rec.client_order_id or "", "code": "200", "msg": "success"}
+
+    async def open_algo_orders(self, p: Params, c: AsyncClient):
+        sym = self.venue_symbol(p, required=False)
+        p.done()
+        opens = [o for o in await c.open_orders(sym) if o.type not in ("limit", "market")]
+        recs = await asyncio.gather(*(c.order(o.order_id) for o in opens))
+        return [shapes.algo_order(r, self.syms, working_type=o.working_type, close_position=o.close_position)
+                for o, r in zip(opens, recs) if not r.triggered]
+
     def _order_ref(self, p: Params) -> tuple[int | None, str | None]:
         oid = p.int("orderId")
         cid = p.get("origClientOrderId")
@@ -456,6 +521,10 @@ ROUTES: list[tuple[str, str, Handler, bool]] = [
     ("GET", "/fapi/v1/order", Gateway.get_order, True),
     ("DELETE", "/fapi/v1/order", Gateway.cancel_order, True),
     ("DELETE", "/fapi/v1/allOpenOrders", Gateway.cancel_all, True),
+    ("POST", "/fapi/v1/algoOrder", Gateway.new_algo_order, True),
+    ("GET", "/fapi/v1/algoOrder", Gateway.get_algo_order, True),
+    ("DELETE", "/fapi/v1/algoOrder", Gateway.cancel_algo_order, True),
+    ("GET", "/fapi/v1/openAlgoOrders", Gateway.open_algo_orders, True),
     ("GET", "/fapi/v1/openOrders", Gateway.open_orders, True),
     ("GET", "/fapi/v1/openOrder", Gateway.open_order, True),
     ("GET", "/fapi/v1/allOrders", Gateway.all_orders, True),

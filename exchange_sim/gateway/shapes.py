@@ -257,3 +257,27 @@ def balance(acct: models.AccountState, mk: models.Markets, alias: str, now_ms: i
              "availableBalance": s(acct.free if a == mk.settlement else bal),
              "maxWithdrawAmount": s(acct.free if a == mk.settlement else bal), "marginAvailable": True,
              "updateTime": now_ms} for a, bal in acct.balances.items()]
+
+
+def algo_status(o: models.OrderRecord) -> str:
+    """Binance's algo-order status of a conditional order's venue record."""
+    if o.status in ("new", "partially_filled"):
+        return "TRIGGERED" if o.triggered else "NEW"
+    if o.status == "filled" or o.triggered:
+        return "FINISHED"
+    return {"cancelled": "CANCELED", "expired": "EXPIRED", "rejected": "REJECTED"}.get(o.status, "NEW")
+
+
+def algo_order(o: models.OrderRecord, syms: Symbols, *, working_type: str = "mark_price",
+               close_position: bool = False) -> dict:
+    """A conditional order as Binance's algo-order API shows it (POST/GET/DELETE
+    /fapi/v1/algoOrder): ``algoId`` is the venue order id."""
+    return {"algoId": o.order_id, "clientAlgoId": o.client_order_id or "", "algoType": "CONDITIONAL",
+            "orderType": BINANCE_TYPE.get(o.type, o.type.upper()), "symbol": syms.binance(o.symbol),
+            "side": o.side.upper(), "positionSide": "BOTH", "timeInForce": BINANCE_TIF.get(o.tif, o.tif.upper()),
+            "quantity": s(o.qty), "algoStatus": algo_status(o), "triggerPrice": s(o.stop_price or 0),
+            "price": s(o.price or 0), "icebergQuantity": None, "selfTradePreventionMode": "EXPIRE_TAKER",
+            "workingType": BINANCE_WORKING[working_type], "priceMatch": "NONE", "closePosition": close_position,
+            "priceProtect": False, "reduceOnly": o.reduce_only, "createTime": ms(o.time),
+            "updateTime": ms(o.update_time or o.time), "triggerTime": ms(o.update_time) if o.triggered else 0,
+            "goodTillDate": 0}

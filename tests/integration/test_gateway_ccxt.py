@@ -64,9 +64,15 @@ def test_ccxt_binanceusdm_market_data_and_trading(server, gateway):
         assert cancelled["status"] == "canceled"
         assert ex.fetch_open_orders("BTC/USDT:USDT") == []
 
-        # (stop-market through ccxt: this ccxt sends conditional orders to Binance's
-        # algo-order API, POST /fapi/v1/algoOrder, not served yet; the raw tests place
-        # STOP_MARKET on /fapi/v1/order)
+        # a reduce-only stop-market below the market rests untriggered (this ccxt sends
+        # conditional orders to Binance's algo-order API, /fapi/v1/algoOrder)
+        stop = ex.create_order("BTC/USDT:USDT", "market", "sell", 0.1, None,
+                               {"stopPrice": 55000, "reduceOnly": True})
+        assert stop["status"] == "open" and stop["triggerPrice"] == 55000.0 and stop["reduceOnly"]
+        assert ex.fetch_order(stop["id"], "BTC/USDT:USDT", {"trigger": True})["status"] == "open"
+        assert [o["id"] for o in ex.fetch_open_orders("BTC/USDT:USDT", params={"trigger": True})] == [stop["id"]]
+        ex.cancel_order(stop["id"], "BTC/USDT:USDT", {"trigger": True})
+        assert ex.fetch_open_orders("BTC/USDT:USDT", params={"trigger": True}) == []
 
         # reduce-only closes the long; one more reduce-only sell would increase and is refused
         close = ex.create_order("BTC/USDT:USDT", "market", "sell", 0.1, None, {"reduceOnly": True})
