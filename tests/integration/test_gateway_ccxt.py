@@ -82,3 +82,35 @@ def test_ccxt_binanceusdm_market_data_and_trading(server, gateway):
             ex.create_order("BTC/USDT:USDT", "market", "sell", 0.1, None, {"reduceOnly": True})
     finally:
         maker.close()
+
+
+@pytest.mark.deadline(120)
+def test_ccxt_binanceusdm_more_unified_calls(server, gateway):
+    maker = quote(server)
+    try:
+        ex = binanceusdm(gateway.url)
+        ex.load_markets()
+        fr = ex.fetch_funding_rate("BTC/USDT:USDT")
+        assert fr["symbol"] == "BTC/USDT:USDT" and fr["markPrice"] > 0 and fr["fundingRate"] is not None
+        # post-only at the ask would take: refused; below it, it rests
+        with pytest.raises(ccxt.ExchangeError, match="-5022"):
+            ex.create_order("BTC/USDT:USDT", "limit", "buy", 0.1, 60010, {"postOnly": True})
+        po = ex.create_order("BTC/USDT:USDT", "limit", "buy", 0.1, 59980, {"postOnly": True})
+        assert po["status"] == "open" and po["postOnly"]
+        assert ex.fetch_order_book("BTC/USDT:USDT")["bids"][0] == [59990.0, 5.0]
+        ex.cancel_all_orders("BTC/USDT:USDT")
+        assert ex.fetch_open_orders("BTC/USDT:USDT") == []
+        assert [(o["id"], o["status"]) for o in ex.fetch_orders("BTC/USDT:USDT")] == [(po["id"], "canceled")]
+        # isolated while flat, then back to cross
+        ex.set_margin_mode("isolated", "BTC/USDT:USDT")
+        # (read on v2 positionRisk, which lists flat symbols too; ccxt's fetch_positions skips flat ones)
+        assert ex.fapiPrivateV2GetPositionRisk({"symbol": "BTCUSDT"})[0]["marginType"] == "isolated"
+        ex.set_margin_mode("cross", "BTC/USDT:USDT")
+        # a take-profit-market above the market (through the algo-order API)
+        entry = ex.create_order("BTC/USDT:USDT", "market", "buy", 0.1)
+        assert [o["id"] for o in ex.fetch_closed_orders("BTC/USDT:USDT")] == [entry["id"]]  # filled; the cancelled one is not "closed"
+        tp = ex.create_order("BTC/USDT:USDT", "market", "sell", 0.1, None,
+                             {"takeProfitPrice": 65000, "reduceOnly": True})
+        assert tp["status"] == "open" and tp["triggerPrice"] == 65000.0
+    finally:
+        maker.close()
