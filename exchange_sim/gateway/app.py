@@ -13,6 +13,7 @@ import json
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -76,6 +77,13 @@ class Params:
         sent = list(self.raw)
         if set(sent) - self.read:
             raise not_read([k for k in sent if k in self.read], sent)
+
+
+def _decimal(p: Params, name: str) -> Decimal:
+    try:
+        return Decimal(p.req(name))
+    except ArithmeticError:
+        raise invalid(name) from None
 
 
 def _ns(ms_value: int | None) -> int | None:
@@ -383,6 +391,36 @@ class Gateway:
         await c.cancel(rec.order_id)
         return shapes.order(await c.order(rec.order_id), self.syms)
 
+    async def modify_order(self, p: Params, c: AsyncClient):
+        """PUT /fapi/v1/order (Binance: LIMIT orders only; ``quantity`` is the order's
+        total, the venue's AmendOrder takes the remaining: total - executed)."""
+        sym = self.venue_symbol(p)
+        oid, cid = self._order_ref(p)
+        side = p.req("side").upper()
+        qty, price = _decimal(p, "quantity"), _decimal(p, "price")
+        if p.get("priceMatch", "NONE").upper() != "NONE":
+            raise invalid("priceMatch")
+        p.done()
+        rec = await self._record(c, sym, oid, cid)
+        if rec.status not in ("new", "partially_filled"):
+            raise unknown_order()
+        if rec.type != "limit":
+            raise BinanceError(-1116, "Invalid orderType.")
+        if side != rec.side.upper():
+            raise invalid("side")
+        remaining = qty - rec.filled
+        if remaining <= 0:
+            raise invalid("quantity")
+        await c.amend(sym, rec.order_id, qty=remaining if remaining != rec.remaining else None,
+                      price=price if price != rec.price else None)
+        return shapes.order(await c.order(rec.order_id), self.syms)
+
+    async def commission_rate(self, p: Params, c: AsyncClient):
+        ins = self.mk[self.venue_symbol(p)]
+        p.done()
+        return {"symbol": self.syms.binance(ins.symbol), "makerCommissionRate": shapes.s(ins.maker_fee),
+                "takerCommissionRate": shapes.s(ins.taker_fee)}
+
     async def cancel_all(self, p: Params, c: AsyncClient):
         sym = self.venue_symbol(p)
         p.done()
@@ -520,6 +558,8 @@ ROUTES: list[tuple[str, str, Handler, bool]] = [
     ("POST", "/fapi/v1/order", Gateway.new_order, True),
     ("GET", "/fapi/v1/order", Gateway.get_order, True),
     ("DELETE", "/fapi/v1/order", Gateway.cancel_order, True),
+    ("PUT", "/fapi/v1/order", Gateway.modify_order, True),
+    ("GET", "/fapi/v1/commissionRate", Gateway.commission_rate, True),
     ("DELETE", "/fapi/v1/allOpenOrders", Gateway.cancel_all, True),
     ("POST", "/fapi/v1/algoOrder", Gateway.new_algo_order, True),
     ("GET", "/fapi/v1/algoOrder", Gateway.get_algo_order, True),

@@ -97,6 +97,10 @@ def test_ccxt_binanceusdm_more_unified_calls(server, gateway):
             ex.create_order("BTC/USDT:USDT", "limit", "buy", 0.1, 60010, {"postOnly": True})
         po = ex.create_order("BTC/USDT:USDT", "limit", "buy", 0.1, 59980, {"postOnly": True})
         assert po["status"] == "open" and po["postOnly"]
+        edited = ex.edit_order(po["id"], "BTC/USDT:USDT", "limit", "buy", 0.3, 59970)
+        assert (edited["id"], edited["price"], edited["amount"], edited["remaining"]) == (po["id"], 59970.0, 0.3, 0.3)
+        fees = ex.fetch_trading_fee("BTC/USDT:USDT")
+        assert fees["maker"] is not None and fees["taker"] >= fees["maker"]
         assert ex.fetch_order_book("BTC/USDT:USDT")["bids"][0] == [59990.0, 5.0]
         ex.cancel_all_orders("BTC/USDT:USDT")
         assert ex.fetch_open_orders("BTC/USDT:USDT") == []

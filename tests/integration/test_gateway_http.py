@@ -85,3 +85,13 @@ def test_error_codes_and_order_types(server, gw):
         assert call(gw, "GET", "/fapi/v1/openOrders")[1] == []
     finally:
         maker.close()
+
+
+def test_modify_refuses_bad_numbers_and_unknown_orders(server, gw):
+    bad = {"symbol": "BTCUSDT", "orderId": 1, "side": "BUY", "quantity": "lots", "price": "59000.0"}
+    assert call(gw, "PUT", "/fapi/v1/order", bad) == (
+        400, {"code": -1130, "msg": "Data sent for parameter 'quantity' is not valid."})
+    gone = {**bad, "quantity": "0.1", "orderId": 424242}
+    assert call(gw, "PUT", "/fapi/v1/order", gone)[1]["code"] == -2013
+    fees = call(gw, "GET", "/fapi/v1/commissionRate", {"symbol": "BTCUSDT"})[1]
+    assert set(fees) == {"symbol", "makerCommissionRate", "takerCommissionRate"} and fees["symbol"] == "BTCUSDT"
