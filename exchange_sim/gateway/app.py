@@ -352,6 +352,34 @@ class Gateway:
         return [shapes.algo_order(r, self.syms, working_type=o.working_type, close_position=o.close_position)
                 for o, r in zip(opens, recs) if not r.triggered]
 
+    async def batch_orders(self, p: Params, c: AsyncClient):
+        """POST /fapi/v1/batchOrders: up to 5 orders (JSON list in ``batchOrders``);
+        the answer lists each order or its error, in order, as Binance."""
+        try:
+            items = json.loads(p.req("batchOrders"))
+        except ValueError:
+            raise invalid("batchOrders") from None
+        if not isinstance(items, list) or not 1 <= len(items) <= 5 or not all(isinstance(x, dict) for x in items):
+            raise invalid("batchOrders")
+        p.done()
+        out: list = []
+        for item in items:
+            q = Params([(k, v if isinstance(v, str) else json.dumps(v)) for k, v in item.items()])
+            q.read.difference_update(SIGNING)  # signing fields belong to the request, not to an item
+            try:
+                a = self._order_params(q)
+                q.done()
+                sym, side, qty, price = a.pop("symbol"), a.pop("side"), a.pop("qty"), a.pop("price")
+                res = await c.place(sym, side, qty, price, **a)
+                out.append(shapes.order(await c.order(res.order_id), self.syms,
+                                        working_type=a.get("working_type", "mark_price"),
+                                        close_position=a.get("close_position", False)))
+            except BinanceError as e:
+                out.append(e.body())
+            except ExchangeError as e:
+                out.append(for_reason(e.reason, str(e)).body())
+        return out
+
     def _order_ref(self, p: Params) -> tuple[int | None, str | None]:
         oid = p.int("orderId")
         cid = p.get("origClientOrderId")
@@ -559,6 +587,7 @@ ROUTES: list[tuple[str, str, Handler, bool]] = [
     ("GET", "/fapi/v1/order", Gateway.get_order, True),
     ("DELETE", "/fapi/v1/order", Gateway.cancel_order, True),
     ("PUT", "/fapi/v1/order", Gateway.modify_order, True),
+    ("POST", "/fapi/v1/batchOrders", Gateway.batch_orders, True),
     ("GET", "/fapi/v1/commissionRate", Gateway.commission_rate, True),
     ("DELETE", "/fapi/v1/allOpenOrders", Gateway.cancel_all, True),
     ("POST", "/fapi/v1/algoOrder", Gateway.new_algo_order, True),

@@ -99,12 +99,16 @@ def test_ccxt_binanceusdm_more_unified_calls(server, gateway):
         assert po["status"] == "open" and po["postOnly"]
         edited = ex.edit_order(po["id"], "BTC/USDT:USDT", "limit", "buy", 0.3, 59970)
         assert (edited["id"], edited["price"], edited["amount"], edited["remaining"]) == (po["id"], 59970.0, 0.3, 0.3)
+        pair = ex.create_orders([{"symbol": "BTC/USDT:USDT", "type": "limit", "side": "buy", "amount": 0.1, "price": 59000},
+                                 {"symbol": "BTC/USDT:USDT", "type": "limit", "side": "sell", "amount": 0.1, "price": 61000}])
+        assert [(o["side"], o["price"], o["status"]) for o in pair] == [("buy", 59000.0, "open"), ("sell", 61000.0, "open")]
         fees = ex.fetch_trading_fee("BTC/USDT:USDT")
         assert fees["maker"] is not None and fees["taker"] >= fees["maker"]
         assert ex.fetch_order_book("BTC/USDT:USDT")["bids"][0] == [59990.0, 5.0]
         ex.cancel_all_orders("BTC/USDT:USDT")
         assert ex.fetch_open_orders("BTC/USDT:USDT") == []
-        assert [(o["id"], o["status"]) for o in ex.fetch_orders("BTC/USDT:USDT")] == [(po["id"], "canceled")]
+        assert {(o["id"], o["status"]) for o in ex.fetch_orders("BTC/USDT:USDT")} == {
+            (o["id"], "canceled") for o in (po, *pair)}
         # isolated while flat, then back to cross
         ex.set_margin_mode("isolated", "BTC/USDT:USDT")
         # (read on v2 positionRisk, which lists flat symbols too; ccxt's fetch_positions skips flat ones)

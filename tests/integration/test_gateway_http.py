@@ -95,3 +95,18 @@ def test_modify_refuses_bad_numbers_and_unknown_orders(server, gw):
     assert call(gw, "PUT", "/fapi/v1/order", gone)[1]["code"] == -2013
     fees = call(gw, "GET", "/fapi/v1/commissionRate", {"symbol": "BTCUSDT"})[1]
     assert set(fees) == {"symbol", "makerCommissionRate", "takerCommissionRate"} and fees["symbol"] == "BTCUSDT"
+
+
+def test_batch_orders_answer_each_order_or_its_error(server, gw):
+    items = [{"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.1",
+              "price": "59000.0", "newClientOrderId": "b-1"},
+             {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.1",
+              "price": "59000.0", "bogus": "1"},
+             {"symbol": "NOPE", "side": "SELL", "type": "MARKET", "quantity": "0.1"}]
+    status, out = call(gw, "POST", "/fapi/v1/batchOrders", {"batchOrders": json.dumps(items)})
+    assert status == 200 and len(out) == 3
+    assert (out[0]["clientOrderId"], out[0]["status"], out[0]["price"]) == ("b-1", "NEW", "59000.0")
+    assert out[1]["code"] == -1104 and "bogus" in out[1]["msg"]
+    assert out[2] == {"code": -1121, "msg": "Invalid symbol."}
+    opens = call(gw, "GET", "/fapi/v1/openOrders", {"symbol": "BTCUSDT"})[1]
+    assert [o["clientOrderId"] for o in opens] == ["b-1"]
