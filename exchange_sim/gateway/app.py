@@ -322,23 +322,12 @@ class Gateway:
     async def get_algo_order(self, p: Params, c: AsyncClient):
         oid, cid = self._algo_ref(p)
         p.done()
-        try:
-            rec = await c.order(oid, client_order_id=cid)
-        except ExchangeError as e:
-            if e.reason == RejectReason.UNKNOWN_ORDER:
-                raise unknown_order() from None
-            raise
-        return shapes.algo_order(rec, self.syms)
+        return shapes.algo_order(await self._find(c, oid, cid), self.syms)
 
     async def cancel_algo_order(self, p: Params, c: AsyncClient):
         oid, cid = self._algo_ref(p)
         p.done()
-        try:
-            rec = await c.order(oid, client_order_id=cid)
-        except ExchangeError as e:
-            if e.reason == RejectReason.UNKNOWN_ORDER:
-                raise BinanceError(-2011, "Unknown order sent.") from None
-            raise
+        rec = await self._find(c, oid, cid, cancel=True)
         if rec.status not in ("new", "partially_filled"):
             raise BinanceError(-2011, "Unknown order sent.")
         await c.cancel(rec.order_id)
@@ -387,16 +376,23 @@ class Gateway:
             raise BinanceError(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
         return oid, cid
 
-    async def _record(self, c: AsyncClient, sym: str, oid, cid):
+    @staticmethod
+    async def _find(c: AsyncClient, oid, cid, sym: str | None = None, *, cancel: bool = False):
+        """The order's record; unknown (or of another symbol): Binance's -2013,
+        or -2011 when the request was a cancel."""
+        missing = BinanceError(-2011, "Unknown order sent.") if cancel else unknown_order()
         try:
             rec = await c.order(oid, client_order_id=cid)
         except ExchangeError as e:
             if e.reason == RejectReason.UNKNOWN_ORDER:
-                raise unknown_order() from None
+                raise missing from None
             raise
-        if rec.symbol != sym:
-            raise unknown_order()
+        if sym is not None and rec.symbol != sym:
+            raise missing
         return rec
+
+    async def _record(self, c: AsyncClient, sym: str, oid, cid):
+        return await self._find(c, oid, cid, sym)
 
     async def get_order(self, p: Params, c: AsyncClient):
         sym = self.venue_symbol(p)
@@ -408,13 +404,8 @@ class Gateway:
         sym = self.venue_symbol(p)
         oid, cid = self._order_ref(p)
         p.done()
-        try:
-            rec = await c.order(oid, client_order_id=cid)
-        except ExchangeError as e:
-            if e.reason == RejectReason.UNKNOWN_ORDER:
-                raise BinanceError(-2011, "Unknown order sent.") from None
-            raise
-        if rec.symbol != sym or rec.status not in ("new", "partially_filled"):
+        rec = await self._find(c, oid, cid, sym, cancel=True)
+        if rec.status not in ("new", "partially_filled"):
             raise BinanceError(-2011, "Unknown order sent.")
         await c.cancel(rec.order_id)
         return shapes.order(await c.order(rec.order_id), self.syms)
@@ -626,7 +617,16 @@ def _handler(gw: Gateway, fn: Handler, signed: bool):
             if signed:
                 key = auth.check(gw.keys, request.headers.get("X-MBX-APIKEY"), query, body, p.raw, now_ms())
                 client = await gw.session(key)
-            out = await fn(gw, p, client)
+            try:
+                out = await fn(gw, p, client)
+            except ExchangeError as e:
+                if not signed or e.reason != RejectReason.NOT_LOGGED_IN:
+                    raise
+                # the venue restarted and forgot this session: the refused command changed
+                # nothing, so log in again and run the request once more
+                client.session = None
+                p = Params(pairs)
+                out = await fn(gw, p, await gw.session(key))
             p.done()
             return _json(200, out)
         except BinanceError as e:

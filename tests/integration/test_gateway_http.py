@@ -110,3 +110,39 @@ def test_batch_orders_answer_each_order_or_its_error(server, gw):
     assert out[2] == {"code": -1121, "msg": "Invalid symbol."}
     opens = call(gw, "GET", "/fapi/v1/openOrders", {"symbol": "BTCUSDT"})[1]
     assert [o["clientOrderId"] for o in opens] == ["b-1"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.deadline(90)
+def test_a_venue_restart_costs_the_gateway_nothing(tmp_path):
+    """The gateway keeps no venue state: after the venue is killed (-9, so no
+    goodbye reaches the gateway's session) and restarts on the same endpoints,
+    a signed request logs in again by itself and is answered."""
+    from integration_helpers import start_server
+
+    ports = ("--orders", f"tcp://127.0.0.1:{_free_port()}", "--market-data", f"tcp://127.0.0.1:{_free_port()}")
+    first = start_server(tmp_path, args=ports)
+    g = start_gateway(tmp_path, first)
+    try:
+        assert call(g, "GET", "/fapi/v2/balance")[0] == 200
+        first.proc.kill()
+        first.proc.wait(10)
+        second = start_server(tmp_path, args=ports)
+        try:
+            status, out = call(g, "POST", "/fapi/v1/order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
+                                                              "timeInForce": "GTC", "quantity": "0.1",
+                                                              "price": "59000.0"})
+            assert status == 200 and out["status"] == "NEW"
+            assert [o["orderId"] for o in call(g, "GET", "/fapi/v1/openOrders")[1]] == [out["orderId"]]
+        finally:
+            second.stop()
+    finally:
+        g.stop()
+        first.stop()
