@@ -649,6 +649,7 @@ def make_app(gw: Gateway) -> web.Application:
     for method, path, fn, signed in ROUTES:
         app.router.add_route(method, path, _handler(gw, fn, signed))
         paths.add(path)
+    app.router.add_get("/ws", lambda r: ws.handle(gw, r, [], False))
     app.router.add_get("/ws/{streams:.+}", lambda r: ws.handle(gw, r, r.match_info["streams"].split("/"), False))
     app.router.add_get("/stream", lambda r: ws.handle(gw, r, r.query.get("streams", "").split("/"), True))
     app.router.add_route("*", "/{tail:.*}", _not_found)

@@ -90,3 +90,37 @@ async def _local_book(server, gw, n_orders: int) -> None:
 @pytest.mark.deadline(120)
 def test_local_book_by_binance_procedure_equals_depth(server, gw):
     asyncio.run(_local_book(server, gw, 450))
+
+
+async def _live_subscribe(server, gw) -> None:
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(f"{gw.url}/ws")
+        maker = await AsyncClient.connect(server.orders, 1, KEYS[1])
+        taker = await AsyncClient.connect(server.orders, 2, KEYS[2])
+        try:
+            await ws.send_json({"method": "SUBSCRIBE", "params": ["btcusdt@aggTrade"], "id": 1})
+            assert json.loads((await ws.receive(timeout=10)).data) == {"result": None, "id": 1}
+            await ws.send_json({"method": "SUBSCRIBE", "params": ["nope@aggTrade"], "id": 2})
+            err = json.loads((await ws.receive(timeout=10)).data)
+            assert err["id"] == 2 and "nope" in err["error"]["msg"]
+            await ws.send_json({"method": "LIST_SUBSCRIPTIONS", "id": 3})
+            assert json.loads((await ws.receive(timeout=10)).data) == {"result": ["btcusdt@aggTrade"], "id": 3}
+            await maker.sell("BTC-PERP", "1", "60010.0")
+            await taker.buy("BTC-PERP", "0.25")
+            agg = json.loads((await ws.receive(timeout=10)).data)
+            assert (agg["e"], agg["p"], agg["q"]) == ("aggTrade", "60010.0", "0.250")
+            await ws.send_json({"method": "UNSUBSCRIBE", "params": ["btcusdt@aggTrade"], "id": 4})
+            assert json.loads((await ws.receive(timeout=10)).data) == {"result": None, "id": 4}
+            await taker.buy("BTC-PERP", "0.25")
+            await ws.send_json({"method": "LIST_SUBSCRIPTIONS", "id": 5})
+            # the next frame is the list, not a trade: the stream is gone
+            assert json.loads((await ws.receive(timeout=10)).data) == {"result": [], "id": 5}
+        finally:
+            await maker.close()
+            await taker.close()
+            await ws.close()
+
+
+@pytest.mark.deadline(60)
+def test_subscribe_list_unsubscribe_on_a_live_socket(server, gw):
+    asyncio.run(_live_subscribe(server, gw))
