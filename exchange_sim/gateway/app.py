@@ -151,7 +151,7 @@ class Gateway:
         return {"serverTime": now_ms()}
 
     async def exchange_info(self, p: Params, c=None):
-        return shapes.exchange_info(self.mk, self.syms, now_ms())
+        return shapes.exchange_info(self.mk, self.syms, now_ms(), await self.public.leverage_tiers())
 
     async def depth(self, p: Params, c=None):
         sym = self.venue_symbol(p)

@@ -69,21 +69,25 @@ def _decimals(step: Decimal) -> int:
 # ----------------------------------------------------------- public
 
 
-def exchange_info(mk: models.Markets, syms: Symbols, now_ms: int) -> dict:
+def exchange_info(mk: models.Markets, syms: Symbols, now_ms: int,
+                  tiers: dict[str, tuple[models.LeverageTier, ...]]) -> dict:
+    """Margin percents are the first leverage tier's rates; Binance's triggerProtect,
+    liquidationFee and marketTakeBound are left out (the venue has no such per-symbol figures)."""
     symbols = []
     for ins in mk.instruments.values():
         perpetual = ins.kind != "future"
+        first = tiers.get(ins.symbol, ())[:1]
         symbols.append({
             "symbol": syms.binance(ins.symbol), "pair": f"{ins.underlying}{ins.settlement}",
             "contractType": "PERPETUAL" if perpetual else "CURRENT_QUARTER",
             "deliveryDate": 4133404800000 if perpetual else ms(ins.expiry_ns), "onboardDate": 0,
             "status": {"trading": "TRADING", "pending": "PENDING_TRADING", "settled": "SETTLING"}.get(ins.state, "TRADING"),
-            "maintMarginPercent": "2.5000", "requiredMarginPercent": "5.0000",
+            "maintMarginPercent": s(first[0].mm_rate * 100) if first else "0",
+            "requiredMarginPercent": s(first[0].im_rate * 100) if first else "0",
             "baseAsset": ins.underlying, "quoteAsset": ins.settlement, "marginAsset": ins.settlement,
             "pricePrecision": _decimals(ins.tick_size), "quantityPrecision": _decimals(ins.lot_size),
             "baseAssetPrecision": 8, "quotePrecision": 8, "underlyingType": "COIN", "underlyingSubType": [],
-            "settlePlan": 0, "triggerProtect": "0.0500", "liquidationFee": "0.012500", "marketTakeBound": "0.05",
-            "maxMoveOrderLimit": 10000,
+            "settlePlan": 0,
             "filters": [
                 {"filterType": "PRICE_FILTER", "minPrice": s(ins.tick_size), "maxPrice": "100000000",
                  "tickSize": s(ins.tick_size)},

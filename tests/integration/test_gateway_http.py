@@ -146,3 +146,12 @@ def test_a_venue_restart_costs_the_gateway_nothing(tmp_path):
     finally:
         g.stop()
         first.stop()
+
+
+def test_exchange_info_margin_percents_are_the_first_bracket(server, gw):
+    info = call(gw, "GET", "/fapi/v1/exchangeInfo", account=None)[1]
+    btc = next(x for x in info["symbols"] if x["symbol"] == "BTCUSDT")
+    first = call(gw, "GET", "/fapi/v1/leverageBracket", {"symbol": "BTCUSDT"})[1]["brackets"][0]
+    assert float(btc["maintMarginPercent"]) == pytest.approx(first["maintMarginRatio"] * 100)
+    assert float(btc["requiredMarginPercent"]) == pytest.approx(100 / first["initialLeverage"])
+    assert {f["filterType"]: f for f in btc["filters"]}["MIN_NOTIONAL"]["notional"] == "5"
