@@ -1,5 +1,6 @@
 """WebSocket market streams (``/ws/<stream>`` and ``/stream?streams=a/b``):
-``<symbol>@depth@100ms`` (also ``@depth``: 250 ms) and ``<symbol>@aggTrade``.
+``<symbol>@depth@100ms`` (also ``@depth``: 250 ms), ``<symbol>@aggTrade`` and
+``<symbol>@markPrice`` / ``@markPrice@1s`` (every 3 s / 1 s, as Binance).
 
 Each WebSocket has its own SUB socket on the venue's market data: nothing is
 shared, nothing outlives the connection. Depth diffs follow Binance's
@@ -67,6 +68,8 @@ def _stream(gw, name: str) -> tuple[str, str, float]:
         return sym, "depth", INTERVAL_S[speed or "250ms"]
     if kind == "aggTrade" and not speed:
         return sym, "aggTrade", 0.0
+    if kind == "markPrice" and speed in ("", "1s"):
+        return sym, "markPrice", 1.0 if speed else 3.0
     raise BinanceError(-1100, f"Invalid stream name: {name}")
 
 
@@ -84,13 +87,17 @@ class _Conn:
         self.sub.connect(gw.market_data)
 
     def names(self) -> list[str]:
-        return [d.stream for ds in self.depth.values() for d in ds] + [n for ns in self.trades.values() for n in ns]
+        marks = [n for n in self.flushers if "@markPrice" in n]
+        return ([d.stream for ds in self.depth.values() for d in ds] + [n for ns in self.trades.values() for n in ns]
+                + marks)
 
     def add(self, name: str) -> None:
         if name in self.names():
             return
         sym, kind, every = _stream(self.gw, name)
-        if kind == "depth":
+        if kind == "markPrice":  # Binance's is periodic too (3 s, or 1 s): read the premium index each time
+            self.flushers[name] = asyncio.create_task(self.mark(name, sym, every))
+        elif kind == "depth":
             d = _Depth(name, sym, every)
             self.depth.setdefault(sym, []).append(d)
             self.flushers[name] = asyncio.create_task(self.flush(d))
@@ -136,6 +143,16 @@ class _Conn:
             out = d.take(ins, binance)
             if out is not None:
                 await self.send(d.stream, out)
+
+    async def mark(self, name: str, sym: str, every: float) -> None:
+        gw = self.gw
+        while True:
+            await asyncio.sleep(every)
+            p = await gw.public.premium_index(sym)
+            await self.send(name, {"e": "markPriceUpdate", "E": time.time_ns() // shapes.NS_PER_MS,
+                                   "s": gw.syms.binance(sym), "p": shapes.s(p.mark), "i": shapes.s(p.index),
+                                   "P": shapes.s(p.index), "r": shapes.s(p.predicted_funding_rate),
+                                   "T": shapes.ms(p.next_funding_time)})
 
     async def control(self, text: str) -> None:
         """Binance's live subscribing: SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS."""

@@ -124,3 +124,21 @@ async def _live_subscribe(server, gw) -> None:
 @pytest.mark.deadline(60)
 def test_subscribe_list_unsubscribe_on_a_live_socket(server, gw):
     asyncio.run(_live_subscribe(server, gw))
+
+
+async def _mark(gw) -> None:
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(f"{gw.url}/ws/btcusdt@markPrice@1s")
+        try:
+            ev = json.loads((await ws.receive(timeout=10)).data)
+            async with http.get(f"{gw.url}/fapi/v1/premiumIndex", params={"symbol": "BTCUSDT"}) as r:
+                rest = await r.json()
+            assert (ev["e"], ev["s"]) == ("markPriceUpdate", "BTCUSDT")
+            assert Decimal(ev["p"]) > 0 and ev["T"] == rest["nextFundingTime"] and ev["i"] == rest["indexPrice"]
+        finally:
+            await ws.close()
+
+
+@pytest.mark.deadline(60)
+def test_mark_price_stream_agrees_with_premium_index(server, gw):
+    asyncio.run(_mark(gw))
