@@ -22,7 +22,8 @@ module's imports (``ast``, nothing imported) and enforces this.
    application.
 3. **Applications** — programs built from both: ``exchange-sim``'s command
    line (:mod:`exchange_sim.cli`), the demo (:mod:`exchange_sim.demo`), the
-   web page (:mod:`exchange_sim.web`), the load generator
+   web page (:mod:`exchange_sim.web`), the Binance gateway
+   (:mod:`exchange_sim.gateway`), the load generator
    (:mod:`clients.loadgen`) and the example bots (:mod:`clients.bots`). They
    may import the core and the clients. They live beside the layer they are
    closest to (``exchange-sim load`` and the bots are clients at heart that

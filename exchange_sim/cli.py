@@ -336,6 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_stress = sub.add_parser("stress", help="what-if scenarios over a venue state, each with its full cascade; report",
                               description=stress_doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     stress_arguments(p_stress).set_defaults(func=_cmd_stress)
+    # --- gateway: Binance USD-M futures REST in front of the venue (docs/binance-gateway.md)
+    from exchange_sim.gateway.command import __doc__ as gateway_doc, add_arguments as gateway_arguments, run_from_args
+
+    p_gateway = sub.add_parser("gateway", help="serve Binance USD-M futures REST in front of a running venue",
+                               description=gateway_doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    gateway_arguments(p_gateway).set_defaults(func=run_from_args)
     parser.commands = sub.choices  # name -> subparser: an unknown flag is reported with its command's usage
     return parser
 

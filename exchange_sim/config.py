@@ -209,6 +209,9 @@ class DemoAccount(_Frozen, kw_only=True):
     deposits: dict[str, DecimalStr] = {}
     # --- latency: the profile (a key of server.latency.profiles) this key's sessions get ("" = the default)
     latency: str = ""
+    # --- gateway: the HMAC-SHA256 secret of this key for `exchange-sim gateway`'s signed
+    # Binance endpoints ("" = the key cannot sign there); the venue itself never reads it
+    secret: Annotated[str, Meta(max_length=256)] = ""
 
     def __repr__(self) -> str:  # never print a secret by accident
         return f"DemoAccount(account={self.account}, name={self.name!r}, api_key='***')"

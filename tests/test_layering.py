@@ -19,7 +19,8 @@ PACKAGES = ("exchange_sim", "protocol", "clients")
 #: the application layer: programs that may import the core and the clients
 #: (a name covers its submodules). Everything else in ``clients`` is the
 #: clients layer; everything else is core.
-APPLICATIONS = ("exchange_sim.cli", "exchange_sim.demo", "exchange_sim.web", "clients.loadgen", "clients.bots")
+APPLICATIONS = ("exchange_sim.cli", "exchange_sim.demo", "exchange_sim.web", "clients.loadgen", "clients.bots",
+                "exchange_sim.gateway")
 
 #: Issue 12: the venue <-> liquidation <-> risk.explain cycle (both back edges
 #: are ``TYPE_CHECKING`` imports of ``Venue``) is being removed by the
