@@ -649,3 +649,31 @@ class Entry:
                     f"allocation would fall below the position's initial margin {im:.2f}",
                 )
         return acct, ins, delta
+
+    # --- funding and dated futures: admin commands' checks
+
+    def settle_funding(self, cmd: M.SettleFunding) -> int | None:
+        """The recorded rate of a valid SettleFunding (None: the book's own
+        premium), its symbol, if named, checked."""
+        if cmd.symbol is not None:
+            reject.instrument(self.s, cmd.symbol)
+        rate = cmd.rate_e8
+        if rate is not None and (type(rate) is not int or abs(rate) > 10_000_000):
+            raise Reject(R.INVALID_FIELD, f"rate_e8 must be an integer within +-10,000,000 (10%), got {rate}")
+        return rate
+
+    def shock_basis(self, cmd: M.ShockBasis) -> tuple[Instrument, Asset, int]:
+        """(future, its underlying, basis change in 1e-8 USD) of a valid
+        ShockBasis: a trading dated future whose underlying has an index."""
+        ins = reject.instrument(self.s, cmd.symbol)
+        if ins.kind != "future":
+            raise Reject(R.INVALID_FIELD, f"{ins.symbol} is a {ins.kind}: only a dated future has a basis")
+        if ins.state != "trading":
+            raise Reject(R.NOT_TRADING, f"{ins.symbol} is {ins.state}")
+        bps = cmd.change_bps
+        if type(bps) is not int or not -10_000 < bps < 10_000:
+            raise Reject(R.INVALID_FIELD, "change_bps must be a whole number of basis points between -9,999 and 9,999")
+        asset = self.s.assets[ins.underlying]
+        if not asset.index:
+            raise Reject(R.NO_MARK_PRICE, f"{ins.underlying} has no index price yet")
+        return ins, asset, asset.index * bps // 10_000

@@ -47,6 +47,7 @@ from exchange_sim.core.state import State
 from exchange_sim.core.views import QUERIES, Views
 from exchange_sim.core.watch import Watch
 from exchange_sim.instruments import Instrument
+from exchange_sim.products.dated_future import PENDING, SETTLED, TRADING, TWAP_WINDOW_NS
 from protocol import messages as M
 from protocol.messages import (
     AccountClosed,
@@ -55,6 +56,9 @@ from protocol.messages import (
     CancelCause,
     Deposit,
     Explain,
+    FutureListed,
+    FutureSettled,
+    LeverageChanged,
     MarginMode,
     MarginModeChanged,
     OrderAccepted,
@@ -64,10 +68,6 @@ from protocol.messages import (
     OrderType,
     SymbolStatus,
 )
-from protocol.messages import LeverageChanged  # --- leverage
-# --- dated futures (issue 16)
-from exchange_sim.products.dated_future import PENDING, SETTLED, TRADING, TWAP_WINDOW_NS
-from protocol.messages import FutureListed, FutureSettled
 
 __all__ = ["Venue", "StopOrder"]
 
@@ -198,12 +198,7 @@ class Venue:
                         events.append(self.views.account_update(acct))
                         self.watch.check(acct, events)
                     case M.SettleFunding:
-                        if command.symbol is not None:
-                            self._instrument(command.symbol)
-                        rate = command.rate_e8
-                        if rate is not None and (type(rate) is not int or abs(rate) > 10_000_000):
-                            raise Reject(R.INVALID_FIELD, f"rate_e8 must be an integer within +-10,000,000 (10%), got {rate}")
-                        self._settle_funding(command.symbol, events, rate)
+                        self._settle_funding(command.symbol, events, self.entry.settle_funding(command))
                     case M.Tick:
                         pass  # time only: the clock above ran what the new time made due
                     case _ if tc in _QUERIES:
@@ -221,7 +216,7 @@ class Venue:
                         self.watch.check(acct, events)
                     # --- dated futures (issue 16)
                     case M.ShockBasis:
-                        self._shock_basis(command, events)
+                        self._shock_basis(*self.entry.shock_basis(command), events)
                     case _:
                         return [rejected(command, R.UNKNOWN_MESSAGE, f"unknown command {type(command).__name__}")]
         except Reject as rej:
@@ -534,21 +529,10 @@ class Venue:
         for acct in paid:  # a closed leg can leave the rest of a portfolio under MM
             self.watch.check(acct, events)
 
-    def _shock_basis(self, cmd, events: list) -> None:
-        """Admin ``ShockBasis``: one dated future's basis moves by
-        ``change_bps`` of its index (bounded); its mark follows."""
-        ins = self._instrument(cmd.symbol)
-        if ins.kind != "future":
-            raise Reject(R.INVALID_FIELD, f"{ins.symbol} is a {ins.kind}: only a dated future has a basis")
-        if ins.state != TRADING:
-            raise Reject(R.NOT_TRADING, f"{ins.symbol} is {ins.state}")
-        bps = cmd.change_bps
-        if type(bps) is not int or not -10_000 < bps < 10_000:
-            raise Reject(R.INVALID_FIELD, "change_bps must be a whole number of basis points between -9,999 and 9,999")
-        asset = self.state.assets[ins.underlying]
-        if not asset.index:
-            raise Reject(R.NO_MARK_PRICE, f"{ins.underlying} has no index price yet")
-        self.clearing.shock_basis(ins, asset, asset.index * bps // 10_000, events)
+    def _shock_basis(self, ins: Instrument, asset, change_e8: int, events: list) -> None:
+        """Admin ``ShockBasis`` (checked by entry): one dated future's basis
+        moves by ``change_e8`` (bounded); its mark follows."""
+        self.clearing.shock_basis(ins, asset, change_e8, events)
         self._trigger_stops(ins, events)
         self.watch.sweep_levels(events)
 
