@@ -487,12 +487,10 @@ class MarginEngine:
         (:meth:`withdraw_refusal`) decides, by bisection on the amount (the
         test is monotone in it), from an estimate. ``equity``: the account's
         :meth:`equity` if the caller has it already (the AccountUpdate builder)."""
-        balances = acct.balances
-        bal = balances.get(self._settle_name, 0)
+        bal = acct.balances.get(self._settle_name, 0)
         if bal <= 0:
             return 0
-        isolated = acct.margin_mode is ISOLATED
-        if not isolated and self._settle_flat and (len(balances) == 1 or min(balances.values()) >= 0):
+        if self._pooled_flat(acct):
             im = acct.im_total
             if im <= 0.0:
                 return bal
@@ -502,7 +500,7 @@ class MarginEngine:
         refused = self.withdraw_refusal
         if refused(acct, settle, bal, bal) is None:
             return bal
-        if isolated:
+        if acct.margin_mode is ISOLATED:
             room = bal / self.unit - self.isolated_need(acct)
         else:
             room = self.equity(acct) - acct.im_total
