@@ -77,3 +77,14 @@ def ctx():
     c = zmq.Context()
     yield c
     c.destroy(linger=0)
+
+
+@pytest.fixture
+def gateway(tmp_path, server):
+    """``exchange-sim gateway`` (Binance USD-M REST + WebSocket) in front of
+    ``server``, on a free loopback port (tests/integration/gateway_helpers.py)."""
+    from gateway_helpers import start_gateway
+
+    gw = start_gateway(tmp_path, server)
+    yield gw
+    gw.stop()

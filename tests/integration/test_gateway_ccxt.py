@@ -10,15 +10,9 @@ import pytest
 pytest.importorskip("aiohttp")
 ccxt = pytest.importorskip("ccxt")
 
-from gateway_helpers import binanceusdm, start_gateway  # noqa: E402
+from gateway_helpers import binanceusdm  # noqa: E402
 from integration_helpers import quote  # noqa: E402
 
-
-@pytest.fixture
-def gateway(tmp_path, server):
-    gw = start_gateway(tmp_path, server)
-    yield gw
-    gw.stop()
 
 
 @pytest.mark.deadline(120)

@@ -15,15 +15,8 @@ import pytest
 aiohttp = pytest.importorskip("aiohttp")
 
 from clients.aio import AsyncClient  # noqa: E402
-from gateway_helpers import start_gateway  # noqa: E402
 from integration_helpers import KEYS  # noqa: E402
 
-
-@pytest.fixture
-def gw(tmp_path, server):
-    g = start_gateway(tmp_path, server)
-    yield g
-    g.stop()
 
 
 def _apply(side: dict, levels) -> None:
@@ -34,16 +27,16 @@ def _apply(side: dict, levels) -> None:
             side[Decimal(p)] = Decimal(q)
 
 
-async def _local_book(server, gw, n_orders: int) -> None:
+async def _local_book(server, gateway, n_orders: int) -> None:
     async with aiohttp.ClientSession() as http:
-        ws = await http.ws_connect(f"{gw.url}/ws/btcusdt@depth@100ms")
-        trades_ws = await http.ws_connect(f"{gw.url}/stream?streams=btcusdt@aggTrade")
+        ws = await http.ws_connect(f"{gateway.url}/ws/btcusdt@depth@100ms")
+        trades_ws = await http.ws_connect(f"{gateway.url}/stream?streams=btcusdt@aggTrade")
         maker = await AsyncClient.connect(server.orders, 1, KEYS[1])
         taker = await AsyncClient.connect(server.orders, 2, KEYS[2])
         try:
             await maker.buy("BTC-PERP", "1", "59000.0")  # changes before the snapshot: buffered, then dropped
             await asyncio.sleep(0.3)
-            async with http.get(f"{gw.url}/fapi/v1/depth", params={"symbol": "BTCUSDT", "limit": 1000}) as r:
+            async with http.get(f"{gateway.url}/fapi/v1/depth", params={"symbol": "BTCUSDT", "limit": 1000}) as r:
                 snap = await r.json()
             bids = {Decimal(p): Decimal(q) for p, q in snap["bids"]}
             asks = {Decimal(p): Decimal(q) for p, q in snap["asks"]}
@@ -54,7 +47,7 @@ async def _local_book(server, gw, n_orders: int) -> None:
                     await maker.cancel(o.order_id)
             trade = await taker.buy("BTC-PERP", "0.02")  # takes the best ask
             await asyncio.sleep(0.3)
-            async with http.get(f"{gw.url}/fapi/v1/depth", params={"symbol": "BTCUSDT", "limit": 1000}) as r:
+            async with http.get(f"{gateway.url}/fapi/v1/depth", params={"symbol": "BTCUSDT", "limit": 1000}) as r:
                 final = await r.json()
 
             prev_u, synced, deadline = None, False, time.monotonic() + 20
@@ -88,13 +81,13 @@ async def _local_book(server, gw, n_orders: int) -> None:
 
 
 @pytest.mark.deadline(120)
-def test_local_book_by_binance_procedure_equals_depth(server, gw):
-    asyncio.run(_local_book(server, gw, 450))
+def test_local_book_by_binance_procedure_equals_depth(server, gateway):
+    asyncio.run(_local_book(server, gateway, 450))
 
 
-async def _live_subscribe(server, gw) -> None:
+async def _live_subscribe(server, gateway) -> None:
     async with aiohttp.ClientSession() as http:
-        ws = await http.ws_connect(f"{gw.url}/ws")
+        ws = await http.ws_connect(f"{gateway.url}/ws")
         maker = await AsyncClient.connect(server.orders, 1, KEYS[1])
         taker = await AsyncClient.connect(server.orders, 2, KEYS[2])
         try:
@@ -122,16 +115,16 @@ async def _live_subscribe(server, gw) -> None:
 
 
 @pytest.mark.deadline(60)
-def test_subscribe_list_unsubscribe_on_a_live_socket(server, gw):
-    asyncio.run(_live_subscribe(server, gw))
+def test_subscribe_list_unsubscribe_on_a_live_socket(server, gateway):
+    asyncio.run(_live_subscribe(server, gateway))
 
 
-async def _mark(gw) -> None:
+async def _mark(gateway) -> None:
     async with aiohttp.ClientSession() as http:
-        ws = await http.ws_connect(f"{gw.url}/ws/btcusdt@markPrice@1s")
+        ws = await http.ws_connect(f"{gateway.url}/ws/btcusdt@markPrice@1s")
         try:
             ev = json.loads((await ws.receive(timeout=10)).data)
-            async with http.get(f"{gw.url}/fapi/v1/premiumIndex", params={"symbol": "BTCUSDT"}) as r:
+            async with http.get(f"{gateway.url}/fapi/v1/premiumIndex", params={"symbol": "BTCUSDT"}) as r:
                 rest = await r.json()
             assert (ev["e"], ev["s"]) == ("markPriceUpdate", "BTCUSDT")
             assert Decimal(ev["p"]) > 0 and ev["T"] == rest["nextFundingTime"] and ev["i"] == rest["indexPrice"]
@@ -140,5 +133,5 @@ async def _mark(gw) -> None:
 
 
 @pytest.mark.deadline(60)
-def test_mark_price_stream_agrees_with_premium_index(server, gw):
-    asyncio.run(_mark(gw))
+def test_mark_price_stream_agrees_with_premium_index(server, gateway):
+    asyncio.run(_mark(gateway))
