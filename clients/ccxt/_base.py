@@ -146,7 +146,6 @@ NO_PADDING, PAD_WITH_ZERO = 5, 6
 
 MAX_CACHED_ORDERS = 10_000
 MAX_CACHED_TRADES = 10_000
-MAX_PUBLIC_TRADES = 1_000  # per symbol, for fetch_trades
 
 _VENUE_MODES = ("cross", "isolated", "portfolio")
 _TIF_IN = {"GTC": "gtc", "IOC": "ioc", "FOK": "fok", "PO": "post_only", "GTX": "post_only"}
@@ -403,7 +402,7 @@ class ExchangeBase:
         self.options = {
             "defaultType": "swap",
             "cancelOnDisconnect": False,
-            "trackLastTrade": True,  # subscribe to public trades: ticker 'last', fetch_trades
+            "trackLastTrade": True,  # subscribe to public trades: positions' lastPrice (fetch_trades asks the venue)
             **options,
         }
         urls = config.pop("urls", None) or {}
@@ -436,7 +435,6 @@ class ExchangeBase:
         self._trade_keys: set[tuple[int, int]] = set()
         self._trade_key_order: deque[tuple[int, int]] = deque()
         self._last: dict[str, tuple[int, Decimal, int]] = {}  # venue symbol -> (trade id, price, ms)
-        self._public_trades: dict[str, deque] = {}
         self._account_ev: m.AccountUpdate | None = None
         self._trade_sub: zmq.Socket | None = None
         self.session_lost: str | None = None
@@ -829,8 +827,8 @@ class ExchangeBase:
             self._last[symbol] = (trade_id, price, ts)
 
     def _open_trade_feed(self, force: bool = False) -> None:
-        """Subscribe to every symbol's public trades (ticker ``last``,
-        ``fetch_trades``). Trades before this moment are not known.
+        """Subscribe to every symbol's public trades (positions' ``lastPrice``;
+        the ``watch_*`` of the asyncio class). Trades before this moment are not known.
         ``force``: even with ``options["trackLastTrade"]`` off (a watch needs it)."""
         if self._trade_sub is not None or not (force or self.options.get("trackLastTrade", True)) or not self._meta:
             return
@@ -866,10 +864,7 @@ class ExchangeBase:
                 ins = self._meta[ev.symbol]
                 price, qty = ins.price(ev.price), ins.qty(ev.qty)
                 self._note_trade(ev.symbol, ev.trade_id, price, qty, ev.taker_side.value, ts)
-                book = self._public_trades.setdefault(ev.symbol, deque(maxlen=MAX_PUBLIC_TRADES))
-                trade = self._public_trade_dict(ev, price, qty, ts)
-                book.append(trade)
-                self._on_public(ev, trade)
+                self._on_public(ev, self._public_trade_dict(ev, price, qty, ts))
             elif type(ev) is m.MarkPrice and ev.symbol in self._meta:
                 self._on_public(ev, None)
 
