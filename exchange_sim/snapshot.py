@@ -171,19 +171,16 @@ def _order_state(o: Order) -> OrderState:
 
 # --- protective orders
 def _protect_state(eng) -> dict:
-    """An engine's protective-order state beyond its stops' commands (empty
-    fields left out, so a venue without protective orders hashes as before)."""
-    out = {}
-    if eng.last_price:
-        out["last_price"] = eng.last_price
-    trails = [TrailState(s.order_id, s.best, s.peer, s.parent) for s in eng.stops.values()
-              if s.best or s.peer is not None or s.parent is not None]
-    if trails:
-        out["trails"] = trails
-    if eng.brackets:
-        out["brackets"] = [BracketState(b.entry_id, b.account, b.side, str(b.stp), b.tp, b.sl, b.tp_id, b.sl_id)
-                           for b in eng.brackets.values()]
-    return out
+    """An engine's protective-order state beyond its stops' commands (as
+    fields of its ``InstrumentState``; empty ones are left out by
+    ``omit_defaults``, so a venue without protective orders hashes as before)."""
+    return {
+        "last_price": eng.last_price,
+        "trails": [TrailState(s.order_id, s.best, s.peer, s.parent) for s in eng.stops.values()
+                   if s.best or s.peer is not None or s.parent is not None],
+        "brackets": [BracketState(b.entry_id, b.account, b.side, str(b.stp), b.tp, b.sl, b.tp_id, b.sl_id)
+                     for b in eng.brackets.values()],
+    }
 
 
 def _restore_protect(eng, s: InstrumentState) -> None:
